@@ -1,0 +1,520 @@
+"""Closed forms of the SGD ideal gas: temperature, pressure, volume, energy, entropy.
+
+Every function is pure and vectorized: array arguments broadcast against each other (numpy
+rules), all arithmetic is float64, a 0-d result comes back as a ``numpy.float64`` scalar.
+Bad input (a non-positive learning rate, effective learning rate, weight decay, radius or
+noise level, ``dim < 2`` or a non-integer ``dim``, NaN or infinity) raises ``ValueError`` with
+a one-line message naming the argument.
+
+Protocols (``PROTOCOLS``):
+
+* ``"lr"``: fixed learning rate ``lr`` = eta and weight decay ``wd`` = lambda,
+  ``w <- w - eta (g + lambda w)``.
+* ``"elr"``: fixed effective learning rate ``elr`` = eta-tilde = eta / r^2 and weight decay,
+  ``w <- w - eta-tilde ||w||^2 (g + lambda w)``.
+* ``"sphere"``: fixed radius r, effective learning rate ``elr``, no weight decay,
+  ``w <- r (w - eta-tilde r^2 g) / ||w - eta-tilde r^2 g||``.
+
+Symbols: ``dim`` = d (scale-invariant parameters, directions live on S^{d-1});
+``sigma2`` = per-direction gradient-noise variance on the unit sphere;
+``trace_sigma`` = tr Sigma on the unit sphere (= (d-1) sigma2 for isotropic noise);
+``grad_norm2`` = ||grad L||^2 on the unit sphere; Q = trace_sigma + grad_norm2 = E||g||^2 on
+the unit sphere. Time is counted in iterations. Thermodynamic dictionary: T = eta-tilde
+sigma2 / 2, p = lambda (or the effective weight decay on the sphere), V = r^2 / 2,
+U = E[L], S = S(directions) + (d-1) log r.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = [
+    "PROTOCOLS",
+    "angular_mixing_time",
+    "equipartition_energy",
+    "equipartition_entropy",
+    "full_entropy",
+    "gibbs_potential",
+    "helmholtz_potential",
+    "ideal_gas_pressure",
+    "ideal_gas_residual",
+    "isotropic_entropy_slopes",
+    "maxwell_slope",
+    "radius_discrete",
+    "radius_sde",
+    "relaxation_time",
+    "sphere_pressure_discrete",
+    "sphere_pressure_from_norm",
+    "sphere_pressure_sde",
+    "stationary_elr_lr",
+    "temperature",
+    "temperature_elr",
+    "temperature_lr",
+    "validate_protocol",
+    "volume",
+]
+
+PROTOCOLS = ("lr", "elr", "sphere")
+
+# Hyperparameters that each protocol has (the dispatchers refuse the others).
+_PROTOCOL_PARAMS = {
+    "lr": ("lr", "wd"),
+    "elr": ("elr", "wd"),
+    "sphere": ("elr",),
+}
+
+
+# ----------------------------------------------------------------------------- validation
+
+
+def _as_float(name: str, x) -> np.ndarray:
+    try:
+        arr = np.asarray(x, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a real number or array, got {x!r}") from None
+    if not np.all(np.isfinite(arr)):
+        raise ValueError(f"{name} must be finite (no NaN or infinity), got {x!r}")
+    return arr
+
+
+def _positive(name: str, x) -> np.ndarray:
+    arr = _as_float(name, x)
+    if not np.all(arr > 0):
+        raise ValueError(f"{name} must be > 0, got {x!r}")
+    return arr
+
+
+def _nonnegative(name: str, x) -> np.ndarray:
+    arr = _as_float(name, x)
+    if not np.all(arr >= 0):
+        raise ValueError(f"{name} must be >= 0, got {x!r}")
+    return arr
+
+
+def _dim(dim) -> np.ndarray:
+    arr = _as_float("dim", dim)
+    if not np.all(arr == np.round(arr)):
+        raise ValueError(f"dim must be an integer (number of parameters), got {dim!r}")
+    if not np.all(arr >= 2):
+        raise ValueError(f"dim must be >= 2 (the sphere S^(dim-1) needs dim >= 2), got {dim!r}")
+    return arr
+
+
+def _out(x: np.ndarray):
+    """Return a numpy float64 scalar for 0-d results, the array otherwise."""
+    x = np.asarray(x, dtype=np.float64)
+    return x[()] if x.ndim == 0 else x
+
+
+def validate_protocol(protocol: str) -> str:
+    """Return ``protocol`` if it is one of ``PROTOCOLS`` ("lr", "elr", "sphere"), else raise."""
+    if not isinstance(protocol, str) or protocol not in PROTOCOLS:
+        raise ValueError(f"protocol must be one of {PROTOCOLS}, got {protocol!r}")
+    return protocol
+
+
+def _hyperparams(func: str, protocol: str, needed: tuple[str, ...], **given) -> dict:
+    """Check the hyperparameters passed to a protocol dispatcher.
+
+    ``needed`` must all be given; a hyperparameter the protocol does not have must not be.
+    Returns the validated (positive, finite) arrays of the given ones.
+    """
+    has = _PROTOCOL_PARAMS[protocol]
+    extra = [k for k, v in given.items() if v is not None and k not in has]
+    if extra:
+        raise ValueError(
+            f"{func}: protocol {protocol!r} has no {', '.join(extra)} "
+            f"(its hyperparameters are {', '.join(has)})"
+        )
+    missing = [k for k in needed if given.get(k) is None]
+    if missing:
+        raise ValueError(f"{func}: protocol {protocol!r} needs {', '.join(missing)}")
+    return {k: _positive(k, v) for k, v in given.items() if v is not None}
+
+
+# ----------------------------------------------------------------------------- temperature
+
+
+def temperature_elr(elr, sigma2):
+    """Temperature at fixed effective learning rate (ELR and sphere protocols).
+
+    T = eta-tilde sigma2 / 2: the direction follows Langevin dynamics on the unit sphere with
+    step eta-tilde and per-direction noise variance eta-tilde^2 sigma2, whose stationary law
+    is exp(-L / T).
+    """
+    elr = _positive("elr", elr)
+    sigma2 = _positive("sigma2", sigma2)
+    return _out(elr * sigma2 / 2.0)
+
+
+def stationary_elr_lr(lr, wd, sigma2, dim):
+    """Stationary effective learning rate of the fixed-LR protocol.
+
+    eta-tilde* = eta / r*^2 = sqrt(2 eta lambda / ((d-1) sigma2)), with r*^4 = eta (d-1) sigma2
+    / (2 lambda) the SDE stationary radius.
+    """
+    lr = _positive("lr", lr)
+    wd = _positive("wd", wd)
+    sigma2 = _positive("sigma2", sigma2)
+    d = _dim(dim)
+    return _out(np.sqrt(2.0 * lr * wd / ((d - 1.0) * sigma2)))
+
+
+def temperature_lr(lr, wd, sigma2, dim):
+    """Temperature at fixed learning rate: T = sqrt(eta lambda sigma2 / (2 (d-1))).
+
+    This is T = eta-tilde* sigma2 / 2 at the stationary effective learning rate
+    eta-tilde* = sqrt(2 eta lambda / ((d-1) sigma2)); it depends on (eta, lambda) only through
+    the product eta lambda.
+    """
+    lr = _positive("lr", lr)
+    wd = _positive("wd", wd)
+    sigma2 = _positive("sigma2", sigma2)
+    d = _dim(dim)
+    return _out(np.sqrt(lr * wd * sigma2 / (2.0 * (d - 1.0))))
+
+
+def temperature(protocol: str, *, sigma2, dim, lr=None, elr=None, wd=None):
+    """Temperature T of a protocol.
+
+    * "elr" (needs elr; wd allowed, unused) and "sphere" (needs elr): T = eta-tilde sigma2 / 2.
+    * "lr" (needs lr, wd): T = sqrt(eta lambda sigma2 / (2 (d-1))).
+
+    Raises ValueError if a needed hyperparameter is missing or one that the protocol does not
+    have is given (e.g. ``wd`` for "sphere", ``elr`` for "lr").
+    """
+    validate_protocol(protocol)
+    needed = {"lr": ("lr", "wd"), "elr": ("elr",), "sphere": ("elr",)}[protocol]
+    p = _hyperparams("temperature", protocol, needed, lr=lr, elr=elr, wd=wd)
+    d = _dim(dim)
+    if protocol == "lr":
+        return temperature_lr(p["lr"], p["wd"], sigma2, d)
+    _positive("sigma2", sigma2)
+    t = np.asarray(temperature_elr(p["elr"], sigma2))
+    return _out(t + 0.0 * d)  # broadcast against dim like the other branch
+
+
+# ----------------------------------------------------------------------------- radius
+
+
+def radius_sde(protocol: str, *, sigma2, dim, lr=None, elr=None, wd=None):
+    """Stationary radius r* of the SDE limit (ideal-gas law lambda r*^2 = (d-1) T).
+
+    Radial SDE (no first-order noise: gradient and noise are tangent),
+    d r^2/dt = -2 eta lambda r^2 + eta^2 (d-1) sigma2 / r^2 with eta = lr ("lr") or
+    eta = eta-tilde r^2 ("elr"). Its zero gives
+
+    * "elr" (needs elr, wd): r*^2 = eta-tilde (d-1) sigma2 / (2 lambda),
+    * "lr" (needs lr, wd): r*^4 = eta (d-1) sigma2 / (2 lambda),
+
+    both equal to r*^2 = (d-1) T / lambda. The sphere has no stationary radius (it is fixed):
+    ValueError.
+    """
+    validate_protocol(protocol)
+    if protocol == "sphere":
+        raise ValueError("radius_sde: the sphere protocol has a fixed radius, not a stationary one")
+    p = _hyperparams("radius_sde", protocol, _PROTOCOL_PARAMS[protocol], lr=lr, elr=elr, wd=wd)
+    sigma2 = _positive("sigma2", sigma2)
+    d = _dim(dim)
+    if protocol == "elr":
+        return _out(np.sqrt(p["elr"] * (d - 1.0) * sigma2 / (2.0 * p["wd"])))
+    return _out((p["lr"] * (d - 1.0) * sigma2 / (2.0 * p["wd"])) ** 0.25)
+
+
+def radius_discrete(
+    protocol: str, *, trace_sigma, grad_norm2, lr=None, elr=None, wd=None, exact: bool = False
+):
+    """Discretization-corrected stationary radius, with Q = trace_sigma + grad_norm2.
+
+    One step of SGD with coupled weight decay, g orthogonal to w and E||g||^2 = Q / r^2:
+    ||w_{t+1}||^2 = (1 - eta lambda)^2 ||w_t||^2 + eta^2 ||g||^2. Balance in expectation:
+    r^4 (2 eta lambda - eta^2 lambda^2) = eta^2 Q.
+
+    ``exact=False`` drops the eta^2 lambda^2 term (the paper's "discr." curves):
+
+    * "elr": r*^2 = eta-tilde Q / (2 lambda),
+    * "lr": r*^4 = eta Q / (2 lambda).
+
+    ``exact=True`` keeps it:
+
+    * "lr": r*^4 = eta Q / (lambda (2 - eta lambda)); NaN where eta lambda >= 2 (then
+      |1 - eta lambda| >= 1 and weight decay no longer shrinks the norm: no fixed point).
+    * "elr" (eta = eta-tilde r^2): the balance is eta-tilde^2 lambda^2 r^4 - 2 eta-tilde lambda
+      r^2 + eta-tilde^2 Q = 0, whose smaller root (the stable one of the map) is
+      r*^2 = (1 - sqrt(1 - eta-tilde^2 Q)) / (eta-tilde lambda). NaN where
+      eta-tilde^2 Q >= 1: the per-step growth factor of ||w||^2,
+      (1 - eta-tilde lambda r^2)^2 + eta-tilde^2 Q, is then >= 1 at every radius, so the norm
+      never settles (at equality the double root is only marginally stable).
+
+    Relative size of the dropped term: the exact r*^4 ("lr") is larger by a factor
+    2 / (2 - eta lambda) = 1 + eta lambda / 2 + O((eta lambda)^2); the exact r*^2 ("elr") by
+    1 + eta-tilde^2 Q / 4 + O(eta-tilde^4 Q^2).
+    """
+    validate_protocol(protocol)
+    if protocol == "sphere":
+        raise ValueError(
+            "radius_discrete: the sphere protocol has a fixed radius, not a stationary one"
+        )
+    p = _hyperparams(
+        "radius_discrete", protocol, _PROTOCOL_PARAMS[protocol], lr=lr, elr=elr, wd=wd
+    )
+    q = _positive("trace_sigma", trace_sigma) + _nonnegative("grad_norm2", grad_norm2)
+    wd = p["wd"]
+    if protocol == "lr":
+        eta = p["lr"]
+        if not exact:
+            return _out((eta * q / (2.0 * wd)) ** 0.25)
+        denom = wd * (2.0 - eta * wd)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            r4 = np.where(denom > 0, eta * q / np.where(denom > 0, denom, 1.0), np.nan)
+        return _out(r4**0.25)
+    e = p["elr"]
+    if not exact:
+        return _out(np.sqrt(e * q / (2.0 * wd)))
+    c = e * e * q
+    ok = c < 1.0
+    # 1 - sqrt(1 - c) written as c / (1 + sqrt(1 - c)) to avoid cancellation at small c.
+    with np.errstate(invalid="ignore"):
+        r2 = np.where(ok, c / (1.0 + np.sqrt(np.where(ok, 1.0 - c, 1.0))) / (e * wd), np.nan)
+    return _out(np.sqrt(r2))
+
+
+# ----------------------------------------------------------------------------- sphere pressure
+
+
+def sphere_pressure_sde(elr, radius, sigma2, dim):
+    """Pressure (effective weight decay) on the sphere, SDE limit.
+
+    lambda_eff = (d-1) T / r^2 = eta-tilde (d-1) sigma2 / (2 r^2): the weight decay that would
+    hold the radius at r, i.e. the ideal-gas law p V = (d-1) T / 2 with V = r^2 / 2.
+    """
+    elr = _positive("elr", elr)
+    radius = _positive("radius", radius)
+    sigma2 = _positive("sigma2", sigma2)
+    d = _dim(dim)
+    return _out(elr * (d - 1.0) * sigma2 / (2.0 * radius**2))
+
+
+def sphere_pressure_discrete(elr, radius, trace_sigma, grad_norm2, exact: bool = False):
+    """Discretization-corrected pressure on the sphere, with Q = trace_sigma + grad_norm2.
+
+    ``exact=False``: lambda_eff = eta-tilde Q / (2 r^2).
+
+    ``exact=True``: the pre-projection step w' = w - eta-tilde r^2 g (g orthogonal to w,
+    E||g||^2 = Q / r^2) has norm r' = sqrt(E||w'||^2) = r sqrt(1 + eta-tilde^2 Q), and the
+    paper's estimator lambda_eff = (r' - r) / (eta-tilde r^3) (see
+    ``sphere_pressure_from_norm``) gives
+    lambda_eff = (sqrt(1 + eta-tilde^2 Q) - 1) / (eta-tilde r^2)
+    (= eta-tilde Q / (2 r^2) (1 - eta-tilde^2 Q / 4 + ...)). It uses the root mean square of
+    ||w'||; the mean of ||w'|| is smaller by Jensen, by O(eta-tilde^2 Var||g||^2).
+    """
+    elr = _positive("elr", elr)
+    radius = _positive("radius", radius)
+    q = _positive("trace_sigma", trace_sigma) + _nonnegative("grad_norm2", grad_norm2)
+    if not exact:
+        return _out(elr * q / (2.0 * radius**2))
+    x = elr * elr * q
+    # sqrt(1 + x) - 1 written as x / (sqrt(1 + x) + 1) to avoid cancellation at small x.
+    return _out(x / (np.sqrt(1.0 + x) + 1.0) / (elr * radius**2))
+
+
+def sphere_pressure_from_norm(mean_preprojection_norm, radius, elr):
+    """Pressure estimator of the paper's code: lambda_eff = (r' - r) / (eta-tilde r^3).
+
+    r' is the mean norm of the iterate before projection back to the sphere of radius r.
+    Projection multiplies w' by r / r' = 1 - (r' - r) / r' ~ 1 - (r' - r) / r, which is the
+    shrinkage 1 - eta lambda of a weight-decay step with eta = eta-tilde r^2.
+    """
+    r_pre = _positive("mean_preprojection_norm", mean_preprojection_norm)
+    radius = _positive("radius", radius)
+    elr = _positive("elr", elr)
+    return _out((r_pre - radius) / (elr * radius**3))
+
+
+# ----------------------------------------------------------------------------- ideal gas
+
+
+def volume(radius):
+    """Volume V = r^2 / 2 (half the squared norm of the scale-invariant weights)."""
+    radius = _positive("radius", radius)
+    return _out(radius**2 / 2.0)
+
+
+def ideal_gas_pressure(temperature, volume, dim):
+    """Ideal-gas pressure p = (d-1) T / (2 V) (N k_B = (d-1)/2)."""
+    t = _positive("temperature", temperature)
+    v = _positive("volume", volume)
+    d = _dim(dim)
+    return _out((d - 1.0) * t / (2.0 * v))
+
+
+def ideal_gas_residual(pressure, volume, temperature, dim):
+    """Relative violation of the ideal-gas law: p V / ((d-1) T / 2) - 1 (0 when it holds)."""
+    p = _positive("pressure", pressure)
+    v = _positive("volume", volume)
+    t = _positive("temperature", temperature)
+    d = _dim(dim)
+    return _out(p * v / ((d - 1.0) * t / 2.0) - 1.0)
+
+
+# ----------------------------------------------------------------------------- energy, entropy
+
+
+def equipartition_energy(temperature, dim):
+    """Equipartition energy U = (d-1) T / 2 (above the minimum of L).
+
+    Laplace (low-temperature) value of E[L] under exp(-L / T) on S^{d-1} with curvature 1 at
+    the minimum; for the isotropic model's linear loss L = 1 + mu.w (|mu| = 1, a von
+    Mises-Fisher law with kappa = 1/T) the exact value is 1 - A_d(1/T)
+    = (d-1) T / 2 - (d-1)(d-3) T^2 / 8 + O(T^3), exact up to O(exp(-2/T)) for d = 3.
+    """
+    t = _positive("temperature", temperature)
+    d = _dim(dim)
+    return _out((d - 1.0) * t / 2.0)
+
+
+def equipartition_entropy(temperature, dim):
+    """Entropy of the directions (nats, surface measure of the unit sphere), Laplace value.
+
+    S_dir = (d-1)/2 log(2 pi e T): a Gaussian of variance T in each of the d-1 tangent
+    directions. For the linear loss (von Mises-Fisher, kappa = 1/T) the exact value is
+    S_dir - (d-1)(d-3) T / 4 + O(T^2), exact up to O(exp(-2/T)) for d = 3.
+    """
+    t = _positive("temperature", temperature)
+    d = _dim(dim)
+    return _out((d - 1.0) / 2.0 * np.log(2.0 * np.pi * np.e * t))
+
+
+def full_entropy(entropy_dir, radius, dim):
+    """Entropy on the sphere of radius r: S = S_dir + (d-1) log r.
+
+    The surface measure of S^{d-1} scales as r^{d-1}; the radius is deterministic in the SDE
+    limit, so no radial term appears.
+    """
+    s = _as_float("entropy_dir", entropy_dir)
+    radius = _positive("radius", radius)
+    d = _dim(dim)
+    return _out(s + (d - 1.0) * np.log(radius))
+
+
+# ----------------------------------------------------------------------------- potentials
+
+
+def gibbs_potential(energy, temperature, entropy, pressure, volume):
+    """Gibbs potential G = U - T S + p V.
+
+    With p = lambda and V = r^2 / 2 this is E[L + lambda ||w||^2 / 2] - T S, the free energy
+    of the L2-regularized loss; at fixed (T, p) it is minimized by the stationary state.
+    """
+    u = _as_float("energy", energy)
+    t = _positive("temperature", temperature)
+    s = _as_float("entropy", entropy)
+    p = _positive("pressure", pressure)
+    v = _positive("volume", volume)
+    return _out(u - t * s + p * v)
+
+
+def helmholtz_potential(energy, temperature, entropy):
+    """Helmholtz potential F = U - T S (natural at fixed volume, i.e. on the sphere)."""
+    u = _as_float("energy", energy)
+    t = _positive("temperature", temperature)
+    s = _as_float("entropy", entropy)
+    return _out(u - t * s)
+
+
+# ----------------------------------------------------------------------------- Maxwell slopes
+
+
+def maxwell_slope(protocol: str, dim):
+    """Landscape-independent entropy slope predicted by the Maxwell relations (nats).
+
+    Uses only S = S_dir + (d-1) log r with S_dir a function of the direction law, and the
+    ideal-gas radius r*^2 = (d-1) T / lambda:
+
+    * "elr": dS/dlog(lambda) at fixed eta-tilde = -(d-1)/2. T = eta-tilde sigma2 / 2 does not
+      depend on lambda, so S_dir is constant and (d-1) log r* = (d-1)/2 (log((d-1) T)
+      - log lambda). Equivalently (dS/dp)_T = -(dV/dT)_p = -(d-1)/(2p).
+    * "lr": dS/dlog(eta) at fixed lambda - dS/dlog(lambda) at fixed eta = (d-1)/2. The
+      direction law depends on (eta, lambda) only through eta lambda, so the S_dir terms
+      cancel in the difference; (d-1) log r* = (d-1)/4 (log eta - log lambda) + const
+      contributes (d-1)/4 + (d-1)/4.
+    * "sphere": dS/dlog(r) at fixed eta-tilde = d-1 (S_dir depends on eta-tilde only).
+    """
+    validate_protocol(protocol)
+    d = _dim(dim)
+    factor = {"elr": -0.5, "lr": 0.5, "sphere": 1.0}[protocol]
+    return _out(factor * (d - 1.0))
+
+
+def isotropic_entropy_slopes(protocol: str, dim) -> dict:
+    """Individual entropy slopes dS/dlog(x) of the isotropic model (C_V = (d-1)/2 constant).
+
+    With S_dir = (d-1)/2 log T + const (so T dS_dir/dT = C_V = (d-1)/2) and
+    S = S_dir + (d-1) log r:
+
+    * "lr": T = sqrt(eta lambda sigma2 / (2(d-1))) gives dlog T = (dlog eta + dlog lambda)/2,
+      and r*^4 = eta (d-1) sigma2 / (2 lambda) gives (d-1) dlog r = (d-1)/4 (dlog eta
+      - dlog lambda). Hence {"lr": (d-1)/4 + (d-1)/4 = (d-1)/2,
+      "wd": (d-1)/4 - (d-1)/4 = 0}: changing lambda at fixed eta is an adiabat.
+    * "elr": T = eta-tilde sigma2 / 2 and r*^2 = eta-tilde (d-1) sigma2 / (2 lambda). Hence
+      {"elr": (d-1)/2 (S_dir) + (d-1)/2 (radius) = d-1, "wd": -(d-1)/2}.
+    * "sphere": T = eta-tilde sigma2 / 2 and r fixed. Hence {"elr": (d-1)/2,
+      "radius": d-1}.
+
+    The "lr" difference and the "elr" "wd" entry, and the "sphere" "radius" entry, equal
+    ``maxwell_slope`` (they do not depend on C_V); the others do.
+    """
+    validate_protocol(protocol)
+    d = _dim(dim)
+    n = (d - 1.0) / 2.0
+    if protocol == "lr":
+        return {"lr": _out(n), "wd": _out(0.0 * n)}
+    if protocol == "elr":
+        return {"elr": _out(2.0 * n), "wd": _out(-n)}
+    return {"elr": _out(n), "radius": _out(2.0 * n)}
+
+
+# ----------------------------------------------------------------------------- time scales
+
+
+def relaxation_time(protocol: str, *, wd=None, lr=None, elr=None, trace_total=None):
+    """Relaxation time of the radius, in iterations (SDE limit).
+
+    * "lr" (needs lr, wd): tau = 1 / (4 eta lambda). With Q the unit-sphere E||g||^2,
+      d r^4/dt = 2 r^2 d r^2/dt = -4 eta lambda r^4 + 2 eta^2 Q is linear in r^4, so
+      r^4 - r*^4 decays exactly as exp(-4 eta lambda t).
+    * "elr" (needs elr, trace_total = Q = trace_sigma + grad_norm2; wd allowed, unused):
+      tau = 1 / (eta-tilde^2 Q). With u = r^2, du/dt = u (-2 eta-tilde lambda u
+      + eta-tilde^2 Q) is logistic; linearized at u* = eta-tilde Q / (2 lambda) its rate is
+      4 eta-tilde lambda u* - eta-tilde^2 Q = eta-tilde^2 Q, independent of lambda
+      (1/u relaxes exactly at that rate).
+    * "sphere" (elr allowed, unused): 0, the radius has no dynamics.
+
+    ``trace_total`` is a property of the state, not a hyperparameter: it is accepted (and
+    ignored) by "lr" and "sphere".
+    """
+    validate_protocol(protocol)
+    needed = {"lr": ("lr", "wd"), "elr": ("elr",), "sphere": ()}[protocol]
+    p = _hyperparams("relaxation_time", protocol, needed, lr=lr, elr=elr, wd=wd)
+    q = None if trace_total is None else _positive("trace_total", trace_total)
+    if protocol == "lr":
+        return _out(1.0 / (4.0 * p["lr"] * p["wd"]))
+    if protocol == "elr":
+        if q is None:
+            raise ValueError(
+                "relaxation_time: protocol 'elr' needs trace_total (Q = trace_sigma + grad_norm2)"
+            )
+        return _out(1.0 / (p["elr"] ** 2 * q))
+    return _out(np.zeros(np.shape(p["elr"])) if "elr" in p else 0.0)
+
+
+def angular_mixing_time(elr, curvature=1.0):
+    """Angular relaxation time on the unit sphere, in iterations: 1 / (eta-tilde h).
+
+    Near the minimum the direction follows d(delta)/dt = -eta-tilde h delta (plus noise), with
+    h the curvature of L on the unit sphere; h = 1 for the isotropic model's linear loss
+    L = 1 + mu.w with |mu| = 1.
+    """
+    elr = _positive("elr", elr)
+    h = _positive("curvature", curvature)
+    return _out(1.0 / (elr * h))
