@@ -1,0 +1,184 @@
+"""The ``thermosgd`` command line. It parses options and calls the library; nothing else."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+
+PRESETS_ISOTROPIC = {
+    # the paper's study (paper.md section 8): 17x17 grids, 2e6 steps, d=3, sigma=1
+    "paper": {
+        "lr": {"lr": "log:1e-3:1e-1:17", "wd": "log:1e-3:1e-1:17"},
+        "elr": {"elr": "log:1e-3:1e-1:17", "wd": "log:1e-3:1e-1:17"},
+        "sphere": {"elr": "log:1e-3:1e-1:17", "radius": "log:1e-1:1e1:17"},
+        "steps": 2_000_000, "dim": 3, "sigma": 1.0, "queue_size": 1000,
+    },
+    # a reduced study that runs in about a minute on 2 cores
+    "quick": {
+        "lr": {"lr": "log:1e-2:1e-1:5", "wd": "log:1e-2:1e-1:5"},
+        "elr": {"elr": "log:1e-2:1e-1:5", "wd": "log:1e-2:1e-1:5"},
+        "sphere": {"elr": "log:1e-2:1e-1:5", "radius": "log:1e-1:1e1:5"},
+        "steps": 300_000, "dim": 3, "sigma": 1.0, "queue_size": 1000,
+    },
+}
+
+
+class UsageError(ValueError):
+    """Bad command-line input: reported in one line, exit status 2."""
+
+
+def parse_list(text: str) -> tuple[float, ...]:
+    """'0.1,0.2,0.5' or 'log:START:STOP:NUM' (NUM log-spaced values from START to STOP)."""
+    text = text.strip()
+    try:
+        if text.startswith("log:"):
+            parts = text.split(":")
+            if len(parts) != 4:
+                raise ValueError
+            start, stop, num = float(parts[1]), float(parts[2]), int(parts[3])
+            if start <= 0 or stop <= 0 or num < 1:
+                raise UsageError(f"log range {text!r}: START and STOP must be > 0, NUM >= 1")
+            return tuple(float(v) for v in np.geomspace(start, stop, num))
+        values = tuple(float(v) for v in text.split(",") if v.strip())
+    except UsageError:
+        raise
+    except ValueError:
+        raise UsageError(
+            f"cannot parse {text!r}: use comma-separated numbers or log:START:STOP:NUM"
+        ) from None
+    if not values:
+        raise UsageError("empty list of values")
+    return values
+
+
+def _add_isotropic(sub) -> None:
+    p = sub.add_parser(
+        "isotropic",
+        help="simulate the isotropic-noise model on a hyperparameter grid",
+        description=(
+            "Simulate SGD with weight decay on the isotropic-noise model L = 1 + <mu, w/|w|> "
+            "(tangent Gaussian noise of scale sigma/|w|) over a grid of hyperparameters, measure "
+            "the stationary radius, pressure, energy U and entropy S, and compare them with the "
+            "ideal-gas theory. Writes OUT/results.csv (one row per grid point), OUT/summary.json "
+            "(Maxwell slopes, worst errors, potential argmin) and PNG figures. With --preset, "
+            "runs all three protocols into OUT/<protocol>/."
+        ),
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument("--preset", choices=sorted(PRESETS_ISOTROPIC),
+                   help="run a named study of all three protocols: 'paper' is the paper's exact "
+                        "study (17x17 grids, 2e6 steps, d=3); 'quick' a reduced one")
+    p.add_argument("--protocol", choices=["lr", "elr", "sphere"],
+                   help="lr: fixed learning rate + weight decay; elr: fixed effective LR "
+                        "(step eta-tilde*|w|^2) + weight decay; sphere: fixed radius, ELR step, "
+                        "projection back to the sphere")
+    lists = "LIST: comma-separated values or log:START:STOP:NUM"
+    p.add_argument("--lr", type=parse_list, help=f"learning rates eta (protocol lr). {lists}")
+    p.add_argument("--elr", type=parse_list,
+                   help=f"effective learning rates eta-tilde (protocols elr, sphere). {lists}")
+    p.add_argument("--wd", type=parse_list, help=f"weight decays lambda (lr, elr). {lists}")
+    p.add_argument("--radius", type=parse_list, help=f"sphere radii r (sphere). {lists}")
+    p.add_argument("--dim", type=int, default=3, help="number of parameters d (sphere S^{d-1})")
+    p.add_argument("--sigma", type=float, default=1.0,
+                   help="noise scale: per-direction noise std on the unit sphere")
+    p.add_argument("--steps", type=int, default=200_000, help="SGD steps per chain")
+    p.add_argument("--seed", type=int, default=0, help="seed of the loss direction, init, noise")
+    p.add_argument("--replicas", type=int, default=1,
+                   help="independent chains per grid point (pooled for the statistics)")
+    p.add_argument("--burn-in", type=int, default=None,
+                   help="steps discarded before the stationary window (default: from the radius "
+                        "relaxation and angular mixing times, within [steps/10, steps/2])")
+    p.add_argument("--queue-size", type=int, default=1000,
+                   help="direction snapshots per chain for the entropy, spread over the window")
+    p.add_argument("--init-radius", type=float, default=1.0, help="initial |w| (lr, elr)")
+    p.add_argument("--entropy-method", choices=["chord", "angles"], default="chord",
+                   help="k-NN entropy on chord distances (default) or the paper's angles")
+    p.add_argument("--no-figures", action="store_true", help="skip the PNG figures")
+    p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
+                   help="progress bar (default: only when stderr is a terminal)")
+    p.add_argument("--out", type=Path, required=True, help="output directory")
+    p.set_defaults(func=cmd_isotropic)
+
+
+def cmd_isotropic(args) -> int:
+    from thermosgd.isotropic import IsotropicConfig, run_study
+
+    common = {"dim": args.dim, "sigma": args.sigma, "steps": args.steps, "seed": args.seed,
+              "replicas": args.replicas, "burn_in": args.burn_in, "queue_size": args.queue_size,
+              "init_radius": args.init_radius}
+    if args.preset:
+        if args.protocol or any(getattr(args, k) for k in ("lr", "elr", "wd", "radius")):
+            raise UsageError("--preset runs its own grids: drop --protocol/--lr/--elr/--wd/--radius")
+        preset = PRESETS_ISOTROPIC[args.preset]
+        for key in ("steps", "dim", "sigma", "queue_size"):
+            common[key] = preset[key]
+        configs = [
+            IsotropicConfig(protocol=proto, **{k: parse_list(v) for k, v in preset[proto].items()},
+                            **common)
+            for proto in ("elr", "lr", "sphere")
+        ]
+        outs = [args.out / c.protocol for c in configs]
+    else:
+        if not args.protocol:
+            raise UsageError("give --protocol (lr, elr or sphere) or --preset")
+        grid = {k: getattr(args, k) or () for k in ("lr", "elr", "wd", "radius")}
+        configs = [IsotropicConfig(protocol=args.protocol, **grid, **common)]
+        outs = [args.out]
+    for c, out in zip(configs, outs, strict=True):
+        summary = run_study(c, out, figures=not args.no_figures, progress=args.progress,
+                            entropy_method=args.entropy_method)
+        print(format_summary(summary))
+        print(f"wrote {out}/results.csv, {out}/summary.json")
+    return 0
+
+
+def format_summary(s: dict) -> str:
+    """A few human-readable lines from a study summary."""
+    c = s["config"]
+    lines = [f"== isotropic {c['protocol']}: {s['grid_points']} grid points, d={c['dim']}, "
+             f"{c['steps']} steps; stationary {s['stationary_points']}/{s['grid_points']}"]
+    key = "pressure" if c["protocol"] == "sphere" else "radius"
+
+    def pct(v):
+        return "n/a" if v is None else f"{100 * v:.2f}%"
+
+    lines.append(f"   {key}: worst rel. error {pct(s[f'{key}_max_rel_error_discrete'])} "
+                 f"(discretization-corrected), {pct(s[f'{key}_max_rel_error_sde'])} (SDE)")
+    lines.append(f"   energy: worst rel. error vs exact vMF {pct(s['energy_max_rel_error_exact'])}")
+    for name, m in s["maxwell"].items():
+        if m.get("measured") is None:
+            continue
+        spread = m.get("std_over_rows", m.get("stderr"))
+        lines.append(f"   {name} = {m['measured']:+.4f} +- {spread:.4f} "
+                     f"(theory {m['theory']:+.4f})")
+    lines.append(f"   potential argmin: max distance to target "
+                 f"{s['potential_argmin']['max_distance_cells']} cell(s)")
+    return "\n".join(lines)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="thermosgd",
+        description="Thermodynamics of SGD on scale-invariant networks: measure and predict "
+                    "temperature, pressure, volume, energy and entropy.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _add_isotropic(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+        return args.func(args)
+    except ValueError as e:  # UsageError and invalid configurations
+        print(f"thermosgd: error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
