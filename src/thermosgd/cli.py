@@ -111,7 +111,7 @@ def cmd_isotropic(args) -> int:
               "init_radius": args.init_radius}
     if args.preset:
         if args.protocol or any(getattr(args, k) for k in ("lr", "elr", "wd", "radius")):
-            raise UsageError("--preset runs its own grids: drop --protocol/--lr/--elr/--wd/--radius")
+            raise UsageError("--preset runs its own grids: drop --protocol and the grid lists")
         preset = PRESETS_ISOTROPIC[args.preset]
         for key in ("steps", "dim", "sigma", "queue_size"):
             common[key] = preset[key]

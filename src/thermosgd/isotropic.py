@@ -138,7 +138,7 @@ def grid_values(c: IsotropicConfig) -> dict[str, np.ndarray]:
 
 
 def theory_temperature(c: IsotropicConfig) -> np.ndarray:
-    """T of every grid point: eta-tilde sigma^2/2 (elr, sphere), sqrt(eta lambda sigma^2/(2(d-1)))."""
+    """T per grid point: eta-tilde sigma^2/2 (elr, sphere); sqrt(eta lambda sigma^2/(2(d-1)))."""
     g = grid_values(c)
     s2 = c.sigma**2
     if c.protocol == "lr":
@@ -233,9 +233,9 @@ def _simulate_kernel(
     after the step (= the post-step norm for lr/elr) and ||grad_S L(wbar)||^2 = 1 - <mu,wbar>^2.
     sums[b, j] accumulates them over the window (j = 0..3) and sums[b, 4] counts steps;
     block_sum[b, k, j] holds the same sums for the k-th of n_blocks equal blocks of the window
-    (batch means) of the window of `window` steps, with block_sum[b, k, 4] the count.  Every spacing[b] window steps the
-    direction after the step is pushed into queue[b].  A chain whose radius leaves
-    (0, 1e150) or turns NaN is marked diverged and frozen (its state set to NaN).
+    (batch means) of the window of `window` steps, with block_sum[b, k, 4] the count.  Every
+    spacing[b] window steps the direction after the step is pushed into queue[b].  A chain
+    whose radius leaves (0, 1e150) or turns NaN is marked diverged and frozen (state set to NaN).
     """
     n_chains, d = w.shape
     n_queue = queue.shape[1]
@@ -619,7 +619,7 @@ def potential_argmin(table: dict, c: IsotropicConfig, targets: tuple[int, ...] |
     ok = np.isfinite(U) & np.isfinite(S)
 
     def picks(m):
-        return sorted({int(round(f * (m - 1))) for f in (0.125, 0.5, 0.875)})
+        return sorted({round(f * (m - 1)) for f in (0.125, 0.5, 0.875)})
 
     res = []
     for i in targets or picks(n1):

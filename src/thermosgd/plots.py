@@ -8,9 +8,9 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from matplotlib.colors import LogNorm  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+from matplotlib.colors import LogNorm
 
 LABEL = {"lr": r"learning rate $\eta$", "elr": r"effective LR $\tilde\eta$",
          "wd": r"weight decay $\lambda$", "radius": r"radius $r$"}
