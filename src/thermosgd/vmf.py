@@ -160,7 +160,7 @@ def _check_finite_nonneg(name: str, a: np.ndarray, allow_inf: bool = True) -> No
     if np.any(np.isnan(a)):
         raise ValueError(f"{name} must not be NaN")
     if np.any(a < 0):
-        raise ValueError(f"{name} must be >= 0, got min {np.min(a)!r}")
+        raise ValueError(f"{name} must be >= 0, got min {float(np.min(a))}")
     if not allow_inf and np.any(np.isinf(a)):
         raise ValueError(f"{name} must be finite")
 
@@ -239,11 +239,11 @@ def _prepare(dim, kappa) -> tuple[np.ndarray, np.ndarray, tuple[int, ...]]:
     d, k = _broadcast("dim", dim, "kappa", kappa)
     if np.any(~np.isfinite(d)) or np.any(d < 2):
         bad = d[~(np.isfinite(d) & (d >= 2))].ravel()[0]
-        raise ValueError(f"dim must be finite and >= 2, got {bad!r}")
+        raise ValueError(f"dim must be finite and >= 2, got {float(bad)}")
     if np.any(np.isnan(k)):
         raise ValueError("kappa must not be NaN")
     if np.any(k < 0):
-        raise ValueError(f"kappa must be >= 0, got min {np.min(k)!r}")
+        raise ValueError(f"kappa must be >= 0, got min {float(np.min(k))}")
     return d.ravel(), k.ravel(), d.shape
 
 
@@ -379,7 +379,7 @@ def sample(n: int, mu, kappa: float, seed) -> np.ndarray:
 def _wood_w(n: int, d: int, kappa: float, rng: np.random.Generator):
     """Wood's rejection sampler: (w, 1 - w), n draws of w = <mu, x> under vMF_d(kappa)."""
     dm1 = d - 1.0
-    b = dm1 / (2.0 * kappa + np.sqrt(4.0 * kappa * kappa + dm1 * dm1))
+    b = dm1 / (2.0 * kappa + np.hypot(2.0 * kappa, dm1))  # = (sqrt(4k^2 + (d-1)^2) - 2k)/(d-1)
     one_m_x0 = 2.0 * b / (1.0 + b)
     x0 = (1.0 - b) / (1.0 + b)
     w = np.empty(n)
