@@ -26,8 +26,16 @@ PRESETS_ISOTROPIC = {
 }
 
 
-class UsageError(ValueError):
+class UsageError(argparse.ArgumentTypeError, ValueError):
     """Bad command-line input: reported in one line, exit status 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """ArgumentParser whose errors are one line ("thermosgd: error: ...") with exit status 2."""
+
+    def error(self, message: str):
+        print(f"thermosgd: error: {message} (see {self.prog} --help)", file=sys.stderr)
+        raise SystemExit(2)
 
 
 def parse_list(text: str) -> tuple[float, ...]:
@@ -160,7 +168,7 @@ def format_summary(s: dict) -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="thermosgd",
         description="Thermodynamics of SGD on scale-invariant networks: measure and predict "
                     "temperature, pressure, volume, energy and entropy.",
@@ -174,6 +182,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
+    except SystemExit as e:
+        return int(e.code or 0)
+    try:
         return args.func(args)
     except ValueError as e:  # UsageError and invalid configurations
         print(f"thermosgd: error: {e}", file=sys.stderr)

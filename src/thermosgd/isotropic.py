@@ -439,6 +439,11 @@ def stationary_table(sim: Simulation, entropy_method: str = "chord") -> dict[str
     rp, rp_se = _pooled_mean_and_stderr(sim.block_sum, 2, R)
     grad_norm2 = (sim.sums[:, 3] / np.maximum(sim.sums[:, 4], 1)).reshape(-1, R).mean(1)
     diverged = sim.diverged.reshape(-1, R).any(1)
+    # a diverged grid point keeps NaN measurements; theory is evaluated on placeholders
+    nan_if_diverged = np.where(diverged, np.nan, 1.0)
+    radius, energy, rp = radius * nan_if_diverged, energy * nan_if_diverged, rp * nan_if_diverged
+    safe_g2 = np.where(diverged, 0.0, grad_norm2)
+    safe_rp = np.where(diverged, g["radius"] if c.protocol == "sphere" else 1.0, rp)
     trace_sigma = (d - 1) * c.sigma**2
     sigma2 = np.full(n, c.sigma**2)
 
@@ -450,11 +455,12 @@ def stationary_table(sim: Simulation, entropy_method: str = "chord") -> dict[str
     }
     if c.protocol == "sphere":
         radius, radius_se = g["radius"].copy(), np.zeros(n)
-        pressure = theory.sphere_pressure_from_norm(rp, g["radius"], g["elr"])
+        pressure = theory.sphere_pressure_from_norm(safe_rp, g["radius"], g["elr"])
+        pressure = pressure * nan_if_diverged
         pressure_se = rp_se / (g["elr"] * g["radius"] ** 3)
         pressure_theory = theory.sphere_pressure_sde(g["elr"], g["radius"], c.sigma**2, d)
         pressure_discrete = theory.sphere_pressure_discrete(
-            g["elr"], g["radius"], trace_sigma, grad_norm2)
+            g["elr"], g["radius"], trace_sigma, safe_g2) * nan_if_diverged
         radius_theory = radius_discrete = g["radius"].copy()
     else:
         pressure, pressure_se = g["wd"].copy(), np.zeros(n)
@@ -462,7 +468,8 @@ def stationary_table(sim: Simulation, entropy_method: str = "chord") -> dict[str
         radius_theory = theory_radius(c).ravel()
         kw = {"lr": g["lr"]} if c.protocol == "lr" else {"elr": g["elr"]}
         radius_discrete = theory.radius_discrete(
-            c.protocol, trace_sigma=trace_sigma, grad_norm2=grad_norm2, wd=g["wd"], **kw)
+            c.protocol, trace_sigma=trace_sigma, grad_norm2=safe_g2, wd=g["wd"], **kw
+        ) * nan_if_diverged
 
     # entropy of directions from the pooled snapshot queues (replicas pooled: R*N points)
     snaps = sim.queue.reshape(n, R * c.queue_size, d)
@@ -474,7 +481,9 @@ def stationary_table(sim: Simulation, entropy_method: str = "chord") -> dict[str
         entropy_dir[ok] = est.value
         entropy_dir_se[ok] = est.stderr
     log_r = np.log(radius)
-    entropy = theory.full_entropy(entropy_dir, radius, d)
+    valid = np.isfinite(entropy_dir) & np.isfinite(radius)
+    entropy = np.where(valid, theory.full_entropy(np.where(valid, entropy_dir, 0.0),
+                                                  np.where(valid, radius, 1.0), d), np.nan)
     entropy_se = np.hypot(entropy_dir_se, (d - 1) * radius_se / radius)
     kappa = 1.0 / temperature
     cols.update(
@@ -491,9 +500,12 @@ def stationary_table(sim: Simulation, entropy_method: str = "chord") -> dict[str
         entropy_dir_theory=vmf.entropy(d, kappa),
         entropy_dir_equipartition=theory.equipartition_entropy(temperature, d),
     )
+    h = effective_lr(c).ravel()
+    cols["energy_discrete"] = theory.discrete_energy(cols["energy_theory"], h)
+    cols["entropy_dir_discrete"] = cols["entropy_dir_theory"] + theory.discrete_entropy_shift(h, d)
     cols["entropy_theory"] = theory.full_entropy(cols["entropy_dir_theory"], radius_theory, d)
     if c.protocol == "lr":  # the temperature the chain actually feels: eta/r^2 sigma^2/2
-        cols["temperature_measured"] = theory.temperature_elr(g["lr"] / radius**2, c.sigma**2)
+        cols["temperature_measured"] = 0.5 * c.sigma**2 * g["lr"] / radius**2
     else:
         cols["temperature_measured"] = temperature.copy()
     cols.update(_diagnostics(sim, radius, diverged))
@@ -674,8 +686,14 @@ def summarize(table: dict, c: IsotropicConfig, seconds: float | None = None) -> 
     out["energy_max_rel_error_exact"] = _worst(table["energy"] / table["energy_theory"] - 1, ok)
     z = (table["energy"] - table["energy_theory"]) / table["energy_se"]
     out["energy_max_abs_z_exact"] = _worst(z, ok)
+    out["energy_max_rel_error_discrete"] = _worst(
+        table["energy"] / table["energy_discrete"] - 1, ok)
+    zd = (table["energy"] - table["energy_discrete"]) / table["energy_se"]
+    out["energy_max_abs_z_discrete"] = _worst(zd, ok)
     out["entropy_dir_max_abs_error_exact"] = _worst(
         table["entropy_dir"] - table["entropy_dir_theory"], ok)
+    out["entropy_dir_max_abs_error_discrete"] = _worst(
+        table["entropy_dir"] - table["entropy_dir_discrete"], ok)
     out["maxwell"] = maxwell_summary(table, c)
     pot = potential_argmin(table, c)
     out["potential_argmin"] = {"targets": pot,

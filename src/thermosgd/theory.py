@@ -385,6 +385,33 @@ def equipartition_entropy(temperature, dim):
     return _out((d - 1.0) / 2.0 * np.log(2.0 * np.pi * np.e * t))
 
 
+def discrete_energy(energy, elr, curvature=1.0):
+    """Leading-order finite-step correction of the stationary energy: U_h = U (1 + h/2).
+
+    The discrete chain w <- normalize(w - eta-tilde g) is an Euler scheme for the Langevin
+    diffusion on the sphere; its stationary law is wider than the Gibbs law. Expanding the
+    one-step balance of q = ||x||^2 (x: tangent coordinates at the minimum) to third order in
+    the step, with the normalization factor 1/(1 + h^2 ||g||^2), gives
+    E[q]_h = E[q]_Gibbs (1 + h/2) + O(h T^2), h = eta-tilde * curvature, independent of d and
+    sigma; U = q/2 + q^2/8 + ... inherits the factor. (Flat check: x <- (1-h) x + noise has
+    stationary variance T/(1 - h/2).) For the linear loss the curvature at the minimum is 1.
+    The next order is negative and grows with (d-1) T; see docs/isotropic.md.
+    """
+    u = _as_float("energy", energy)
+    h = _positive("elr", elr) * _positive("curvature", curvature)
+    return _out(u * (1.0 + h / 2.0))
+
+
+def discrete_entropy_shift(elr, dim, curvature=1.0):
+    """Leading-order finite-step shift of the entropy of directions: (d-1)/2 log(1 + h/2).
+
+    The same widening as `discrete_energy` (variance factor 1 + h/2 in each of the d-1 tangent
+    directions of a near-Gaussian law), h = eta-tilde * curvature.
+    """
+    h = _positive("elr", elr) * _positive("curvature", curvature)
+    return _out((_dim(dim) - 1.0) / 2.0 * np.log1p(h / 2.0))
+
+
 def full_entropy(entropy_dir, radius, dim):
     """Entropy on the sphere of radius r: S = S_dir + (d-1) log r.
 
