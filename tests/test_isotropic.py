@@ -68,10 +68,10 @@ def test_sde_radius_trajectory_matches_ode():
                                 init_radius=0.3)
         q = 4 * 0.64
         if protocol == "lr":
-            def f(t, u, eta=0.1, lam=0.01):
+            def f(t, u, eta=0.1, lam=0.01, q=q):
                 return -2 * eta * lam * u + eta**2 * q / u
         else:
-            def f(t, u, e=0.02, lam=0.003):
+            def f(t, u, e=0.02, lam=0.003, q=q):
                 return u * (-2 * e * lam * u + e**2 * q)
         ts = np.array([0.0, 500.0, 3000.0, 20_000.0])
         sol = solve_ivp(f, (0, ts[-1]), [0.09], t_eval=ts, rtol=1e-10, atol=1e-12)
@@ -93,7 +93,7 @@ def test_equation_of_state_all_protocols_d3_and_d10():
         for protocol, grid in (("lr", {"lr": (0.03, 0.1), "wd": (0.01, 0.05)}),
                                ("elr", {"elr": (0.02, 0.08), "wd": (0.01, 0.05)}),
                                ("sphere", {"elr": (0.02, 0.08), "radius": (0.3, 2.0)})):
-            c, t = _run(protocol, grid, dim=dim, sigma=sig, steps=200_000, queue_size=200,
+            _, t = _run(protocol, grid, dim=dim, sigma=sig, steps=200_000, queue_size=200,
                         replicas=2)
             assert t["stationary"].all()
             key = "pressure" if protocol == "sphere" else "radius"
@@ -108,7 +108,7 @@ def test_energy_matches_exact_vmf_after_leading_discretization_correction():
     # sphere protocol, d=3: U/U_exact - 1 = eta-tilde/2 + O(eta-tilde^2). At eta-tilde <= 0.02
     # the correction is <= 1% and the second-order term (~ -1.5 eta^2, measured) < 0.06%;
     # 48 replicas x 1.6e5-step windows give a relative standard error ~0.25%.
-    c, t = _run("sphere", {"elr": (0.01, 0.02), "radius": (1.0,)}, steps=200_000,
+    _, t = _run("sphere", {"elr": (0.01, 0.02), "radius": (1.0,)}, steps=200_000,
                 replicas=48, queue_size=50)
     z_exact = (t["energy"] - t["energy_theory"]) / t["energy_se"]
     z_disc = (t["energy"] - t["energy_discrete"]) / t["energy_se"]
@@ -145,7 +145,7 @@ def test_not_relaxed_points_are_flagged():
 
 def test_divergence_is_recorded_and_others_continue():
     # lr = 1e4 with wd = 1: the radius factor |1 - eta lambda| = 9999 overflows within ~80 steps
-    c, t = _run("lr", {"lr": (0.1, 1e4), "wd": (1.0,)}, steps=20_000, queue_size=100)
+    _, t = _run("lr", {"lr": (0.1, 1e4), "wd": (1.0,)}, steps=20_000, queue_size=100)
     assert t["diverged"].tolist() == [False, True]
     assert np.isfinite(t["radius"][0]) and np.isnan(t["radius"][1])
     assert not t["stationary"][1]

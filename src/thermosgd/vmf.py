@@ -228,7 +228,7 @@ def _ratio_parts(nu: np.ndarray, x: np.ndarray):
         den = 2.0 * m + xa * r[act]
         r_new = xa / den
         u_new = (2.0 * m - xa * u[act]) / den
-        rp[act] = (2.0 * m - q[act]) / (den * den)
+        rp[act] = (2.0 * m - q[act]) / den / den
         q[act] = r_new * r_new * (2.0 * m - q[act])
         r[act] = r_new
         u[act] = u_new
