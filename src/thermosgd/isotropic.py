@@ -492,7 +492,8 @@ def stationary_table(sim: Simulation, entropy_method: str = "chord") -> dict[str
         trace_sigma=np.full(n, trace_sigma),
         entropy_dir=entropy_dir, entropy_dir_se=entropy_dir_se,
         entropy=entropy, entropy_se=entropy_se, log_radius=log_r,
-        volume=theory.volume(radius),
+        volume=np.where(np.isfinite(radius),
+                        theory.volume(np.where(np.isfinite(radius), radius, 1.0)), np.nan),
         radius_theory=radius_theory, radius_discrete=radius_discrete,
         pressure_theory=pressure_theory, pressure_discrete=pressure_discrete,
         energy_theory=vmf.mean_energy(d, kappa),
@@ -524,7 +525,8 @@ def _diagnostics(sim: Simulation, radius: np.ndarray, diverged: np.ndarray) -> d
     bs = sim.block_sum
     first = bs[:, :half, 0].sum(1) / np.maximum(bs[:, :half, 4].sum(1), 1)
     second = bs[:, half:, 0].sum(1) / np.maximum(bs[:, half:, 4].sum(1), 1)
-    drift = ((second - first) / ((second + first) / 2)).reshape(-1, R).mean(1)
+    with np.errstate(invalid="ignore", divide="ignore"):  # diverged chains hold NaN
+        drift = ((second - first) / ((second + first) / 2)).reshape(-1, R).mean(1)
     means = bs[..., 0] / np.maximum(bs[..., 4], 1)
     block_se = means.std(axis=1, ddof=1) / np.sqrt(c.n_blocks) / np.maximum(
         means.mean(1), 1e-300)
