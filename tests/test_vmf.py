@@ -96,10 +96,12 @@ def test_log_bessel_i_vs_mpmath_grid():
 @pytest.mark.parametrize(
     ("nu", "x"),
     [(19.5, 15.0), (19.99, 15.0), (20.0, 15.0), (20.5, 2.0), (0.25, 5.0), (3.0, 1.999),
-     (3.0, 2.001), (30.0, 1e-300), (2.0, 1e-300), (0.0, 1e9), (50.0, 1e9)],
+     (3.0, 2.001), (3.0, 9999.0), (3.0, 1e4), (19.9, 1e4), (30.0, 1e-300), (2.0, 1e-300),
+     (0.0, 1e9), (50.0, 1e9), (0.0, 1e12), (19.5, 1e15)],
 )
 def test_log_bessel_i_regime_boundaries(nu, x):
-    # Around the switches: Debye (nu >= 20) / scipy ive / power series (x <= 2); extremes of x.
+    # Around the switches: Debye (nu >= 20) / power series (x <= 2) / scipy ive / large-x
+    # Hankel expansion (x >= 1e4; scipy's ive returns nan from x ~ 1e10); extremes of x.
     ref = mp_log_i(nu, x)
     assert rel_err(vmf.log_bessel_i(nu, x), ref) <= 1e-12
 
@@ -163,6 +165,23 @@ def test_vmf_quantities_vs_mpmath(dim):
             assert err <= 1e-11, (key, dim, kappa, val[i], r)
 
 
+def test_vmf_quantities_random_real_dims():
+    # 60 random (dim, kappa), dim real in [2, 3e4], kappa log-uniform in [1e-7, 1e7]; same
+    # tolerance and justification as the grid test above (a 400-point version measured 1.5e-13).
+    rng = np.random.default_rng(7)
+    dims = np.exp(rng.uniform(np.log(2.0), np.log(3e4), 60))
+    kappas = np.exp(rng.uniform(np.log(1e-7), np.log(1e7), 60))
+    got = dict(A=vmf.mean_resultant_length(dims, kappas), U=vmf.mean_energy(dims, kappas),
+               V=vmf.energy_variance(dims, kappas), slope=vmf.entropy_slope(dims, kappas),
+               S=vmf.entropy(dims, kappas), logC=vmf.log_normalizer(dims, kappas))
+    for i, (dim, kappa) in enumerate(zip(dims, kappas, strict=True)):
+        ref = mp_vmf(dim, kappa)
+        for key, val in got.items():
+            r = float(ref[key])
+            err = rel_err(val[i], r) if key in ("S", "logC") else abs(val[i] - r) / abs(r)
+            assert err <= 1e-11, (key, dim, kappa, val[i], r)
+
+
 def test_vmf_mean_energy_dim3_closed_form():
     # d = 3: A = coth k - 1/k, U = 1 - coth k + 1/k, S = log(4 pi sinh k / k) - k (coth k - 1/k),
     # evaluated with mpmath (independent of any Bessel function).
@@ -181,7 +200,7 @@ def test_vmf_large_kappa_limits():
     # S -> (d-1)/2 log(2 pi e / k) with correction O(d^2/k) (exact up to e^{-2k} for d = 3);
     # U ~ (d-1)/(2k) with relative correction -(d-3)/(4k) + O(d^2/k^2); slope -> -(d-1)/2 as O(d/k).
     for dim in (2, 3, 10, 50, 1000):
-        for kappa in (1e6, 1e7):
+        for kappa in (1e6, 1e7, 1e12):
             asym = 0.5 * (dim - 1) * np.log(2 * np.pi * np.e / kappa)
             s = vmf.entropy(dim, kappa)
             tol = 1e-12 * abs(asym) if dim == 3 else dim**2 / kappa

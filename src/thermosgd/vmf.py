@@ -11,7 +11,8 @@ Numerical method (nu = d/2 - 1, x = kappa):
 * order nu >= 20: Debye's uniform asymptotic expansion of I_nu(nu z) with u_1..u_14 (truncation
   error below 1e-16 relative), and the matching expansion of I'_nu for the ratio
   A = I_{nu+1}/I_nu = I'_nu/I_nu - nu/x, written so that A, 1 - A and A' carry no cancellation;
-* order nu < 20: log I_nu from the power series (x <= 2) or ``scipy.special.ive``; the ratio from
+* order nu < 20: log I_nu from the power series (x <= 2), the large-x (Hankel) expansion
+  (x >= 1e4) or ``scipy.special.ive`` in between; the ratio from
   the Debye expansion at order nu + M >= 20 followed by the (stable) backward recurrence
   R_{m-1} = x / (2m + x R_m), carried for R, 1 - R and x^2 R' separately.
 """
@@ -38,6 +39,8 @@ _NU_DEBYE = 20.0  # orders >= this use the Debye expansion directly
 _N_DEBYE = 14  # terms u_1..u_14: max_t |u_15(t)| / 20^15 ~ 3e-17
 _X_SERIES = 2.0  # small orders: power series for x <= 2 (q = x^2/4 <= 1, 24 terms ~ 1e-40)
 _N_SERIES = 24
+_X_HANKEL = 1e4  # small orders: large-x (Hankel) expansion for x >= 1e4 (scipy's ive is nan
+_N_HANKEL = 16  # for x >~ 1e10); 16 terms, truncation < 0.02^16
 _LOG_2PI = float(np.log(2.0 * np.pi))
 
 
@@ -119,8 +122,11 @@ def _log_parts(nu: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         t = n / h
         su, _ = _debye_sums(t, n)
         common = -0.5 * (_LOG_2PI + np.log(h)) + np.log1p(su)
-        # nu eta - x = nu^2/(h + x) - nu asinh(nu/x);  nu eta - nu log x = h - nu log(nu + h)
-        log_ive[deb] = common + n * n / (h + xx) - n * np.arcsinh(n / xx)
+        # nu eta - x = nu^2/(h + x) - nu asinh(nu/x), asinh(nu/x) = log((nu + h)/x);
+        # nu eta - nu log x = h - nu log(nu + h)
+        with np.errstate(divide="ignore", over="ignore"):  # n/xx may overflow; not used then
+            asinh_n_x = np.where(n > xx, np.log(n + h) - np.log(xx), np.arcsinh(n / xx))
+        log_ive[deb] = common + n * t / (1.0 + xx / h) - n * asinh_n_x
         log_pow[deb] = common + h - n * np.log(n + h)
 
     ser = ~deb & (x <= _X_SERIES)
@@ -136,7 +142,22 @@ def _log_parts(nu: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         log_pow[ser] = lp
         log_ive[ser] = lp + n * np.log(xx) - xx
 
-    mid = ~deb & ~ser
+    hank = ~deb & (x >= _X_HANKEL)
+    if np.any(hank):
+        # I_nu(x) e^-x sqrt(2 pi x) = sum_k (-1)^k a_k(nu) / x^k, a_k = prod_{j<=k} (4nu^2 -
+        # (2j-1)^2) / (k! 8^k): for nu < 20, x >= 1e4 successive terms shrink by <= 0.02.
+        n, xx = nu[hank], x[hank]
+        mu4 = 4.0 * n * n
+        term = np.ones_like(xx)
+        tail = np.zeros_like(xx)
+        for k in range(1, _N_HANKEL + 1):
+            term = -term * ((mu4 - (2 * k - 1) ** 2) / (8.0 * k)) / xx
+            tail = tail + term
+        li = -0.5 * (_LOG_2PI + np.log(xx)) + np.log1p(tail)
+        log_ive[hank] = li
+        log_pow[hank] = li + (xx - n * np.log(xx))
+
+    mid = ~deb & ~ser & ~hank
     if np.any(mid):
         n, xx = nu[mid], x[mid]
         li = np.log(special.ive(n, xx))
