@@ -1,0 +1,647 @@
+"""Entropy of weight distributions: exact k-NN (Kozachenko-Leonenko) estimators.
+
+Kozachenko-Leonenko (Kraskov/Goria form) for N points of a density on an m-dimensional
+Euclidean space (or a Riemannian manifold of dimension m, locally flat at the scale of the
+neighbour distances):
+
+    H = psi(N) - psi(k) + log V_m + m * mean_i log eps_{i,k},   V_m = pi^{m/2} / Gamma(m/2 + 1),
+
+with eps_{i,k} the distance from point i to its k-th nearest neighbour (self excluded). The
+constants use the exact digamma function (not the log(N-1) shortcut of the paper's code).
+
+* `nearest_neighbor_distances`: exact k-NN distances. Low dimension (D <= 16): a KD-tree per
+  cloud. Otherwise: the points are centred, candidates are selected with a blocked Gram matrix
+  (float32 by default) and the candidate distances are recomputed exactly in float64 from the
+  coordinates, with a rounding-error bound guaranteeing that no true neighbour is missed.
+* `knn_entropy`: the estimator above, batched over leading axes.
+* `sphere_entropy`: entropy of directions w/|w| w.r.t. the surface measure of S^{D-1}, either
+  from chord distances (intrinsic dimension D-1, no Jacobian) or with the paper's hyperspherical
+  angles plus the mean log-Jacobian.
+* `EntropyQueue`: a preallocated FIFO of weight snapshots with entropy methods.
+
+Every value comes with a standard error: stderr = std_i(h_i) / sqrt(N) with h_i the per-point
+summand (m log eps_{i,k}, plus the log-Jacobian for the angle method), which matches the spread
+over independent repeats (tested in tests/test_entropy.py).
+
+Duplicates: repeated points (a k-NN distance of exactly zero) are atoms, for which the
+differential entropy is -inf and the estimator is undefined. By default (`duplicates="raise"`)
+the estimators raise a ValueError; `duplicates="drop"` keeps one copy of each repeated point
+(N becomes the number of distinct points). `nearest_neighbor_distances` itself returns the
+zeros unchanged.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Literal
+
+import numba
+import numpy as np
+from scipy.special import digamma, gammaln
+
+__all__ = [
+    "EntropyEstimate",
+    "EntropyQueue",
+    "knn_entropy",
+    "log_unit_ball_volume",
+    "nearest_neighbor_distances",
+    "sphere_entropy",
+]
+
+# KD-tree (exact, float64) up to this ambient dimension; blocked Gram above.
+_KDTREE_MAX_DIM = 16
+# Elements of one Gram block (float32: 128 MiB); N = 4000 fits in one block (a single SYRK).
+_GRAM_BLOCK_ELEMENTS = 1 << 25
+# Elements per float64 chunk in the streaming passes (32 MiB).
+_CHUNK_ELEMENTS = 1 << 22
+# Extra candidates kept per row beyond k (plus one boundary value to verify the selection).
+_EXTRA_CANDIDATES = 4
+# Clipping threshold of the paper's code for sin(phi_k) in the log-Jacobian (angle method).
+ANGLE_SIN_CLIP = 1e-8
+
+Duplicates = Literal["raise", "drop"]
+
+
+# ----------------------------------------------------------------------------- result type
+
+
+@dataclass(frozen=True)
+class EntropyEstimate:
+    """An entropy estimate in nats with its standard error.
+
+    value, stderr: float for one cloud, ndarray of the batch shape otherwise.
+    n: number of points used per cloud (int, or ndarray if `duplicates="drop"` changed it).
+    k: neighbour order. dim: intrinsic dimension m used in the estimator. method: a label.
+    """
+
+    value: float | np.ndarray
+    stderr: float | np.ndarray
+    n: int | np.ndarray
+    k: int
+    dim: int
+    method: str
+
+    def __float__(self) -> float:
+        if np.ndim(self.value) != 0:
+            raise TypeError(f"float() needs a scalar estimate, value has shape {np.shape(self.value)}")
+        return float(self.value)
+
+
+# ----------------------------------------------------------------------------- validation
+
+
+def _check_k(k) -> int:
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+        raise ValueError(f"k must be an integer >= 1, got {k!r}")
+    return int(k)
+
+
+def _check_points(name: str, x, k: int, min_points: int, finite: bool | None = None) -> np.ndarray:
+    """Array (..., N, D) of float32/float64 with N >= min_points. finite=None checks NaN/inf only
+    for the KD-tree path (D <= 16); the Gram path and the sphere norms detect them on the fly."""
+    if hasattr(x, "detach"):  # torch tensor
+        x = x.detach().cpu().numpy()
+    x = np.asarray(x)
+    if x.dtype.kind not in "fiu" or x.dtype == np.float16:
+        if x.dtype.kind == "f":
+            x = x.astype(np.float32)
+        elif x.dtype.kind == "b":
+            x = x.astype(np.float64)
+        else:
+            raise ValueError(f"{name} must be a real numeric array, got dtype {x.dtype}")
+    if x.dtype.kind in "iu":
+        x = x.astype(np.float64)
+    if x.ndim < 2:
+        raise ValueError(f"{name} must have shape (..., N, D), got shape {x.shape}")
+    n, d = x.shape[-2:]
+    if d < 1:
+        raise ValueError(f"{name} has dimension D = 0")
+    if n < min_points:
+        raise ValueError(
+            f"{name} has N = {n} points; need N >= k + {min_points - k} = {min_points} (k = {k})"
+        )
+    if finite is None:
+        finite = d <= _KDTREE_MAX_DIM
+    if finite and not np.isfinite(x).all():
+        raise ValueError(f"{name} contains NaN or inf")
+    return x
+
+
+def _check_dim(dim, ambient: int) -> int:
+    if isinstance(dim, bool) or not isinstance(dim, (int, np.integer)) or dim < 1:
+        raise ValueError(f"dim must be an integer >= 1, got {dim!r}")
+    if dim > ambient:
+        raise ValueError(f"dim = {dim} exceeds the ambient dimension D = {ambient}")
+    return int(dim)
+
+
+def _check_duplicates(duplicates) -> str:
+    if duplicates not in ("raise", "drop"):
+        raise ValueError(f"duplicates must be 'raise' or 'drop', got {duplicates!r}")
+    return duplicates
+
+
+# ----------------------------------------------------------------------------- kernels
+
+# Reassociation lets the float64 sums vectorize; no other fast-math (NaN/inf propagate).
+_FASTMATH = {"reassoc", "contract"}
+
+
+@numba.njit(parallel=True, cache=True, fastmath=_FASTMATH)
+def _row_norms_kernel(x, out):  # pragma: no cover - compiled
+    n, d = x.shape
+    for i in numba.prange(n):
+        acc = 0.0
+        for j in range(d):
+            v = np.float64(x[i, j])
+            acc += v * v
+        out[i] = np.sqrt(acc)
+
+
+@numba.njit(parallel=True, cache=True, fastmath=_FASTMATH)
+def _centre_kernel(x, s, c0, q, nrm):  # pragma: no cover - compiled
+    n, d = x.shape
+    for i in numba.prange(n):
+        si = s[i]
+        acc = 0.0
+        for j in range(d):
+            v = np.float64(x[i, j]) * si - c0[j]
+            q[i, j] = v
+            acc += v * v
+        nrm[i] = acc
+
+
+@numba.njit(parallel=True, cache=True, fastmath=_FASTMATH)
+def _pair_d2_kernel(x, s, rows, cols, out):  # pragma: no cover - compiled
+    d = x.shape[1]
+    for p in numba.prange(rows.shape[0]):
+        i = rows[p]
+        j = cols[p]
+        si = s[i]
+        sj = s[j]
+        acc = 0.0
+        for t in range(d):
+            v = np.float64(x[i, t]) * si - np.float64(x[j, t]) * sj
+            acc += v * v
+        out[p] = acc
+
+
+def _row_norms(x: np.ndarray) -> np.ndarray:
+    """Row norms (float64) of x (..., N, D), accumulated in float64 (NaN/inf propagate)."""
+    d = x.shape[-1]
+    flat = np.ascontiguousarray(x).reshape((-1, d))
+    if flat.dtype not in (np.float32, np.float64):
+        flat = flat.astype(np.float64)
+    out = np.empty(flat.shape[0])
+    _row_norms_kernel(flat, out)
+    return out.reshape(x.shape[:-1])
+
+
+# ----------------------------------------------------------------------------- k-NN core
+
+
+def _knn_kdtree(x: np.ndarray, k: int) -> np.ndarray:
+    """Exact k-NN distances (float64) with a KD-tree; zero duplicates kept.
+
+    The query returns the k+1 smallest distances of each point including itself (distance 0);
+    dropping the first column leaves the k neighbour distances also when duplicates exist
+    (the dropped 0 is then either the point itself or an equivalent duplicate).
+    """
+    from scipy.spatial import cKDTree
+
+    x64 = np.ascontiguousarray(x, dtype=np.float64)
+    tree = cKDTree(x64)
+    d, _ = tree.query(x64, k=k + 1, workers=-1)
+    return np.ascontiguousarray(d[:, 1:])
+
+
+def _merge_topk(best_v, best_i, new_v, new_i, m: int):
+    import torch
+
+    v = torch.cat([best_v, new_v], dim=1)
+    i = torch.cat([best_i, new_i], dim=1)
+    vv, pos = torch.topk(v, m, dim=1, largest=False, sorted=True)
+    return vv, torch.gather(i, 1, pos)
+
+
+def _knn_gram(x: np.ndarray, k: int, scale=None, block_size=None, dtype=None) -> np.ndarray:
+    """Exact k-NN distances of the rows p_i = scale_i * x_i of x (N, D), float64 output.
+
+    1. Centre: q_i = p_i - c (c = mean of a strided subsample, computed in float64), stored in
+       the Gram dtype (float32 by default); n_i = |q_i|^2 in float64.
+    2. Blocked Gram G = q q^T (SYRK on diagonal blocks, upper triangle only) gives approximate
+       squared distances a_ij = n_i + n_j - 2 G_ij; keep the k + 4 smallest per row plus the next
+       one as a boundary.
+    3. Rounding-error bound e_ij = (10 + 8 sqrt(D)) u (n_i + n_j) (u = unit roundoff of the Gram
+       dtype; the sqrt(D) term is the probabilistic bound of Higham & Mary 2019 for a length-D
+       dot product with lambda = 8, the constant covers rounding q and forming a_ij). With U_i the
+       k-th smallest a_ij + e_ij, the true k nearest neighbours are among {j: a_ij - e_ij <= U_i}.
+       If the boundary value does not clear U_i, the row is redone against all points.
+    4. The candidate distances are recomputed exactly in float64 from the coordinates (the
+       difference p_i - p_j, no cancellation); the k smallest are returned, sorted.
+    """
+    import torch
+
+    n, d = x.shape
+    gdt = np.dtype(np.float32 if dtype is None else dtype)
+    if gdt not in (np.dtype(np.float32), np.dtype(np.float64)):
+        raise ValueError(f"dtype must be float32 or float64, got {dtype!r}")
+    tdt = torch.float32 if gdt == np.float32 else torch.float64
+    if block_size is None:
+        block_size = max(256, _GRAM_BLOCK_ELEMENTS // n)
+    elif isinstance(block_size, bool) or not isinstance(block_size, (int, np.integer)) or block_size < 1:
+        raise ValueError(f"block_size must be an integer >= 1, got {block_size!r}")
+    bs = int(min(block_size, n))
+
+    x = np.ascontiguousarray(x)
+    if x.dtype not in (np.float32, np.float64):
+        x = x.astype(np.float64)
+    s = np.ones(n) if scale is None else np.ascontiguousarray(scale, dtype=np.float64)
+
+    # 1. centre (fused float64 kernel: q_i = s_i x_i - c0 stored in the Gram dtype, n_i = |q_i|^2)
+    sub = np.arange(0, n, max(1, n // 512))
+    c0 = (x[sub].astype(np.float64) * s[sub, None]).mean(0)
+    qn = np.empty((n, d), dtype=gdt)
+    nr = np.empty(n)
+    _centre_kernel(x, s, c0, qn, nr)
+    if not np.isfinite(nr).all():
+        raise ValueError("x contains NaN or inf (or values too large to square in float64)")
+    nq = torch.from_numpy(nr).to(tdt)
+
+    # 2. blocked Gram, running top-(m+1)
+    m = min(k + _EXTRA_CANDIDATES, n - 1)
+    keep = min(m + 1, n - 1)  # the (m+1)-th is the boundary; none if keep == n - 1
+    inf = float("inf")
+    best_v = torch.full((n, keep), inf, dtype=tdt)
+    best_i = torch.full((n, keep), -1, dtype=torch.int64)
+    for a in range(0, n, bs):
+        b = min(n, a + bs)
+        blk = qn[a:b]
+        g = torch.from_numpy(blk @ blk.T)  # SYRK (numpy detects x @ x.T)
+        g.mul_(-2.0).add_(nq[a:b, None]).add_(nq[None, a:b])
+        g.fill_diagonal_(inf)
+        kk = min(keep, b - a)
+        v, i = torch.topk(g, kk, dim=1, largest=False)
+        best_v[a:b], best_i[a:b] = _merge_topk(best_v[a:b], best_i[a:b], v, i + a, keep)
+        if b < n:
+            g = torch.from_numpy(blk @ qn[b:].T)
+            g.mul_(-2.0).add_(nq[a:b, None]).add_(nq[None, b:])
+            v, i = torch.topk(g, min(keep, n - b), dim=1, largest=False)
+            best_v[a:b], best_i[a:b] = _merge_topk(best_v[a:b], best_i[a:b], v, i + b, keep)
+            v, i = torch.topk(g, min(keep, b - a), dim=0, largest=False)
+            best_v[b:], best_i[b:] = _merge_topk(
+                best_v[b:], best_i[b:], v.T.contiguous(), i.T.contiguous() + a, keep
+            )
+        del g
+
+    # 3. candidate sets with the rounding-error bound
+    u = float(np.finfo(gdt).eps) / 2.0
+    tol = (10.0 + 8.0 * math.sqrt(d)) * u
+    av = best_v.numpy().astype(np.float64)
+    ai = best_i.numpy()
+    has_boundary = keep == m + 1
+    top_v, top_i = (av[:, :m], ai[:, :m]) if has_boundary else (av, ai)
+    e = tol * (nr[:, None] + nr[top_i])
+    upper = np.partition(top_v + e, k - 1, axis=1)[:, k - 1]
+    cand = top_v - e <= upper[:, None]
+    if has_boundary:
+        bad = av[:, m] - tol * (nr + nr.max()) <= upper
+    else:
+        bad = np.zeros(n, dtype=bool)
+    rows_l = [np.broadcast_to(np.arange(n)[:, None], top_i.shape)[cand & ~bad[:, None]]]
+    cols_l = [top_i[cand & ~bad[:, None]]]
+    for r in np.flatnonzero(bad):  # rare: ambiguous beyond the kept candidates
+        arow = nr[r] + nr - 2.0 * (qn @ qn[r]).astype(np.float64)
+        arow[r] = np.inf
+        erow = tol * (nr[r] + nr)
+        up = np.partition(arow + erow, k - 1)[k - 1]
+        js = np.flatnonzero(arow - erow <= up)
+        js = js[js != r]
+        rows_l.append(np.full(js.size, r))
+        cols_l.append(js)
+    rows = np.concatenate(rows_l).astype(np.int64)
+    cols = np.concatenate(cols_l).astype(np.int64)
+
+    # 4. exact float64 distances of the unique candidate pairs
+    lo, hi = np.minimum(rows, cols), np.maximum(rows, cols)
+    key, inv = np.unique(lo * n + hi, return_inverse=True)
+    d2 = np.empty(key.size)
+    _pair_d2_kernel(x, s, key // n, key % n, d2)
+    d2 = d2[inv.ravel()]
+    order = np.lexsort((d2, rows))
+    rows, d2 = rows[order], d2[order]
+    start = np.searchsorted(rows, np.arange(n))
+    pos = np.arange(rows.size) - start[rows]
+    sel = pos < k
+    out = np.empty((n, k))
+    out[rows[sel], pos[sel]] = np.sqrt(d2[sel])
+    return out
+
+
+def _knn_one(x: np.ndarray, k: int, scale=None, block_size=None, dtype=None) -> np.ndarray:
+    if x.shape[1] <= _KDTREE_MAX_DIM:
+        if scale is not None:
+            x = np.asarray(x, dtype=np.float64) * scale[:, None]
+        return _knn_kdtree(x, k)
+    return _knn_gram(x, k, scale=scale, block_size=block_size, dtype=dtype)
+
+
+def nearest_neighbor_distances(x, k: int = 1, *, block_size=None, dtype=None) -> np.ndarray:
+    """Exact Euclidean distances from each row of x (..., N, D) to its k nearest other rows.
+
+    Returns float64 (..., N, k), sorted ascending. For D <= 16 a KD-tree (float64); otherwise
+    a centred, blocked Gram matrix in `dtype` (float32 default, or float64) selects candidates
+    whose distances are then recomputed exactly in float64 from the coordinates, with a
+    rounding-error bound that guarantees no neighbour is missed (see `_knn_gram`). Memory:
+    one Gram block of block_size x N (default: about 2^25 elements) plus a copy of x in `dtype`.
+    Duplicate points give exact zero distances (no clipping).
+    """
+    k = _check_k(k)
+    x = _check_points("x", x, k, k + 1)
+    lead = x.shape[:-2]
+    n, d = x.shape[-2:]
+    flat = x.reshape((-1, n, d))
+    out = np.empty((flat.shape[0], n, k))
+    for b in range(flat.shape[0]):
+        out[b] = _knn_one(flat[b], k, block_size=block_size, dtype=dtype)
+    return out.reshape((*lead, n, k))
+
+
+# ----------------------------------------------------------------------------- estimators
+
+
+def log_unit_ball_volume(dim: int) -> float:
+    """log V_m = (m/2) log pi - log Gamma(m/2 + 1), the volume of the unit ball in R^m."""
+    return 0.5 * dim * math.log(math.pi) - float(gammaln(0.5 * dim + 1.0))
+
+
+def _kl_from_eps(eps_k: np.ndarray, k: int, dim: int, extra=None) -> tuple[float, float]:
+    """(H, stderr) from the k-th neighbour distances of one cloud.
+
+    H = psi(N) - psi(k) + log V_m + mean_i h_i with h_i = m log eps_i (+ extra_i);
+    stderr = std(h, ddof=1) / sqrt(N).
+    """
+    n = eps_k.shape[0]
+    h = dim * np.log(eps_k)
+    if extra is not None:
+        h = h + extra
+    const = float(digamma(n) - digamma(k)) + log_unit_ball_volume(dim)
+    return const + float(h.mean()), float(h.std(ddof=1) / math.sqrt(n))
+
+
+def _dedupe_rows(x: np.ndarray) -> np.ndarray:
+    _, first = np.unique(x, axis=0, return_index=True)
+    return x[np.sort(first)]
+
+
+def _estimate_batch(x, k, dim, method, one, duplicates) -> EntropyEstimate:
+    """Loop over the leading axes of x (..., N, D).
+
+    one(cloud, b) -> (eps_k, extra, tiny, eps_1): b is the flat cloud index (None after
+    dropping duplicates); points with eps_1 <= tiny are duplicates."""
+    lead = x.shape[:-2]
+    n, d = x.shape[-2:]
+    flat = x.reshape((-1, n, d))
+    vals = np.empty(flat.shape[0])
+    errs = np.empty(flat.shape[0])
+    ns = np.empty(flat.shape[0], dtype=np.int64)
+    for b in range(flat.shape[0]):
+        cloud = flat[b]
+        eps, extra, tiny, first = one(cloud, b)
+        ndup = int(np.count_nonzero(first <= tiny))
+        if ndup:
+            if duplicates == "raise":
+                raise ValueError(
+                    f"x has {ndup} points with a duplicate (nearest-neighbour distance <= {tiny:.3g});"
+                    " the k-NN estimator needs distinct points: pass duplicates='drop' or remove them"
+                )
+            cloud = _dedupe_rows(cloud)
+            if cloud.shape[0] < k + 2:
+                raise ValueError(
+                    f"x has only {cloud.shape[0]} distinct points; need N >= k + 2 = {k + 2}"
+                )
+            eps, extra, tiny, first = one(cloud, None)
+            if np.any(first <= tiny):
+                raise ValueError(
+                    f"x has near-duplicate points (distance <= {tiny:.3g}) that are not bitwise"
+                    " equal; remove them"
+                )
+        vals[b], errs[b] = _kl_from_eps(eps, k, dim, extra)
+        ns[b] = eps.shape[0]
+    if flat.shape[0] == 1 and not lead:
+        return EntropyEstimate(float(vals[0]), float(errs[0]), int(ns[0]), k, dim, method)
+    nn = int(ns[0]) if np.all(ns == ns[0]) else ns.reshape(lead)
+    return EntropyEstimate(vals.reshape(lead), errs.reshape(lead), nn, k, dim, method)
+
+
+def knn_entropy(
+    x, k: int = 1, dim: int | None = None, *, duplicates: Duplicates = "raise"
+) -> EntropyEstimate:
+    """Kozachenko-Leonenko differential entropy (nats) of the rows of x (..., N, D).
+
+    H = psi(N) - psi(k) + log V_m + m mean_i log eps_{i,k}, V_m = pi^{m/2}/Gamma(m/2+1), m = dim
+    (default: the ambient D; use the intrinsic dimension for points on an m-manifold).
+    Batched over the leading axes; value and stderr have their shape.
+    Duplicates (zero distances): ValueError, or duplicates='drop' keeps one copy of each.
+    """
+    k = _check_k(k)
+    duplicates = _check_duplicates(duplicates)
+    x = _check_points("x", x, k, k + 2)
+    dim = x.shape[-1] if dim is None else _check_dim(dim, x.shape[-1])
+
+    def one(cloud, _):
+        dist = _knn_one(cloud, k)
+        return dist[:, k - 1], None, 0.0, dist[:, 0]
+
+    return _estimate_batch(x, k, dim, "knn", one, duplicates)
+
+
+def hyperspherical_angles(w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Angles (N, D-1) and log sin(phi_k), k = 1..D-2 (N, D-2), of the rows of w (N, D), float64.
+
+    phi_k = atan2(rho_{k+1}, x_k) in [0, pi] for k <= D-2 with rho_k = |x_{k:}| (1-based), and the
+    last angle phi_{D-1} = atan2(x_D, x_{D-1}) in (-pi, pi]. log sin phi_k = log(rho_{k+1}/rho_k),
+    computed from the norms (no sin(atan2(...)) round trip) and clipped below at log(1e-8) as in
+    the paper's code.
+    """
+    w = np.asarray(w, dtype=np.float64)
+    n, d = w.shape
+    sq = w * w
+    rho = np.sqrt(np.cumsum(sq[:, ::-1], axis=1)[:, ::-1])  # rho[:, j] = |w[:, j:]|
+    ang = np.empty((n, d - 1))
+    ang[:, : d - 2] = np.arctan2(rho[:, 1 : d - 1], w[:, : d - 2])
+    ang[:, d - 2] = np.arctan2(w[:, d - 1], w[:, d - 2])
+    with np.errstate(divide="ignore"):
+        logsin = np.log(rho[:, 1 : d - 1]) - np.log(rho[:, : d - 2])
+    np.maximum(logsin, math.log(ANGLE_SIN_CLIP), out=logsin)
+    return ang, logsin
+
+
+def sphere_entropy(
+    w,
+    method: Literal["chord", "angles"] = "chord",
+    k: int = 1,
+    *,
+    full: bool = False,
+    duplicates: Duplicates = "raise",
+    block_size=None,
+    dtype=None,
+) -> EntropyEstimate:
+    """Entropy (nats) of the directions w/|w| of the rows of w (..., N, D), w.r.t. the surface
+    measure of the unit sphere S^{D-1}; batched over leading axes.
+
+    method="chord": Kozachenko-Leonenko on the chord distances |u_i - u_j| of the unit vectors,
+    intrinsic dimension m = D-1 (no coordinates, no Jacobian; chord = geodesic to O(eps^3)).
+    method="angles" (the paper's): hyperspherical angles phi (see `hyperspherical_angles`),
+    Euclidean KL in angle space (m = D-1; the periodic last angle is treated as Euclidean, as in
+    the paper), plus the mean log-Jacobian mean_i sum_{k=1}^{D-2} (D-1-k) log sin phi_{i,k}
+    (sin clipped at 1e-8 as in the paper; computed in float64, no distance clipping).
+    full=True adds (D-1) mean_i log |w_i| (the exact mean of the log of the surface-measure
+    Jacobian r^{D-1}; the paper uses (D-1) log mean_i |w_i|, which differs by O(Var r / r^2)),
+    giving the entropy on the sphere of the snapshots' radius; the radial term's stderr is
+    added in quadrature.
+    Duplicated directions (chord <= 8 sqrt(D) eps_64): ValueError, or duplicates='drop'.
+    """
+    k = _check_k(k)
+    duplicates = _check_duplicates(duplicates)
+    if method not in ("chord", "angles"):
+        raise ValueError(f"method must be 'chord' or 'angles', got {method!r}")
+    w = _check_points("w", w, k, k + 2, finite=False)
+    d = w.shape[-1]
+    if d < 2:
+        raise ValueError(f"w must have dimension D >= 2 for the sphere S^(D-1), got D = {d}")
+    r = _row_norms(w)
+    if not np.isfinite(r).all():
+        raise ValueError("w contains NaN or inf (or values too large to square in float64)")
+    if np.any(r == 0):
+        raise ValueError(f"w has {int(np.count_nonzero(r == 0))} zero vectors (no direction)")
+    m = d - 1
+    tiny = 8.0 * math.sqrt(d) * float(np.finfo(np.float64).eps)
+
+    if method == "chord":
+
+        r_flat = r.reshape((-1, w.shape[-2]))
+
+        def one(cloud, b):
+            s = 1.0 / (_row_norms(cloud) if b is None else r_flat[b])
+            if d <= _KDTREE_MAX_DIM:
+                dist = _knn_kdtree(cloud.astype(np.float64) * s[:, None], k)
+            else:
+                dist = _knn_gram(cloud, k, scale=s, block_size=block_size, dtype=dtype)
+            return dist[:, k - 1], None, tiny, dist[:, 0]
+
+    else:
+        mult = np.arange(d - 2, 0, -1, dtype=np.float64)  # D-1-k for k = 1..D-2
+
+        def one(cloud, _):
+            ang, logsin = hyperspherical_angles(cloud)
+            jac = logsin @ mult
+            del logsin
+            dist = _knn_one(ang, k, block_size=block_size, dtype=dtype)
+            return dist[:, k - 1], jac, math.pi * tiny, dist[:, 0]
+
+    est = _estimate_batch(w, k, m, method, one, duplicates)
+    if not full:
+        return est
+    if not isinstance(est.n, int) or est.n != w.shape[-2]:
+        raise ValueError("full=True with dropped duplicates is ambiguous; remove duplicates first")
+    logr = np.log(r)
+    radial = m * logr.mean(axis=-1)
+    radial_err = m * logr.std(axis=-1, ddof=1) / math.sqrt(w.shape[-2])
+    value = est.value + radial
+    stderr = np.hypot(est.stderr, radial_err)
+    if np.ndim(value) == 0:
+        value, stderr = float(value), float(stderr)
+    return EntropyEstimate(value, stderr, est.n, k, m, method + "+radius")
+
+
+# ----------------------------------------------------------------------------- queue
+
+
+class EntropyQueue:
+    """Bounded FIFO of weight snapshots (preallocated ring buffer of shape (capacity, dim)).
+
+    push(w) stores a 1-D numpy array or torch tensor of length dim (finite, nonzero); once full,
+    the oldest snapshot is overwritten. The norms are kept in float64 at push time.
+    """
+
+    def __init__(self, capacity: int, dim: int, dtype=np.float32):
+        if isinstance(capacity, bool) or not isinstance(capacity, (int, np.integer)) or capacity < 3:
+            raise ValueError(f"capacity must be an integer >= 3, got {capacity!r}")
+        if isinstance(dim, bool) or not isinstance(dim, (int, np.integer)) or dim < 2:
+            raise ValueError(f"dim must be an integer >= 2, got {dim!r}")
+        dt = np.dtype(dtype)
+        if dt not in (np.dtype(np.float32), np.dtype(np.float64)):
+            raise ValueError(f"dtype must be float32 or float64, got {dtype!r}")
+        self.capacity = int(capacity)
+        self.dim = int(dim)
+        self.dtype = dt
+        self._buf = np.zeros((self.capacity, self.dim), dtype=dt)
+        self._radius = np.zeros(self.capacity)
+        self._next = 0
+        self._size = 0
+
+    def push(self, w) -> None:
+        if hasattr(w, "detach"):
+            w = w.detach().cpu().numpy()
+        w = np.asarray(w)
+        if w.shape != (self.dim,):
+            raise ValueError(f"w must have shape ({self.dim},), got {w.shape}")
+        if w.dtype.kind not in "fiu":
+            raise ValueError(f"w must be real numeric, got dtype {w.dtype}")
+        w64 = w.astype(np.float64, copy=False)
+        r = float(np.sqrt(np.dot(w64, w64)))
+        if not np.isfinite(r):
+            raise ValueError("w contains NaN or inf")
+        if r == 0.0:
+            raise ValueError("w is the zero vector (no direction on the sphere)")
+        self._buf[self._next] = w
+        self._radius[self._next] = r
+        self._next = (self._next + 1) % self.capacity
+        self._size = min(self._size + 1, self.capacity)
+
+    def __len__(self) -> int:
+        return self._size
+
+    @property
+    def full(self) -> bool:
+        return self._size == self.capacity
+
+    def _stored(self) -> tuple[np.ndarray, np.ndarray]:
+        """Stored snapshots and radii in buffer order (no copy when full)."""
+        if self.full:
+            return self._buf, self._radius
+        return self._buf[: self._size], self._radius[: self._size]
+
+    def snapshots(self) -> np.ndarray:
+        """Copy of the stored snapshots in time order (oldest first), shape (len, dim)."""
+        if not self.full:
+            return self._buf[: self._size].copy()
+        return np.roll(self._buf, -self._next, axis=0)
+
+    def radii(self) -> np.ndarray:
+        """Norms of the stored snapshots in time order (float64, computed at push)."""
+        if not self.full:
+            return self._radius[: self._size].copy()
+        return np.roll(self._radius, -self._next)
+
+    def mean_radius(self) -> float:
+        """Mean norm of the stored snapshots."""
+        if self._size == 0:
+            raise ValueError("the queue is empty")
+        return float(self._stored()[1].mean())
+
+    def entropy(self, method: Literal["chord", "angles"] = "chord", k: int = 1, **kw) -> EntropyEstimate:
+        """Entropy of the stored directions (order-independent), see `sphere_entropy`."""
+        buf, _ = self._stored()
+        return sphere_entropy(buf, method=method, k=k, **kw)
+
+    def full_entropy(self, method: Literal["chord", "angles"] = "chord", k: int = 1, **kw) -> EntropyEstimate:
+        """S = S_dir + (D-1) mean log r with r the stored radii (float64), see `sphere_entropy`."""
+        est = self.entropy(method=method, k=k, **kw)
+        logr = np.log(self._stored()[1])
+        m = self.dim - 1
+        value = est.value + m * float(logr.mean())
+        err = math.hypot(est.stderr, m * float(logr.std(ddof=1)) / math.sqrt(logr.size))
+        return EntropyEstimate(value, err, est.n, est.k, est.dim, est.method + "+radius")
