@@ -2,7 +2,8 @@
 
 Points: N snapshots of a D-dimensional weight vector, a tight vMF cloud on the sphere
 (kappa = 1e5, i.e. T = 1e-5 as in the ConvNet runs) scaled to radius ~3 with 1% radial jitter,
-stored in float32 (what `EntropyQueue` holds). Timed in the same run, interleaved, best of --repeats:
+stored in float32 (what `EntropyQueue` holds). Timed in the same run, interleaved, best of
+--repeats:
 
 * ours: `sphere_entropy(w)` (norms, centring, float32 SYRK candidates, exact float64 recompute,
   estimator), from the raw float32 snapshots;
@@ -87,7 +88,7 @@ def main(argv=None) -> None:
     if not args.no_sklearn:
         fns["sklearn"] = sk
     t, out = interleaved(fns, args.repeats)
-    del wt, out["syrk"], out["gemm"]
+    del out["syrk"], out["gemm"]
     est = out["ours"]
     print(f"ours     sphere_entropy(chord) : {t['ours']:7.3f} s   S_dir = {est.value:.2f} "
           f"+- {est.stderr:.2f} nats")

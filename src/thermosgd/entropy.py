@@ -61,6 +61,7 @@ _EXTRA_CANDIDATES = 4
 ANGLE_SIN_CLIP = 1e-8
 
 Duplicates = Literal["raise", "drop"]
+Method = Literal["chord", "angles"]
 
 
 # ----------------------------------------------------------------------------- result type
@@ -84,15 +85,19 @@ class EntropyEstimate:
 
     def __float__(self) -> float:
         if np.ndim(self.value) != 0:
-            raise TypeError(f"float() needs a scalar estimate, value has shape {np.shape(self.value)}")
+            raise TypeError(f"float() needs a scalar estimate, got shape {np.shape(self.value)}")
         return float(self.value)
 
 
 # ----------------------------------------------------------------------------- validation
 
 
+def _is_int(v) -> bool:
+    return isinstance(v, (int, np.integer)) and not isinstance(v, bool)
+
+
 def _check_k(k) -> int:
-    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+    if not _is_int(k) or k < 1:
         raise ValueError(f"k must be an integer >= 1, got {k!r}")
     return int(k)
 
@@ -129,7 +134,7 @@ def _check_points(name: str, x, k: int, min_points: int, finite: bool | None = N
 
 
 def _check_dim(dim, ambient: int) -> int:
-    if isinstance(dim, bool) or not isinstance(dim, (int, np.integer)) or dim < 1:
+    if not _is_int(dim) or dim < 1:
         raise ValueError(f"dim must be an integer >= 1, got {dim!r}")
     if dim > ambient:
         raise ValueError(f"dim = {dim} exceeds the ambient dimension D = {ambient}")
@@ -250,7 +255,7 @@ def _knn_gram(x: np.ndarray, k: int, scale=None, block_size=None, dtype=None) ->
     tdt = torch.float32 if gdt == np.float32 else torch.float64
     if block_size is None:
         block_size = max(256, _GRAM_BLOCK_ELEMENTS // n)
-    elif isinstance(block_size, bool) or not isinstance(block_size, (int, np.integer)) or block_size < 1:
+    elif not _is_int(block_size) or block_size < 1:
         raise ValueError(f"block_size must be an integer >= 1, got {block_size!r}")
     bs = int(min(block_size, n))
 
@@ -413,8 +418,9 @@ def _estimate_batch(x, k, dim, method, one, duplicates) -> EntropyEstimate:
         if ndup:
             if duplicates == "raise":
                 raise ValueError(
-                    f"x has {ndup} points with a duplicate (nearest-neighbour distance <= {tiny:.3g});"
-                    " the k-NN estimator needs distinct points: pass duplicates='drop' or remove them"
+                    f"x has {ndup} points with a duplicate (nearest-neighbour distance <= "
+                    f"{tiny:.3g}); the k-NN estimator needs distinct points: pass "
+                    "duplicates='drop' or remove them"
                 )
             cloud = _dedupe_rows(cloud)
             if cloud.shape[0] < k + 2:
@@ -480,7 +486,7 @@ def hyperspherical_angles(w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def sphere_entropy(
     w,
-    method: Literal["chord", "angles"] = "chord",
+    method: Method = "chord",
     k: int = 1,
     *,
     full: bool = False,
@@ -567,9 +573,9 @@ class EntropyQueue:
     """
 
     def __init__(self, capacity: int, dim: int, dtype=np.float32):
-        if isinstance(capacity, bool) or not isinstance(capacity, (int, np.integer)) or capacity < 3:
+        if not _is_int(capacity) or capacity < 3:
             raise ValueError(f"capacity must be an integer >= 3, got {capacity!r}")
-        if isinstance(dim, bool) or not isinstance(dim, (int, np.integer)) or dim < 2:
+        if not _is_int(dim) or dim < 2:
             raise ValueError(f"dim must be an integer >= 2, got {dim!r}")
         dt = np.dtype(dtype)
         if dt not in (np.dtype(np.float32), np.dtype(np.float64)):
@@ -632,12 +638,12 @@ class EntropyQueue:
             raise ValueError("the queue is empty")
         return float(self._stored()[1].mean())
 
-    def entropy(self, method: Literal["chord", "angles"] = "chord", k: int = 1, **kw) -> EntropyEstimate:
+    def entropy(self, method: Method = "chord", k: int = 1, **kw) -> EntropyEstimate:
         """Entropy of the stored directions (order-independent), see `sphere_entropy`."""
         buf, _ = self._stored()
         return sphere_entropy(buf, method=method, k=k, **kw)
 
-    def full_entropy(self, method: Literal["chord", "angles"] = "chord", k: int = 1, **kw) -> EntropyEstimate:
+    def full_entropy(self, method: Method = "chord", k: int = 1, **kw) -> EntropyEstimate:
         """S = S_dir + (D-1) mean log r with r the stored radii (float64), see `sphere_entropy`."""
         est = self.entropy(method=method, k=k, **kw)
         logr = np.log(self._stored()[1])
