@@ -24,7 +24,8 @@ from thermosgd.isotropic import IsotropicConfig, run_study
 def paper_configs(scale: float) -> list[IsotropicConfig]:
     p = PRESETS_ISOTROPIC["paper"]
     return [IsotropicConfig(protocol=proto, **{k: parse_list(v) for k, v in p[proto].items()},
-                            steps=int(p["steps"] * scale), dim=3, sigma=1.0, queue_size=1000)
+                            steps=int(p["steps"] * scale), dim=3, sigma=1.0,
+                            queue_size=p["queue_size"])
             for proto in ("elr", "lr", "sphere")]
 
 
