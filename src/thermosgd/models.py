@@ -31,6 +31,7 @@ map: 32 -> 4 (AvgPool(4), the paper), 28 -> 4, 8 -> 1.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Sequence
 
@@ -104,7 +105,8 @@ def frozen_linear(
     norm = _check_head_norm(norm)
     gen = torch.Generator().manual_seed(int(seed))
     bound = 1.0 / math.sqrt(in_features)
-    head = nn.Linear(in_features, out_features, bias=bias)
+    with torch.random.fork_rng(devices=[]):
+        head = nn.Linear(in_features, out_features, bias=bias)
     with torch.no_grad():
         # Same draw order as nn.Linear.reset_parameters: weight, then bias, both U(-b, b).
         head.weight.uniform_(-bound, bound, generator=gen)
@@ -113,6 +115,18 @@ def frozen_linear(
         head.weight.mul_(norm / head.weight.norm())
     head.requires_grad_(False)
     return head
+
+
+def _keep_global_rng(init):
+    """Run a constructor without consuming the global RNG (nn layers draw a default init
+    from it, which we overwrite from private generators anyway)."""
+
+    @functools.wraps(init)
+    def wrapper(self, *args, **kwargs):
+        with torch.random.fork_rng(devices=[]):
+            init(self, *args, **kwargs)
+
+    return wrapper
 
 
 def _init_si_weights(module: nn.Module, seed: int) -> None:
@@ -183,6 +197,7 @@ class BNMLP(_SIModel):
     that flattens to it, e.g. (B, 1, 8, 8) digits.
     """
 
+    @_keep_global_rng
     def __init__(
         self,
         in_features: int = 64,
@@ -255,6 +270,7 @@ class ConvNet(_SIModel):
     d = 9 c C_in + 378 c^2. Every conv layer is SI alone; the paper trains them as one vector.
     """
 
+    @_keep_global_rng
     def __init__(
         self,
         width: int = 8,
@@ -362,6 +378,7 @@ class PreActResNet18(_SIModel):
     k = 4 gives d = 43,692; k = 32 gives 2,790,240.
     """
 
+    @_keep_global_rng
     def __init__(
         self,
         width: int = 64,
@@ -454,6 +471,7 @@ class BatchedBNMLP(nn.Module):
     returns logits of shape (G, B, K).
     """
 
+    @_keep_global_rng
     def __init__(
         self,
         num_configs: int,
@@ -644,7 +662,7 @@ def batched_cross_entropy(logits: Tensor, target: Tensor) -> Tensor:
     if logits.dim() != 3:
         raise ValueError(f"logits must have shape (G, B, K), got {tuple(logits.shape)}")
     G, B, _ = logits.shape
-    if target.dim() == 1:
+    if target.shape == (B,):
         target = target.expand(G, B)
     if target.shape != (G, B):
         raise ValueError(f"target must have shape ({B},) or ({G}, {B}), got {tuple(target.shape)}")

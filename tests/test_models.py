@@ -1,0 +1,226 @@
+"""Scale-invariant models: parameter counts, frozen heads, input sizes, batched BN-MLP."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from thermosgd.models import (
+    BNMLP,
+    BatchedBNMLP,
+    batched_cross_entropy,
+    bn_mlp,
+    convnet,
+    frozen_linear,
+    preact_resnet18,
+    si_dim,
+    si_named_parameters,
+    si_parameters,
+)
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Tiny tensors: intra-op threads only add barrier waits, which cost ~20 ms per op when
+    the 2 shared cores are busy. Restored afterwards, so other test files are unaffected."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+# Float32 comparisons between the batched (bmm, one GEMM over all configs) and the unbatched
+# (mm) paths differ only in summation order: relative errors ~ sqrt(fan_in) * 6e-8 ~ 1e-6.
+# rtol 1e-4 / atol 1e-5 leaves a 100x margin and still catches any real mismatch (a wrong
+# BN statistic or weight slice changes outputs at the 1e-1 level).
+RTOL, ATOL = 1e-4, 1e-5
+
+
+# ------------------------------------------------------------------ parameter counts (paper)
+
+
+def test_paper_parameter_counts():
+    assert si_dim(convnet(8)) == 24_408  # ConvNet-8 / CIFAR-10
+    assert si_dim(convnet(16, num_classes=100)) == 97_200  # ConvNet-16 / CIFAR-100
+    assert si_dim(preact_resnet18(4)) == 43_692  # ResNet-18 k=4, C10
+    assert si_dim(preact_resnet18(4, num_classes=100)) == 43_692  # head is not SI: same d
+    assert si_dim(preact_resnet18(32)) == 2_790_240  # the overparameterized ResNet
+    assert si_dim(bn_mlp(64, (32, 32))) == 3072  # reference-implementation 8.2
+    assert si_dim(bn_mlp(64, (64, 64))) == 8192
+
+
+@pytest.mark.parametrize("c", [1, 2, 4])
+@pytest.mark.parametrize("cin", [1, 3])
+def test_convnet_count_formula(c, cin):
+    m = convnet(c, in_channels=cin, input_size=8)
+    assert m.dim == 9 * c * cin + 378 * c * c
+    assert si_dim(m) == sum(p.numel() for p in m.parameters() if p.requires_grad)
+
+
+# ------------------------------------------------------------------ structure
+
+
+@pytest.mark.parametrize(
+    "model",
+    [bn_mlp(), convnet(2, input_size=8), preact_resnet18(2, input_size=8)],
+    ids=["mlp", "convnet", "resnet"],
+)
+def test_structure_is_scale_invariant_by_construction(model):
+    for m in model.modules():
+        if isinstance(m, nn.modules.batchnorm._BatchNorm):
+            assert not m.affine and m.weight is None and m.bias is None
+        if isinstance(m, (nn.Linear, nn.Conv2d)) and m is not model.head:
+            assert m.bias is None and m.weight.requires_grad
+    assert not any(p.requires_grad for p in model.head.parameters())
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    assert [id(p) for p in si_parameters(model)] == [id(p) for p in trainable]
+    names = [n for n, _ in si_named_parameters(model)]
+    assert not any(n.startswith("head") for n in names)
+
+
+def test_head_matches_reference_recipe():
+    """set_seed(4); nn.Linear(...); W <- 10 W / ||W||_F, bias kept (reference 3.2)."""
+    with torch.random.fork_rng():
+        torch.manual_seed(4)
+        ref = nn.Linear(64, 10)
+    head = frozen_linear(64, 10, bias=True, norm=10.0, seed=4)
+    torch.testing.assert_close(head.weight, ref.weight * (10.0 / ref.weight.norm()))
+    assert torch.equal(head.bias, ref.bias)
+    assert abs(float(head.weight.norm()) - 10.0) < 1e-5
+    # Model heads: ConvNet with bias, ResNet without, both Frobenius norm 10, frozen.
+    cn, rn = convnet(8), preact_resnet18(4)
+    assert cn.head.bias is not None and rn.head.bias is None
+    for m in (cn, rn):
+        assert abs(float(m.head.weight.norm()) - 10.0) < 1e-5
+    assert abs(float(bn_mlp(head_norm=1.5).head.weight.norm()) - 1.5) < 1e-6
+
+
+def test_construction_is_seeded_and_leaves_global_rng_alone():
+    state = torch.get_rng_state()
+    a, b, c = bn_mlp(init_seed=1), bn_mlp(init_seed=1), bn_mlp(init_seed=2)
+    assert torch.equal(torch.get_rng_state(), state)
+    assert all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters(), strict=True))
+    assert not torch.equal(a.layers[0].weight, c.layers[0].weight)
+    assert torch.equal(a.head.weight, c.head.weight)  # one head seed for every run
+
+
+@pytest.mark.parametrize("size,cin", [(32, 3), (28, 1), (8, 1)])
+def test_input_sizes(size, cin):
+    x = torch.randn(4, cin, size, size)
+    for m in (convnet(2, cin, 7, input_size=size), preact_resnet18(2, cin, 7, input_size=size)):
+        assert m(x).shape == (4, 7)
+        assert m.head.in_features == 16  # 8c / 8k features whatever the input size
+    # The paper's 32x32 ConvNet ends with MaxPool(4) (over a 4x4 map).
+    assert convnet(2).conv_layers[-2].kernel_size == (4, 4)
+    assert preact_resnet18(2).pool.kernel_size == (4, 4)
+
+
+def test_mlp_accepts_images():
+    m = bn_mlp()
+    x = torch.randn(5, 1, 8, 8)
+    torch.testing.assert_close(m(x), m(x.flatten(1)))
+
+
+def test_bad_arguments():
+    with pytest.raises(ValueError, match="hidden"):
+        bn_mlp(hidden=())
+    with pytest.raises(ValueError, match="width"):
+        convnet(0)
+    with pytest.raises(ValueError, match="input_size"):
+        convnet(2, input_size=4)
+    with pytest.raises(ValueError, match="head_norm"):
+        preact_resnet18(2, head_norm=0.0)
+    with pytest.raises(ValueError, match="scale-invariant"):
+        si_parameters(nn.Linear(3, 3))
+
+
+# ------------------------------------------------------------------ batched BN-MLP
+
+
+def _models(G, **kw):
+    return [bn_mlp(init_seed=10 + g, **kw) for g in range(G)]
+
+
+@pytest.mark.parametrize("head_bias", [False, True])
+@pytest.mark.parametrize("shared_batch", [True, False])
+def test_batched_equals_separate_models(head_bias, shared_batch):
+    G, B = 5, 32
+    models = _models(G, head_bias=head_bias)
+    bm = BatchedBNMLP.from_models(models)
+    assert bm.dim == 3072 and si_dim(bm) == 3072
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(B, 64, generator=gen) if shared_batch else torch.randn(G, B, 64, generator=gen)
+    y = torch.randint(0, 10, (B,) if shared_batch else (G, B), generator=gen)
+    out = bm(x)
+    assert out.shape == (G, B, 10)
+    losses = batched_cross_entropy(out, y)
+    losses.sum().backward()
+    for g, m in enumerate(models):
+        xg, yg = (x, y) if shared_batch else (x[g], y[g])
+        og = m(xg)
+        torch.testing.assert_close(out[g], og, rtol=RTOL, atol=ATOL)
+        lg = F.cross_entropy(og, yg)
+        torch.testing.assert_close(losses[g], lg, rtol=RTOL, atol=ATOL)
+        lg.backward()
+        for i in range(2):
+            torch.testing.assert_close(
+                bm.weights[i].grad[g], m.layers[3 * i].weight.grad.T, rtol=RTOL, atol=ATOL
+            )
+    # Running statistics were updated exactly like G BatchNorm1d layers.
+    for g, m in enumerate(bm.to_model(g) for g in range(G)):
+        for i in range(2):
+            torch.testing.assert_close(
+                m.layers[3 * i + 1].running_var,
+                models[g].layers[3 * i + 1].running_var,
+                rtol=RTOL,
+                atol=ATOL,
+            )
+            torch.testing.assert_close(
+                m.layers[3 * i + 1].running_mean,
+                models[g].layers[3 * i + 1].running_mean,
+                rtol=RTOL,
+                atol=ATOL,
+            )
+    # Eval mode uses the running statistics in both.
+    bm.eval()
+    out_eval = bm(x)
+    for g, m in enumerate(models):
+        m.eval()
+        torch.testing.assert_close(
+            out_eval[g], m(x if shared_batch else x[g]), rtol=RTOL, atol=ATOL
+        )
+
+
+def test_batched_default_init_matches_unbatched_and_round_trips():
+    bm = BatchedBNMLP(3, init_seed=[1, 2, 1])
+    ref1, ref2 = bn_mlp(init_seed=1), bn_mlp(init_seed=2)
+    assert torch.equal(bm.weights[0][0], ref1.layers[0].weight.T)
+    assert torch.equal(bm.weights[1][1], ref2.layers[3].weight.T)
+    assert torch.equal(bm.weights[0][2], bm.weights[0][0])
+    assert torch.equal(bm.head_weight[1], ref1.head.weight)  # same frozen head for all configs
+    assert not bm.head_weight.requires_grad
+    assert [p.shape for p in bm.si_parameters()] == [(3, 64, 32), (3, 32, 32)]
+    m = bm.to_model(1)
+    assert isinstance(m, BNMLP)
+    assert all(torch.equal(p, q) for p, q in zip(m.parameters(), ref2.parameters(), strict=True))
+    bm2 = BatchedBNMLP.from_models([bm.to_model(g) for g in range(3)])
+    assert all(
+        torch.equal(p, q)
+        for p, q in zip(bm.state_dict().values(), bm2.state_dict().values(), strict=True)
+    )
+
+
+def test_batched_bad_inputs():
+    bm = BatchedBNMLP(2)
+    with pytest.raises(ValueError, match="shape"):
+        bm(torch.randn(3, 4, 64))
+    with pytest.raises(ValueError, match="features"):
+        bm(torch.randn(4, 63))
+    with pytest.raises(ValueError, match="init_seed"):
+        BatchedBNMLP(2, init_seed=[1, 2, 3])
+    with pytest.raises(ValueError, match="num_configs"):
+        BatchedBNMLP(0)
+    with pytest.raises(ValueError, match="target"):
+        batched_cross_entropy(torch.randn(2, 4, 10), torch.zeros(3, dtype=torch.long))
+    with pytest.raises(ValueError, match="same"):
+        BatchedBNMLP.from_models([bn_mlp(), bn_mlp(hidden=(16, 16))])

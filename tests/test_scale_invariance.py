@@ -1,0 +1,236 @@
+"""Finding and verifying scale-invariant groups; radius helpers.
+
+Tolerances: with the normalization eps neutralised (the default), an SI group's loss changes
+under scaling by 2 or 1/2 only through float32 round-off (scaling by a power of two is exact in
+floating point, so the measured violations are ~1e-7 or exactly 0) and its radial gradient
+component is ~1e-8 (float32 gradient accumulated in float64). We assert < 1e-5, well below the
+default rtol 1e-4, while every non-SI example violates by > 1e-2.
+"""
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from thermosgd.models import BatchedBNMLP, batched_cross_entropy, bn_mlp, convnet, preact_resnet18
+from thermosgd.scale_invariance import (
+    batched_group_radius,
+    check_scale_invariance,
+    find_scale_invariant_groups,
+    flatten,
+    group_radius,
+    set_batched_group_radius,
+    set_group_radius,
+)
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Tiny tensors: intra-op threads only add barrier waits, which cost ~20 ms per op when
+    the 2 shared cores are busy. Restored afterwards, so other test files are unaffected."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+SI_TOL = 1e-5
+
+
+def _batch(shape, n=32, k=10, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(n, *shape, generator=g), torch.randint(0, k, (n,), generator=g)
+
+
+MLP_BATCH = _batch((64,))
+IMG_BATCH = _batch((1, 8, 8), n=16)
+
+
+# ------------------------------------------------------------------ radius helpers
+
+
+def test_radius_helpers():
+    a = torch.tensor([3.0, 0.0])
+    b = torch.tensor([[4.0]])
+    assert torch.equal(flatten([a, b]), torch.tensor([3.0, 0.0, 4.0]))
+    assert group_radius([a, b]) == 5.0
+    old = set_group_radius([a, b], 2.0)
+    assert old == 5.0 and math.isclose(group_radius([a, b]), 2.0, rel_tol=1e-7)
+    torch.testing.assert_close(a, torch.tensor([1.2, 0.0]))
+    with pytest.raises(ValueError, match="radius"):
+        set_group_radius([a], 0.0)
+    with pytest.raises(ValueError, match="radius"):
+        set_group_radius([torch.zeros(3)], 1.0)
+    with pytest.raises(ValueError, match="empty"):
+        group_radius([])
+
+
+def test_batched_radius_helpers():
+    w1, w2 = torch.randn(3, 4, 5), torch.randn(3, 2)
+    r = batched_group_radius([w1, w2])
+    assert r.dtype == torch.float64 and r.shape == (3,)
+    for g in range(3):
+        assert math.isclose(float(r[g]), group_radius([w1[g], w2[g]]), rel_tol=1e-12)
+    old = set_batched_group_radius([w1, w2], torch.tensor([1.0, 2.0, 3.0]))
+    torch.testing.assert_close(old, r)
+    torch.testing.assert_close(
+        batched_group_radius([w1, w2]),
+        torch.tensor([1.0, 2.0, 3.0], dtype=torch.float64),
+        rtol=1e-6,
+        atol=0,
+    )
+    with pytest.raises(ValueError, match="shape"):
+        set_batched_group_radius([w1, w2], torch.ones(2))
+    with pytest.raises(ValueError, match="positive"):
+        set_batched_group_radius([w1, w2], -1.0)
+
+
+# ------------------------------------------------------------------ SI models pass
+
+
+@pytest.mark.parametrize(
+    "make,batch",
+    [
+        (lambda: bn_mlp(), MLP_BATCH),
+        (lambda: convnet(2, in_channels=1, input_size=8), IMG_BATCH),
+        (lambda: preact_resnet18(2, in_channels=1, input_size=8), IMG_BATCH),
+    ],
+    ids=["mlp", "convnet", "resnet"],
+)
+@pytest.mark.parametrize("radius", [None, 1.0])
+def test_paper_models_are_jointly_si(make, batch, radius):
+    model = make()
+    if radius is not None:
+        set_group_radius(model.si_parameters(), radius)
+    (group,) = find_scale_invariant_groups(model, F.cross_entropy, batch)
+    assert [id(p) for p in group.params] == [id(p) for p in model.si_parameters()]
+    assert group.dim == model.dim
+    assert group.check.loss_violation < SI_TOL and group.check.radial_violation < SI_TOL
+    check = check_scale_invariance(model, F.cross_entropy, batch, model.si_parameters())
+    assert check.ok and check.radial_violation < SI_TOL
+
+
+def test_per_layer_groups():
+    mlp = bn_mlp()
+    groups = find_scale_invariant_groups(mlp, F.cross_entropy, MLP_BATCH, joint=False)
+    assert [g.name for g in groups] == ["layers.0.weight", "layers.3.weight"]
+    cn = convnet(2, in_channels=1, input_size=8)
+    groups = find_scale_invariant_groups(cn, F.cross_entropy, IMG_BATCH, joint=False)
+    assert len(groups) == 4 and all(g.check.ok for g in groups)
+
+
+def test_resnet_is_si_only_jointly():
+    rn = preact_resnet18(2, in_channels=1, input_size=8)
+    with pytest.raises(ValueError, match=r"conv1\.weight") as e:
+        find_scale_invariant_groups(rn, F.cross_entropy, IMG_BATCH, joint=False)
+    assert "joint=True" in str(e.value)
+    # The stem alone feeds a BN but is not SI alone (the residual stream carries it).
+    with pytest.raises(ValueError, match="not scale-invariant"):
+        check_scale_invariance(rn, F.cross_entropy, IMG_BATCH, ["conv1.weight"])
+    groups = find_scale_invariant_groups(rn, F.cross_entropy, IMG_BATCH, joint=False, strict=False)
+    assert "conv1.weight" not in [g.name for g in groups] and len(groups) == 8
+
+
+def test_batched_model_is_si():
+    bm = BatchedBNMLP(3, init_seed=[1, 2, 3])
+    check = check_scale_invariance(
+        bm, lambda out, y: batched_cross_entropy(out, y).sum(), MLP_BATCH, bm.si_parameters()
+    )
+    assert check.loss_violation < SI_TOL and check.radial_violation < SI_TOL
+
+
+# ------------------------------------------------------------------ non-SI models are refused
+
+
+def test_trainable_head_refused():
+    m = bn_mlp()
+    m.head.requires_grad_(True)
+    with pytest.raises(ValueError, match=r"head\.weight.*trainable head"):
+        find_scale_invariant_groups(m, F.cross_entropy, MLP_BATCH)
+
+
+def test_affine_batchnorm_refused():
+    m = nn.Sequential(
+        nn.Linear(64, 32, bias=False), nn.BatchNorm1d(32), nn.ReLU(), nn.Linear(32, 10)
+    )
+    m[3].requires_grad_(False)
+    with torch.no_grad():  # affine parameters away from their (SI-compatible) identity init
+        m[1].weight.uniform_(0.5, 1.5, generator=torch.Generator().manual_seed(0))
+        m[1].bias.normal_(generator=torch.Generator().manual_seed(1))
+    with pytest.raises(ValueError, match="affine"):
+        find_scale_invariant_groups(m, F.cross_entropy, MLP_BATCH)
+    with pytest.raises(ValueError, match=r"1\.weight"):
+        find_scale_invariant_groups(m, F.cross_entropy, MLP_BATCH, joint=False)
+    # The weight feeding the BN is still SI on its own: non-strict mode finds it.
+    (g,) = find_scale_invariant_groups(m, F.cross_entropy, MLP_BATCH, joint=False, strict=False)
+    assert g.name == "0.weight"
+
+
+def test_bias_without_normalization_refused():
+    m = nn.Sequential(
+        nn.Linear(64, 32, bias=False),
+        nn.BatchNorm1d(32, affine=False),
+        nn.ReLU(),
+        nn.Linear(32, 16),
+        nn.ReLU(),
+        nn.Linear(16, 10),
+    )
+    m[5].requires_grad_(False)
+    with pytest.raises(ValueError, match=r"3\.bias is trainable"):
+        find_scale_invariant_groups(m, F.cross_entropy, MLP_BATCH)
+    with pytest.raises(ValueError, match=r"group 'layer3'.*3\.weight"):
+        check_scale_invariance(m, F.cross_entropy, MLP_BATCH, ["3.weight"], name="layer3")
+
+
+def test_eps_effect_is_visible_when_asked():
+    """With the real BN eps, a BN-MLP at a small radius is measurably not SI."""
+    m = bn_mlp()
+    set_group_radius(m.si_parameters(), 0.05)
+    with pytest.raises(ValueError, match="not scale-invariant"):
+        check_scale_invariance(m, F.cross_entropy, MLP_BATCH, m.si_parameters(), ignore_eps=False)
+    check = check_scale_invariance(m, F.cross_entropy, MLP_BATCH, m.si_parameters())
+    assert check.loss_violation < SI_TOL
+    assert m.layers[1].eps == 1e-5  # restored
+
+
+# ------------------------------------------------------------------ state restoration and errors
+
+
+def test_check_restores_model_state():
+    m = bn_mlp()
+    m.train()
+    m(MLP_BATCH[0])  # non-trivial running statistics
+    m.eval()
+    before = {k: v.clone() for k, v in m.state_dict().items()}
+    rng = torch.get_rng_state()
+    find_scale_invariant_groups(m, F.cross_entropy, MLP_BATCH)
+    find_scale_invariant_groups(m, F.cross_entropy, MLP_BATCH, joint=False)
+    check_scale_invariance(m, F.cross_entropy, MLP_BATCH, m.si_parameters())
+    after = m.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)  # params and BN running stats
+    assert not m.training and not any(mod.training for mod in m.modules())
+    assert all(p.grad is None for p in m.parameters())
+    assert torch.equal(torch.get_rng_state(), rng)
+
+
+def test_bad_arguments():
+    m = bn_mlp()
+    ps = m.si_parameters()
+    with pytest.raises(ValueError, match="scales"):
+        check_scale_invariance(m, F.cross_entropy, MLP_BATCH, ps, scales=(1.0,))
+    with pytest.raises(ValueError, match="scales"):
+        check_scale_invariance(m, F.cross_entropy, MLP_BATCH, ps, scales=(-2.0,))
+    with pytest.raises(ValueError, match="rtol"):
+        check_scale_invariance(m, F.cross_entropy, MLP_BATCH, ps, rtol=0.0)
+    with pytest.raises(ValueError, match="no parameter named"):
+        check_scale_invariance(m, F.cross_entropy, MLP_BATCH, ["nope"])
+    with pytest.raises(ValueError, match="not a parameter of the model"):
+        check_scale_invariance(m, F.cross_entropy, MLP_BATCH, [nn.Parameter(torch.ones(3))])
+    with pytest.raises(ValueError, match="twice"):
+        check_scale_invariance(m, F.cross_entropy, MLP_BATCH, [ps[0], ps[0]])
+    with pytest.raises(ValueError, match="pair"):
+        check_scale_invariance(m, F.cross_entropy, MLP_BATCH[0], ps)
+    with pytest.raises(ValueError, match="trainable"):
+        find_scale_invariant_groups(m.requires_grad_(False), F.cross_entropy, MLP_BATCH)
