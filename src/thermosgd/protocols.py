@@ -121,10 +121,14 @@ class _ProtocolOptimizer(torch.optim.Optimizer):
             group["protocol"] = "sgd"
         group.setdefault("last_radius", None)
         group.setdefault("last_norm", None)
-        # Bypass the defaults-filling of the base class for None-valued required keys.
         params = group["params"]
-        if isinstance(params, Tensor):
-            group["params"] = [params]
+        group["params"] = [params] if isinstance(params, Tensor) else list(params)
+        if si and any(not p.requires_grad for p in group["params"]):
+            raise ValueError(
+                "an SI param group contains parameters with requires_grad=False (e.g. a frozen "
+                "head): pass only the scale-invariant parameters "
+                "(thermosgd.models.si_parameters(model)) or put the others in a group with si=False"
+            )
         super().add_param_group(group)
         if si and self.protocol == "sphere" and getattr(self, "_project_init", True):
             self._project(group)

@@ -1,0 +1,369 @@
+"""The three training protocols: exact update rules, groups, resume, errors, batched form.
+
+Brute-force references: `FixedLR` against torch.optim.SGD (bit-identical on CPU), the ELR and
+sphere rules against the formulas of reference-implementation 3.4 written out in float64, and
+the batched optimizer against G unbatched optimizers on G unbatched models.
+"""
+
+import copy
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from thermosgd.models import BatchedBNMLP, batched_cross_entropy, bn_mlp
+from thermosgd.protocols import (
+    BatchedProtocol,
+    FixedELR,
+    FixedLR,
+    FixedSphere,
+    batched_step_,
+    fixed_elr_step_,
+    make_optimizer,
+    sphere_pressure,
+    sphere_step_,
+)
+from thermosgd.scale_invariance import batched_group_radius, group_radius, set_group_radius
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Tiny tensors: intra-op threads only add barrier waits, which cost ~20 ms per op when
+    the 2 shared cores are busy. Restored afterwards, so other test files are unaffected."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+_g = torch.Generator().manual_seed(0)
+X = torch.randn(256, 64, generator=_g)
+Y = torch.randint(0, 10, (256,), generator=_g)
+
+
+def _train(model, opt, steps, seed, batch=64):
+    gen = torch.Generator().manual_seed(seed)
+    for _ in range(steps):
+        idx = torch.randint(0, len(X), (batch,), generator=gen)
+        opt.zero_grad()
+        F.cross_entropy(model(X[idx]), Y[idx]).backward()
+        opt.step()
+
+
+def _model(radius=1.0, seed=1):
+    m = bn_mlp(init_seed=seed)
+    set_group_radius(m.si_parameters(), radius)
+    return m
+
+
+def _grads(model, seed):
+    """One minibatch gradient of the SI parameters (does not touch .grad)."""
+    idx = torch.randint(0, len(X), (64,), generator=torch.Generator().manual_seed(seed))
+    loss = F.cross_entropy(model(X[idx]), Y[idx])
+    return torch.autograd.grad(loss, model.si_parameters())
+
+
+# ------------------------------------------------------------------ exact update rules
+
+
+def test_fixed_lr_is_torch_sgd_bit_for_bit():
+    a = _model()
+    b = copy.deepcopy(a)
+    opt_a = FixedLR(a.si_parameters(), lr=0.3, wd=1e-2)
+    opt_b = torch.optim.SGD(b.si_parameters(), lr=0.3, weight_decay=1e-2)
+    _train(a, opt_a, 15, seed=3)
+    _train(b, opt_b, 15, seed=3)
+    assert all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters(), strict=True))
+    assert opt_a.last_preprojection_norm() == pytest.approx(group_radius(a.si_parameters()))
+
+
+def _float64_step(ws, gs, lr, wd):
+    return [w.double() - lr * (g.double() + wd * w.double()) for w, g in zip(ws, gs, strict=True)]
+
+
+def test_fixed_elr_rule():
+    """w <- w - elr r_t^2 (g + wd w) with r_t the radius before the step; r_t changes."""
+    m = _model(radius=2.0)
+    opt = FixedELR(m.si_parameters(), elr=0.01, wd=0.05)
+    for step in range(3):
+        ws = [p.detach().clone() for p in m.si_parameters()]
+        gs = _grads(m, seed=step)
+        r = group_radius(ws)
+        expected = _float64_step(ws, gs, 0.01 * r * r, 0.05)
+        for p, g in zip(m.si_parameters(), gs, strict=True):
+            p.grad = g.clone()
+        opt.step()
+        assert opt.last_radius() == pytest.approx(r, rel=1e-12)
+        for p, e in zip(m.si_parameters(), expected, strict=True):
+            # float32 update vs float64 formula: |error| <= a few ulp of |w| (~1e-7 relative)
+            torch.testing.assert_close(p.double(), e, rtol=0, atol=1e-6)
+        assert opt.last_preprojection_norm() == pytest.approx(group_radius(m.si_parameters()))
+
+
+@pytest.mark.parametrize("radius", [0.5, 2.0])
+def test_sphere_rule_and_pressure(radius):
+    m = _model(radius=1.0)
+    opt = FixedSphere(m.si_parameters(), elr=0.02, radius=radius)
+    assert group_radius(m.si_parameters()) == pytest.approx(radius, rel=1e-6)  # projected
+    for step in range(3):
+        ws = [p.detach().clone() for p in m.si_parameters()]
+        gs = _grads(m, seed=step)
+        w1 = [w.double() - 0.02 * radius**2 * g.double() for w, g in zip(ws, gs, strict=True)]
+        norm = math.sqrt(sum(float((w * w).sum()) for w in w1))
+        for p, g in zip(m.si_parameters(), gs, strict=True):
+            p.grad = g.clone()
+        opt.step()
+        assert opt.last_preprojection_norm() == pytest.approx(norm, rel=1e-6)
+        assert group_radius(m.si_parameters()) == pytest.approx(radius, rel=1e-6)
+        for p, w in zip(m.si_parameters(), w1, strict=True):
+            torch.testing.assert_close(p.double(), w * (radius / norm), rtol=0, atol=1e-6)
+        # The step is tangent up to O(elr^2): r' > r, and the pressure formula.
+        assert norm > radius
+        lam = (norm - radius) / (0.02 * radius**3)
+        assert opt.last_pressure() == pytest.approx(lam, rel=1e-5)
+        assert sphere_pressure(norm, radius, 0.02) == pytest.approx(lam)
+
+
+def test_sphere_direction_does_not_depend_on_radius():
+    """Reference 3.4: on the sphere, w / r follows the same path for every r (same seeds),
+    exactly so without BN's eps: scaling by 8 = 2^3 is exact in floating point."""
+    a, b = _model(), _model()
+    for m in (*a.modules(), *b.modules()):  # BN eps breaks exact SI at small radius
+        if isinstance(m, nn.BatchNorm1d):
+            m.eps = 1e-12
+    opt_a = FixedSphere(a.si_parameters(), elr=0.01, radius=0.5)
+    opt_b = FixedSphere(b.si_parameters(), elr=0.01, radius=4.0)
+    _train(a, opt_a, 20, seed=7)
+    _train(b, opt_b, 20, seed=7)
+    for p, q in zip(a.si_parameters(), b.si_parameters(), strict=True):
+        # float32 chaos over 20 steps stays ~1e-6 relative to entries of size ~0.02
+        torch.testing.assert_close(p / 0.5, q / 4.0, rtol=1e-3, atol=1e-5)
+
+
+def test_radius_drifts_as_the_protocols_say():
+    """Weight decay shrinks the radius in 'lr'; the sphere keeps it fixed."""
+    m = _model(radius=3.0)
+    opt = make_optimizer("lr", m.si_parameters(), lr=0.05, wd=0.5)
+    _train(m, opt, 10, seed=1)
+    assert group_radius(m.si_parameters()) < 3.0
+    m = _model(radius=3.0)
+    opt = make_optimizer("sphere", m.si_parameters(), elr=0.05, radius=3.0)
+    _train(m, opt, 10, seed=1)
+    assert group_radius(m.si_parameters()) == pytest.approx(3.0, rel=1e-6)
+
+
+# ------------------------------------------------------------------ groups
+
+
+def test_several_si_groups_each_with_its_own_radius():
+    m = _model()
+    w1, w2 = m.si_parameters()
+    opt = FixedSphere(
+        [{"params": [w1], "radius": 1.0}, {"params": [w2], "radius": 2.0}], elr=0.01, radius=5.0
+    )
+    _train(m, opt, 5, seed=2)
+    assert group_radius([w1]) == pytest.approx(1.0, rel=1e-6)
+    assert group_radius([w2]) == pytest.approx(2.0, rel=1e-6)
+    assert opt.si_groups == [0, 1]
+    # ELR: each group's step uses its own radius.
+    m = _model()
+    w1, w2 = m.si_parameters()
+    set_group_radius([w1], 1.0)
+    set_group_radius([w2], 3.0)
+    opt = FixedELR([{"params": [w1]}, {"params": [w2], "elr": 0.02}], elr=0.01, wd=0.1)
+    g1, g2 = _grads(m, seed=0)
+    w1.grad, w2.grad = g1.clone(), g2.clone()
+    e1 = w1.detach().double() - 0.01 * 1.0 * (g1.double() + 0.1 * w1.detach().double())
+    e2 = w2.detach().double() - 0.02 * 9.0 * (g2.double() + 0.1 * w2.detach().double())
+    opt.step()
+    torch.testing.assert_close(w1.double(), e1, rtol=0, atol=1e-6)
+    torch.testing.assert_close(w2.double(), e2, rtol=0, atol=1e-6)
+    assert opt.last_radius(1) == pytest.approx(3.0, rel=1e-6)
+
+
+def test_non_si_parameters_untouched_unless_asked():
+    m = _model()
+    si = m.si_parameters()
+    m.head.requires_grad_(True)  # pretend the user wants it in the loop
+    head_w = m.head.weight.detach().clone()
+    opt = FixedELR([{"params": si}, {"params": [m.head.weight], "si": False}], elr=0.01, wd=0.1)
+    _train(m, opt, 3, seed=0)
+    assert torch.equal(m.head.weight, head_w)  # lr defaults to 0 for non-SI groups
+    opt.param_groups[1]["lr"] = 0.1
+    g = m.head.weight.grad.clone()
+    opt.step()
+    torch.testing.assert_close(m.head.weight, head_w - 0.1 * g)  # plain SGD when asked
+    assert opt.si_groups == [0]
+
+
+def test_frozen_parameters_in_si_group_refused():
+    m = _model()
+    with pytest.raises(ValueError, match="requires_grad=False"):
+        FixedLR(list(m.parameters()), lr=0.1, wd=0.1)  # includes the frozen head
+
+
+# ------------------------------------------------------------------ state_dict / resume
+
+
+@pytest.mark.parametrize(
+    "protocol,kw",
+    [
+        ("lr", {"lr": 0.2, "wd": 0.01}),
+        ("elr", {"elr": 0.01, "wd": 0.01}),
+        ("sphere", {"elr": 0.01, "radius": 1.5}),
+    ],
+)
+def test_resume_is_bit_identical(protocol, kw):
+    m = _model()
+    opt = make_optimizer(protocol, m.si_parameters(), **kw)
+    _train(m, opt, 5, seed=1)
+    ckpt = {"model": copy.deepcopy(m.state_dict()), "opt": copy.deepcopy(opt.state_dict())}
+    _train(m, opt, 5, seed=2)
+    # "Interrupted" run: a fresh model and optimizer restored from the checkpoint.
+    m2 = _model(radius=0.3, seed=9)
+    opt2 = make_optimizer(protocol, m2.si_parameters(), **kw)
+    m2.load_state_dict(ckpt["model"])
+    opt2.load_state_dict(ckpt["opt"])
+    assert (
+        opt2.last_radius() == opt.param_groups[0]["last_radius"] or opt2.last_radius() is not None
+    )
+    _train(m2, opt2, 5, seed=2)
+    assert all(
+        torch.equal(a, b)
+        for a, b in zip(m.state_dict().values(), m2.state_dict().values(), strict=True)
+    )
+    assert opt2.last_radius() == opt.last_radius()
+    assert opt2.last_preprojection_norm() == opt.last_preprojection_norm()
+
+
+def test_load_state_dict_of_other_protocol_refused():
+    m = _model()
+    sd = FixedLR(m.si_parameters(), lr=0.1, wd=0.1).state_dict()
+    with pytest.raises(ValueError, match="protocol"):
+        FixedELR(m.si_parameters(), elr=0.1, wd=0.1).load_state_dict(sd)
+
+
+# ------------------------------------------------------------------ errors
+
+
+@pytest.mark.parametrize(
+    "make,match",
+    [
+        (lambda ps: FixedLR(ps, lr=0.0, wd=0.1), "lr"),
+        (lambda ps: FixedLR(ps, lr=0.1, wd=-1.0), "wd"),
+        (lambda ps: FixedELR(ps, elr=float("nan"), wd=0.1), "elr"),
+        (lambda ps: FixedELR(ps, elr=0.1, wd=0.0), "wd"),
+        (lambda ps: FixedSphere(ps, elr=0.1, radius=0.0), "radius"),
+        (lambda ps: FixedSphere(ps, elr=-0.1, radius=1.0), "elr"),
+        (lambda ps: make_optimizer("sphere", ps, elr=0.1, radius=1.0, wd=0.1), "no weight decay"),
+        (lambda ps: make_optimizer("elr", ps, lr=0.1, wd=0.1), "does not take"),
+        (lambda ps: make_optimizer("lr", ps, lr=0.1), "needs"),
+        (lambda ps: make_optimizer("adam", ps, lr=0.1), "protocol"),
+        (lambda ps: FixedELR([{"params": ps, "lr": 0.1}], elr=0.1, wd=0.1), "not used"),
+        (lambda ps: FixedLR([{"params": ps, "si": False, "lr": -1.0}], lr=0.1, wd=0.1), "non-SI"),
+        (lambda ps: FixedLR([{"params": ps, "si": "yes"}], lr=0.1, wd=0.1), "si"),
+        (
+            lambda ps: FixedSphere([torch.zeros(3, requires_grad=True)], elr=0.1, radius=1.0),
+            "radius 0",
+        ),
+    ],
+)
+def test_bad_hyperparameters(make, match):
+    with pytest.raises(ValueError, match=match):
+        make(_model().si_parameters())
+
+
+# ------------------------------------------------------------------ batched form
+
+
+def _grid_kw(protocol, G):
+    elr = torch.linspace(2e-3, 2e-2, G)
+    return {
+        "lr": {"lr": elr * 10, "wd": torch.linspace(1e-3, 1e-1, G)},
+        "elr": {"elr": elr, "wd": torch.linspace(1e-3, 1e-1, G)},
+        "sphere": {"elr": elr, "radius": torch.linspace(0.5, 2.0, G)},
+    }[protocol]
+
+
+@pytest.mark.parametrize("protocol", ["lr", "elr", "sphere"])
+def test_batched_protocol_equals_separate_optimizers(protocol):
+    """Step by step from synchronized weights (so that float32 round-off cannot be amplified by
+    the chaotic dynamics, e.g. a ReLU flipping sign): one batched step == G unbatched steps."""
+    G = 4
+    models = [_model(seed=s) for s in range(G)]
+    bm = BatchedBNMLP.from_models(models)
+    kw = _grid_kw(protocol, G)
+    bopt = BatchedProtocol(bm.si_parameters(), protocol, **kw)
+    opts = [
+        make_optimizer(protocol, m.si_parameters(), **{k: float(v[g]) for k, v in kw.items()})
+        for g, m in enumerate(models)
+    ]
+    gen = torch.Generator().manual_seed(4)
+    for _ in range(8):
+        with torch.no_grad():  # synchronize the unbatched models with the batched one
+            for g, m in enumerate(models):
+                for i in range(2):
+                    m.layers[3 * i].weight.copy_(bm.weights[i][g].T)
+        idx = torch.randint(0, len(X), (64,), generator=gen)
+        bopt.zero_grad()
+        batched_cross_entropy(bm(X[idx]), Y[idx]).sum().backward()
+        bopt.step()
+        for g, (m, o) in enumerate(zip(models, opts, strict=True)):
+            o.zero_grad()
+            F.cross_entropy(m(X[idx]), Y[idx]).backward()
+            o.step()
+            for i in range(2):
+                # one float32 step, summation orders differ: ~1e-7 relative to entries ~1e-2
+                torch.testing.assert_close(
+                    bm.weights[i][g], m.layers[3 * i].weight.T, rtol=1e-4, atol=1e-7
+                )
+            assert float(bopt.last_radius()[g]) == pytest.approx(o.last_radius(), rel=1e-6)
+            assert float(bopt.last_preprojection_norm()[g]) == pytest.approx(
+                o.last_preprojection_norm(), rel=1e-6
+            )
+            if protocol == "sphere":
+                # (r' - r) ~ 1e-3 r: the relative error of r' (1e-7) becomes ~1e-4 here
+                assert float(bopt.last_pressure()[g]) == pytest.approx(o.last_pressure(), rel=1e-3)
+    if protocol == "sphere":
+        torch.testing.assert_close(
+            batched_group_radius(bm.si_parameters()), kw["radius"].double(), rtol=1e-6, atol=0
+        )
+
+
+def test_functional_batched_steps():
+    G = 3
+    w = [torch.randn(G, 5, 4), torch.randn(G, 2)]
+    g = [torch.randn(G, 5, 4), torch.randn(G, 2)]
+    elr, wd = torch.tensor([0.1, 0.2, 0.3]), 0.05
+    r0 = batched_group_radius(w)
+    expected = [
+        p.double()
+        - (elr.double() * r0**2).view(-1, *[1] * (p.dim() - 1)) * (q.double() + wd * p.double())
+        for p, q in zip(w, g, strict=True)
+    ]
+    stats = fixed_elr_step_(w, g, elr, wd)
+    torch.testing.assert_close(stats.radius_before, r0)
+    for p, e in zip(w, expected, strict=True):
+        torch.testing.assert_close(p.double(), e, rtol=1e-6, atol=1e-6)
+    stats = sphere_step_(w, g, 0.01, torch.tensor([1.0, 2.0, 3.0]))
+    torch.testing.assert_close(
+        batched_group_radius(w),
+        torch.tensor([1.0, 2.0, 3.0], dtype=torch.float64),
+        rtol=1e-6,
+        atol=0,
+    )
+    assert stats.norm_after.shape == (G,)
+    with pytest.raises(ValueError, match="shape"):
+        fixed_elr_step_(w, g, torch.ones(2), 0.1)
+    with pytest.raises(ValueError, match="positive"):
+        fixed_elr_step_(w, g, torch.tensor([0.1, 0.0, 0.1]), 0.1)
+    with pytest.raises(ValueError, match="exactly"):
+        batched_step_("sphere", w, g, elr=0.1, wd=0.1)
+    with pytest.raises(ValueError, match="grad"):
+        fixed_elr_step_(w, [*g[:1], torch.randn(G, 3)], 0.1, 0.1)
+    with pytest.raises(ValueError, match="takes exactly"):
+        BatchedProtocol(w, "elr", elr=0.1)
+    with pytest.raises(ValueError, match="sphere"):
+        BatchedProtocol([nn.Parameter(p) for p in w], "elr", elr=0.1, wd=0.1).last_pressure()
