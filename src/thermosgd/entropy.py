@@ -166,9 +166,21 @@ def _row_norms_kernel(x, out):  # pragma: no cover - compiled
 
 
 @numba.njit(parallel=True, cache=True, fastmath=_FASTMATH)
-def _centre_kernel(x, s, c0, q, nrm):  # pragma: no cover - compiled
+def _centre_kernel(x, s, normalize, c0, q, nrm):  # pragma: no cover - compiled
+    """q_i = s_i x_i - c0 (Gram dtype), nrm_i = |q_i|^2; with normalize, s_i := 1/|x_i| first
+    (written back to s; a zero or non-finite norm leaves s_i = inf or NaN and skips the row)."""
     n, d = x.shape
     for i in numba.prange(n):
+        if normalize:
+            acc = 0.0
+            for j in range(d):
+                v = np.float64(x[i, j])
+                acc += v * v
+            r = np.sqrt(acc)
+            s[i] = 1.0 / r if r != 0.0 else np.inf  # NaN stays NaN
+            if not (r > 0.0 and r < np.inf):
+                nrm[i] = np.nan
+                continue
         si = s[i]
         acc = 0.0
         for j in range(d):
@@ -232,8 +244,11 @@ def _merge_topk(best_v, best_i, new_v, new_i, m: int):
     return vv, torch.gather(i, 1, pos)
 
 
-def _knn_gram(x: np.ndarray, k: int, scale=None, block_size=None, dtype=None):
+def _knn_gram(x: np.ndarray, k: int, scale=None, block_size=None, dtype=None, normalize=False):
     """Exact k-NN distances (float64, (N, k)) and indices of the rows p_i = scale_i * x_i of x.
+
+    normalize=True: scale_i = 1/|x_i| (unit vectors; the norms are computed in the centring pass
+    and returned as a third output; zero or non-finite rows raise ValueError).
 
     1. Centre: q_i = p_i - c (c = mean of a strided subsample, computed in float64), stored in
        the Gram dtype (float32 by default); n_i = |q_i|^2 in float64.
@@ -264,15 +279,26 @@ def _knn_gram(x: np.ndarray, k: int, scale=None, block_size=None, dtype=None):
     x = np.ascontiguousarray(x)
     if x.dtype not in (np.float32, np.float64):
         x = x.astype(np.float64)
-    s = np.ones(n) if scale is None else np.ascontiguousarray(scale, dtype=np.float64)
+    s = np.ones(n) if scale is None else np.array(scale, dtype=np.float64)
 
     # 1. centre (fused float64 kernel: q_i = s_i x_i - c0 stored in the Gram dtype, n_i = |q_i|^2)
     sub = np.arange(0, n, max(1, n // 512))
-    c0 = (x[sub].astype(np.float64) * s[sub, None]).mean(0)
+    xs = x[sub].astype(np.float64)
+    if normalize:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            xs /= np.linalg.norm(xs, axis=1, keepdims=True)
+    else:
+        xs *= s[sub, None]
+    c0 = xs.mean(0)
+    if not np.isfinite(c0).all():  # some row is zero or non-finite: let the kernel report it
+        c0 = np.zeros(d)
     qn = np.empty((n, d), dtype=gdt)
     nr = np.empty(n)
-    _centre_kernel(x, s, c0, qn, nr)
+    _centre_kernel(x, s, normalize, c0, qn, nr)
     if not np.isfinite(nr).all():
+        if normalize and np.any(s == np.inf):
+            nzero = int(np.count_nonzero(s == np.inf))
+            raise ValueError(f"w has {nzero} zero vectors (no direction)")
         raise ValueError("x contains NaN or inf (or values too large to square in float64)")
     nq = torch.from_numpy(nr).to(tdt)
 
@@ -345,6 +371,8 @@ def _knn_gram(x: np.ndarray, k: int, scale=None, block_size=None, dtype=None):
     idx = np.empty((n, k), dtype=np.int64)
     out[rows[sel], pos[sel]] = np.sqrt(d2[sel])
     idx[rows[sel], pos[sel]] = cols[sel]
+    if normalize:
+        return out, idx, 1.0 / s
     return out, idx
 
 
@@ -501,6 +529,13 @@ def hyperspherical_angles(w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return ang, logsin
 
 
+def _check_radii(r: np.ndarray) -> None:
+    if not np.isfinite(r).all():
+        raise ValueError("w contains NaN or inf (or values too large to square in float64)")
+    if np.any(r == 0):
+        raise ValueError(f"w has {int(np.count_nonzero(r == 0))} zero vectors (no direction)")
+
+
 def sphere_entropy(
     w,
     method: Method = "chord",
@@ -534,24 +569,29 @@ def sphere_entropy(
     d = w.shape[-1]
     if d < 2:
         raise ValueError(f"w must have dimension D >= 2 for the sphere S^(D-1), got D = {d}")
-    r = _row_norms(w)
-    if not np.isfinite(r).all():
-        raise ValueError("w contains NaN or inf (or values too large to square in float64)")
-    if np.any(r == 0):
-        raise ValueError(f"w has {int(np.count_nonzero(r == 0))} zero vectors (no direction)")
+    n = w.shape[-2]
+    gram_chord = method == "chord" and d > _KDTREE_MAX_DIM
+    if gram_chord:
+        r = np.empty(w.shape[:-1])  # filled by the centring pass of each cloud
+    else:
+        r = _row_norms(w)
+        _check_radii(r)
+    r_flat = r.reshape((-1, n))
     m = d - 1
     tiny = 8.0 * math.sqrt(d) * float(np.finfo(np.float64).eps)
 
     if method == "chord":
 
-        r_flat = r.reshape((-1, w.shape[-2]))
-
         def one(cloud, b):
-            s = 1.0 / (_row_norms(cloud) if b is None else r_flat[b])
-            if d <= _KDTREE_MAX_DIM:
-                dist, idx = _knn_kdtree(cloud.astype(np.float64) * s[:, None], k + 1)
+            if gram_chord:
+                dist, idx, rb = _knn_gram(
+                    cloud, k + 1, block_size=block_size, dtype=dtype, normalize=True
+                )
+                if b is not None:
+                    r_flat[b] = rb
             else:
-                dist, idx = _knn_gram(cloud, k + 1, scale=s, block_size=block_size, dtype=dtype)
+                rb = _row_norms(cloud) if b is None else r_flat[b]
+                dist, idx = _knn_kdtree(cloud.astype(np.float64) / rb[:, None], k + 1)
             return dist, idx, None, tiny
 
     else:
@@ -567,11 +607,11 @@ def sphere_entropy(
     est = _estimate_batch(w, k, m, method, one, duplicates)
     if not full:
         return est
-    if not isinstance(est.n, int) or est.n != w.shape[-2]:
+    if not isinstance(est.n, int) or est.n != n:
         raise ValueError("full=True with dropped duplicates is ambiguous; remove duplicates first")
     logr = np.log(r)
     radial = m * logr.mean(axis=-1)
-    radial_err = m * logr.std(axis=-1, ddof=1) / math.sqrt(w.shape[-2])
+    radial_err = m * logr.std(axis=-1, ddof=1) / math.sqrt(n)
     value = est.value + radial
     stderr = np.hypot(est.stderr, radial_err)
     if np.ndim(value) == 0:
