@@ -299,7 +299,8 @@ def _knn_gram(x: np.ndarray, k: int, scale=None, block_size=None, dtype=None, no
         if normalize and np.any(s == np.inf):
             nzero = int(np.count_nonzero(s == np.inf))
             raise ValueError(f"w has {nzero} zero vectors (no direction)")
-        raise ValueError("x contains NaN or inf (or values too large to square in float64)")
+        name = "w" if normalize else "x"
+        raise ValueError(f"{name} contains NaN or inf (or values too large to square in float64)")
     nq = torch.from_numpy(nr).to(tdt)
 
     # 2. blocked Gram, running top-(m+1)
