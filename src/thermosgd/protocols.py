@@ -15,9 +15,11 @@ minibatch gradient of the group:
 Groups with ``si=False`` are plain SGD, w <- w - lr (g + wd w), with ``lr`` and ``wd``
 defaulting to 0: non-SI parameters stay untouched unless the user gives them a rate.
 
-Every step records, per SI group, the radius before the step and the norm after the update
-(before projection, for the sphere) as float64 0-dim tensors on the group's device (no host
-sync): ``last_radius(i)``, ``last_preprojection_norm(i)``. They travel in ``state_dict()``.
+Every step records, per SI group, the radius before the step (and, for the sphere, the norm
+after the update, before the projection) as float64 0-dim tensors on the group's device (no
+host sync): ``last_radius(i)``, ``last_preprojection_norm(i)`` (for lr and elr, which do not
+project, the latter is the current radius, computed when asked). They travel in
+``state_dict()``.
 The optimizers keep no per-parameter state, so a ``state_dict`` round trip followed by the
 same batches continues bit-identically.
 
@@ -164,10 +166,15 @@ class _ProtocolOptimizer(torch.optim.Optimizer):
         return None if v is None else float(v)
 
     def last_preprojection_norm(self, group: int = 0) -> float | None:
-        """||w'|| after the last update, before any projection (the post-step radius for
-        the lr and elr protocols); None before the first step."""
-        v = self._group(group)["last_norm"]
-        return None if v is None else float(v)
+        """||w'|| after the last update, before any projection; None before the first step.
+
+        For lr and elr (no projection) this is the current radius of the group."""
+        g = self._group(group)
+        if g["last_radius"] is None:
+            return None
+        if g["last_norm"] is None:
+            return self.radius(group)
+        return float(g["last_norm"])
 
     # -- state -------------------------------------------------------------------------------
 
@@ -218,7 +225,7 @@ def _sgd_update_(p: Tensor, grad: Tensor, lr: float | Tensor, wd: float) -> None
     """torch.optim.SGD's update (no momentum): d = g + wd w; w <- w - lr d."""
     d_p = grad.add(p, alpha=wd) if wd != 0 else grad
     if isinstance(lr, Tensor):
-        p.sub_(d_p * lr)
+        p.addcmul_(d_p, lr, value=-1)
     else:
         p.add_(d_p, alpha=-lr)
 
@@ -237,7 +244,6 @@ class FixedLR(_ProtocolOptimizer):
         group["last_radius"] = _radius_sq(params).sqrt()
         for p in params:
             _sgd_update_(p, _grad_or_zero(p), group["lr"], group["wd"])
-        group["last_norm"] = _radius_sq(params).sqrt()
 
 
 class FixedELR(_ProtocolOptimizer):
@@ -256,7 +262,6 @@ class FixedELR(_ProtocolOptimizer):
         lr_t = (group["elr"] * r2).to(params[0].dtype)
         for p in params:
             _sgd_update_(p, _grad_or_zero(p), lr_t, group["wd"])
-        group["last_norm"] = _radius_sq(params).sqrt()
 
 
 class FixedSphere(_ProtocolOptimizer):
@@ -335,11 +340,12 @@ def make_optimizer(
 
 
 class StepStats(NamedTuple):
-    """Per-config float64 tensors (G,): radius before the step, norm after the update
-    (before the projection, for the sphere)."""
+    """Per-config float64 tensors (G,): the radius before the step and, for the sphere, the
+    norm after the update, before the projection (None for lr/elr: without a projection it is
+    just the current radius, ``batched_group_radius(params)``)."""
 
     radius_before: Tensor
-    norm_after: Tensor
+    norm_after: Tensor | None
 
 
 def _per_config(name: str, value: float | Tensor, G: int, device, check: bool = True) -> Tensor:
@@ -358,6 +364,13 @@ def _per_config(name: str, value: float | Tensor, G: int, device, check: bool = 
 
 def _bview(t: Tensor, p: Tensor) -> Tensor:
     return t.to(p.dtype).view(-1, *([1] * (p.dim() - 1)))
+
+
+def _coupled_update_(params, grads, lr_t: Tensor, wd_t: Tensor) -> None:
+    """w_g <- w_g - lr_g (g_g + wd_g w_g) for every param (two fused ops per param)."""
+    for p, g in zip(params, grads, strict=True):
+        d_p = torch.addcmul(g, p, _bview(wd_t, p))
+        p.addcmul_(d_p, _bview(lr_t, p), value=-1)
 
 
 def _check_batched(params: Sequence[Tensor], grads: Sequence[Tensor]) -> int:
@@ -386,9 +399,8 @@ def fixed_lr_step_(
     lr_t = _per_config("lr", lr, G, params[0].device, check)
     wd_t = _per_config("wd", wd, G, params[0].device, check)
     before = _batched_radius_sq(params).sqrt()
-    for p, g in zip(params, grads, strict=True):
-        p.sub_((g + _bview(wd_t, p) * p) * _bview(lr_t, p))
-    return StepStats(before, _batched_radius_sq(params).sqrt())
+    _coupled_update_(params, grads, lr_t, wd_t)
+    return StepStats(before, None)
 
 
 @torch.no_grad()
@@ -405,10 +417,8 @@ def fixed_elr_step_(
     elr_t = _per_config("elr", elr, G, params[0].device, check)
     wd_t = _per_config("wd", wd, G, params[0].device, check)
     r2 = _batched_radius_sq(params)
-    lr_t = elr_t * r2
-    for p, g in zip(params, grads, strict=True):
-        p.sub_((g + _bview(wd_t, p) * p) * _bview(lr_t, p))
-    return StepStats(r2.sqrt(), _batched_radius_sq(params).sqrt())
+    _coupled_update_(params, grads, elr_t * r2, wd_t)
+    return StepStats(r2.sqrt(), None)
 
 
 @torch.no_grad()
@@ -427,7 +437,7 @@ def sphere_step_(
     before = _batched_radius_sq(params).sqrt()
     lr_t = elr_t * r_t * r_t
     for p, g in zip(params, grads, strict=True):
-        p.sub_(g * _bview(lr_t, p))
+        p.addcmul_(g, _bview(lr_t, p), value=-1)
     norm = _batched_radius_sq(params).sqrt()
     scale = r_t / norm
     for p in params:
@@ -539,8 +549,14 @@ class BatchedProtocol(torch.optim.Optimizer):
         return self.param_groups[0]["last_radius"]
 
     def last_preprojection_norm(self) -> Tensor | None:
-        """Per-config norm after the last update, before projection, float64 (G,)."""
-        return self.param_groups[0]["last_norm"]
+        """Per-config norm after the last update, before projection, float64 (G,) (for lr
+        and elr, which do not project, the current radii); None before the first step."""
+        g = self.param_groups[0]
+        if g["last_radius"] is None:
+            return None
+        if g["last_norm"] is None:
+            return _batched_radius_sq(g["params"]).sqrt()
+        return g["last_norm"]
 
     def last_pressure(self) -> Tensor | None:
         """Sphere only: per-config lambda_eff = (r' - r) / (elr r^3) of the last step."""
