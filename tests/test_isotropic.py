@@ -171,3 +171,10 @@ def test_config_json_round_trip():
     import json
 
     assert iso.IsotropicConfig.from_dict(json.loads(c.to_json())) == c
+
+
+def test_summary_without_enough_points_for_a_slope():
+    c = iso.IsotropicConfig("elr", elr=(0.05, 0.1), wd=(0.01, 0.1), steps=20_000, queue_size=100)
+    t = iso.stationary_table(iso.simulate(c, progress=False))
+    m = iso.summarize(t, c)["maxwell"]["dS/dlog(wd)"]
+    assert m["measured"] is None and m["normalized"] is None and m["rows"] == 0

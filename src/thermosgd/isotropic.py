@@ -575,8 +575,9 @@ def _row_slopes(x: np.ndarray, y: np.ndarray, se: np.ndarray, mask: np.ndarray) 
 def _slope_summary(slopes: np.ndarray, theory_value: float, norm: float) -> dict:
     s = slopes[:, 0]
     ok = np.isfinite(s)
-    if not ok.any():
-        return {"measured": None, "theory": theory_value, "rows": 0}
+    if not ok.any():  # fewer than 3 stationary points in every row: no slope
+        return {"measured": None, "std_over_rows": None, "stderr": None, "theory": theory_value,
+                "normalized": None, "normalized_std": None, "rows": 0, "per_row": []}
     mean = float(s[ok].mean())
     spread = float(s[ok].std(ddof=1)) if ok.sum() > 1 else float(slopes[ok, 1][0])
     return {
