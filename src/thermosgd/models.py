@@ -457,14 +457,17 @@ class BatchedBNMLP(nn.Module):
     """G independent BN-MLPs as one module: config g is exactly ``BNMLP`` with the same weights.
 
     Parameters ``weights[i]`` have shape (G, in_i, out_i) (config g's Linear weight transposed).
-    Internally activations are laid out (G, features, B), so that each layer is one GEMM/bmm
-    and the per-config batch norm (statistics over each config's own batch) is a single
-    ``F.batch_norm`` call on a (1, G*features, B) view with running statistics of shape
-    (G*features,), identical to G separate BatchNorm1d(affine=False) layers.
+    Internally hidden activations are laid out (B, G * features): the first layer with a
+    shared batch is a single GEMM x @ [W_1 ... W_G], later layers are one ``torch.bmm``, and
+    the per-config batch norm (statistics over each config's own batch) is a single
+    ``F.batch_norm`` call on the (B, G * features) matrix, with running statistics of shape
+    (G * features,), config-major, identical to G separate BatchNorm1d(affine=False) layers.
+    (This layout measured ~8% faster per step than (G, features, B) on CPU; see
+    docs/benchmarks.md.)
 
-    The frozen heads (buffers-free, ``requires_grad=False`` parameters ``head_weight``
-    (G, K, h_last) and optional ``head_bias`` (G, K)) are the unbatched model's head repeated,
-    so every config has the same head, as in the paper (one head seed for every run).
+    The frozen heads (``requires_grad=False`` parameters ``head_weight`` (G, K, h_last) and
+    optional ``head_bias`` (G, K)) are the unbatched model's head repeated, so every config
+    has the same head, as in the paper (one head seed for every run).
 
     ``forward(x)`` takes x of shape (B, in) (the same batch for every config, as in the paper,
     where every run uses the same training seed) or (G, B, in) (one batch per config), and
@@ -616,42 +619,39 @@ class BatchedBNMLP(nn.Module):
     # -- forward -----------------------------------------------------------------------------
 
     def forward(self, x: Tensor) -> Tensor:
-        G = self.num_configs
-        if x.dim() == 2:  # (B, in): one shared batch -> a single GEMM for the first layer
+        G, F_in = self.num_configs, self.in_features
+        w = self.weights
+        if x.dim() == 2 and x.shape[1] == F_in:  # one shared batch: a single GEMM
             B = x.shape[0]
-            if x.shape[1] != self.in_features:
-                raise ValueError(
-                    f"x must have {self.in_features} features, got shape {tuple(x.shape)}"
-                )
-            w0 = self.weights[0]  # (G, in, h) -> (G*h, in)
-            a = w0.transpose(1, 2).reshape(G * w0.shape[2], self.in_features) @ x.T
-        elif x.dim() == 3 and x.shape[0] == G and x.shape[2] == self.in_features:
+            a = x @ w[0].permute(1, 0, 2).reshape(F_in, G * self.hidden[0])  # (B, G*h)
+        elif x.dim() == 3 and x.shape[0] == G and x.shape[2] == F_in:  # one batch per config
             B = x.shape[1]
-            a = torch.bmm(self.weights[0].transpose(1, 2), x.transpose(1, 2))  # (G, h, B)
+            a = torch.bmm(x, w[0]).transpose(0, 1).reshape(B, G * self.hidden[0])
         else:
             raise ValueError(
-                f"x must have shape (B, {self.in_features}) or ({G}, B, {self.in_features}), "
-                f"got {tuple(x.shape)}"
+                f"x must have shape (B, {F_in}) or ({G}, B, {F_in}), got {tuple(x.shape)}"
             )
         if self.training:
             self.num_batches_tracked.add_(1)
         for i, h in enumerate(self.hidden):
-            if i > 0:
-                a = torch.bmm(self.weights[i].transpose(1, 2), a)  # (G, h_i, B)
-            a = F.batch_norm(
-                a.reshape(1, G * h, B),
-                getattr(self, f"running_mean_{i}"),
-                getattr(self, f"running_var_{i}"),
-                training=self.training,
-                momentum=self.bn_momentum,
-                eps=self.bn_eps,
+            if i > 0:  # (B, G*h_prev) -> (G, B, h_prev) @ (G, h_prev, h) -> (B, G*h)
+                a = torch.bmm(a.view(B, G, -1).transpose(0, 1), w[i])
+                a = a.transpose(0, 1).reshape(B, G * h)
+            a = F.relu(
+                F.batch_norm(
+                    a,
+                    getattr(self, f"running_mean_{i}"),
+                    getattr(self, f"running_var_{i}"),
+                    training=self.training,
+                    momentum=self.bn_momentum,
+                    eps=self.bn_eps,
+                )
             )
-            a = F.relu(a).view(G, h, B)
+        a = a.view(B, G, self.hidden[-1]).transpose(0, 1)  # (G, B, h)
+        head_t = self.head_weight.transpose(1, 2)  # (G, h, K)
         if self.head_bias is not None:
-            logits = torch.baddbmm(self.head_bias.unsqueeze(2), self.head_weight, a)  # (G, K, B)
-        else:
-            logits = torch.bmm(self.head_weight, a)
-        return logits.transpose(1, 2)  # (G, B, K), a view
+            return torch.baddbmm(self.head_bias.unsqueeze(1), a, head_t)  # (G, B, K)
+        return torch.bmm(a, head_t)
 
 
 def batched_cross_entropy(logits: Tensor, target: Tensor) -> Tensor:
