@@ -345,14 +345,16 @@ def _knn_gram(x: np.ndarray, k: int, scale=None, block_size=None, dtype=None, no
         bad = np.zeros(n, dtype=bool)
     rows_l = [np.broadcast_to(np.arange(n)[:, None], top_i.shape)[cand & ~bad[:, None]]]
     cols_l = [top_i[cand & ~bad[:, None]]]
-    for r in np.flatnonzero(bad):  # rare: ambiguous beyond the kept candidates
-        arow = nr[r] + nr - 2.0 * (qn @ qn[r]).astype(np.float64)
-        arow[r] = np.inf
-        erow = tol * (nr[r] + nr)
-        up = np.partition(arow + erow, k - 1)[k - 1]
-        js = np.flatnonzero(arow - erow <= up)
-        js = js[js != r]
-        rows_l.append(np.full(js.size, r))
+    bad_rows = np.flatnonzero(bad)  # rare: ambiguous beyond the kept candidates
+    step = max(1, _CHUNK_ELEMENTS // n)
+    for a in range(0, bad_rows.size, step):
+        rr = bad_rows[a : a + step]
+        arow = nr[rr, None] + nr[None, :] - 2.0 * (qn[rr] @ qn.T).astype(np.float64)
+        arow[np.arange(rr.size), rr] = np.inf
+        erow = tol * (nr[rr, None] + nr[None, :])
+        up = np.partition(arow + erow, k - 1, axis=1)[:, k - 1]
+        ri, js = np.nonzero(arow - erow <= up[:, None])
+        rows_l.append(rr[ri])
         cols_l.append(js)
     rows = np.concatenate(rows_l).astype(np.int64)
     cols = np.concatenate(cols_l).astype(np.int64)
@@ -530,6 +532,20 @@ def hyperspherical_angles(w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return ang, logsin
 
 
+def _angles_and_log_jacobian(w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Angles (N, D-1) and log-Jacobians sum_{k=1}^{D-2} (D-1-k) log sin phi_k (N,), in row
+    chunks so that only the angles are held in full."""
+    n, d = w.shape
+    mult = np.arange(d - 2, 0, -1, dtype=np.float64)  # D-1-k for k = 1..D-2
+    ang = np.empty((n, d - 1))
+    jac = np.empty(n)
+    step = max(1, _CHUNK_ELEMENTS // d)
+    for a in range(0, n, step):
+        ang[a : a + step], logsin = hyperspherical_angles(w[a : a + step])
+        jac[a : a + step] = logsin @ mult
+    return ang, jac
+
+
 def _check_radii(r: np.ndarray) -> None:
     if not np.isfinite(r).all():
         raise ValueError("w contains NaN or inf (or values too large to square in float64)")
@@ -596,12 +612,8 @@ def sphere_entropy(
             return dist, idx, None, tiny
 
     else:
-        mult = np.arange(d - 2, 0, -1, dtype=np.float64)  # D-1-k for k = 1..D-2
-
         def one(cloud, _):
-            ang, logsin = hyperspherical_angles(cloud)
-            jac = logsin @ mult
-            del logsin
+            ang, jac = _angles_and_log_jacobian(cloud)
             dist, idx = _knn_one(ang, k + 1, block_size=block_size, dtype=dtype)
             return dist, idx, jac, math.pi * tiny
 
