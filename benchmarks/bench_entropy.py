@@ -60,6 +60,7 @@ def main(argv=None) -> None:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--no-sklearn", action="store_true", help="skip the scikit-learn baseline")
+    ap.add_argument("--angles", action="store_true", help="also time method='angles' (once)")
     args = ap.parse_args(argv)
 
     from sklearn.neighbors import NearestNeighbors
@@ -103,6 +104,11 @@ def main(argv=None) -> None:
               f"{t['sklearn'] / t['ours']:.2f}")
         print(f"max relative 1-NN difference ours vs sklearn: {rel:.2e} "
               f"({'OK' if rel < 1e-6 else 'FAIL'} at 1e-6; sklearn sees float32 unit vectors)")
+    if args.angles:
+        t0 = time.perf_counter()
+        est_a = ent.sphere_entropy(w, method="angles")
+        print(f"angles   sphere_entropy(angles): {time.perf_counter() - t0:7.3f} s   S_dir = "
+              f"{est_a.value:.2f} +- {est_a.stderr:.2f} nats (float64 angles, once)")
     print(f"load average after: {os.getloadavg()[0]:.2f}")
 
 
