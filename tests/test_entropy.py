@@ -313,6 +313,14 @@ def test_duplicates_raise_or_drop():
         sphere_entropy(wd)
     with pytest.raises(ValueError, match="duplicate"):
         sphere_entropy(wd, method="angles")
+    for method in ("chord", "angles"):
+        dropped = sphere_entropy(wd, method=method, duplicates="drop")
+        assert dropped.n == 100
+        assert dropped.value == pytest.approx(sphere_entropy(w, method=method).value, abs=1e-9)
+    # a group larger than k + 2 (5 copies) is reduced to one point
+    x5 = np.concatenate([x, np.repeat(x[:1], 5, axis=0)])
+    dropped = knn_entropy(x5, duplicates="drop")
+    assert dropped.value == pytest.approx(knn_entropy(x).value, abs=1e-12)
     with pytest.raises(ValueError, match="duplicates"):
         knn_entropy(xd, duplicates="ignore")
 
