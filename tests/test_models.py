@@ -18,15 +18,7 @@ from thermosgd.models import (
     si_parameters,
 )
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny tensors: intra-op threads only add barrier waits, which cost ~20 ms per op when
-    the 2 shared cores are busy. Restored afterwards, so other test files are unaffected."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # see conftest.py
 
 
 # Float32 comparisons between the batched (bmm, one GEMM over all configs) and the unbatched

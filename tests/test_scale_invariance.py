@@ -25,15 +25,7 @@ from thermosgd.scale_invariance import (
     set_group_radius,
 )
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny tensors: intra-op threads only add barrier waits, which cost ~20 ms per op when
-    the 2 shared cores are busy. Restored afterwards, so other test files are unaffected."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # see conftest.py
 
 
 SI_TOL = 1e-5
