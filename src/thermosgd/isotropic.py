@@ -24,10 +24,13 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import sys
+import time
 from dataclasses import dataclass, field
 
 import numba as nb
 import numpy as np
+from tqdm.auto import tqdm
 
 from thermosgd import theory, vmf
 from thermosgd._rng import chain_states, normal, ziggurat_tables
@@ -170,44 +173,45 @@ def mixing_time(c: IsotropicConfig) -> np.ndarray:
     return theory.angular_mixing_time(effective_lr(c), 1.0)
 
 
-def sde_radius_trajectory(c: IsotropicConfig, t) -> np.ndarray:
-    """Radius r(t) of the SDE started at init_radius, shape grid_shape + shape(t).
+def _radius_relaxation(c: IsotropicConfig):
+    """The SDE radius relaxes linearly in x = r^p: x(t) = x* + (x0 - x*) exp(-rate t).
 
-    Closed forms: lr: r^4(t) = r*^4 + (r0^4 - r*^4) exp(-4 eta lambda t) (linear in r^4);
-    elr: 1/r^2(t) = 1/r*^2 + (1/r0^2 - 1/r*^2) exp(-eta-tilde^2 Q t) (logistic in r^2),
-    Q = (d-1) sigma^2; sphere: r(t) = r.
+    lr: p = 4, rate = 4 eta lambda (d r^4/dt = -4 eta lambda r^4 + 2 eta^2 Q);
+    elr: p = -2, rate = eta-tilde^2 Q (logistic in r^2), Q = (d-1) sigma^2.
+    Returns (rate, x0, x*, p) as arrays of grid_shape; not defined for the sphere.
     """
-    t = np.asarray(t, dtype=float)
     g = grid_values(c)
-    rstar = theory_radius(c)[..., None] if t.ndim else theory_radius(c)
-    expand = (lambda a: a[..., None]) if t.ndim else (lambda a: a)
-    if c.protocol == "sphere":
-        return np.broadcast_to(rstar, rstar.shape[:-1] + t.shape if t.ndim else rstar.shape)
-    r0 = c.init_radius
+    rstar = theory_radius(c)
     if c.protocol == "lr":
-        rate = expand(1.0 / theory.relaxation_time("lr", lr=g["lr"], wd=g["wd"]))
-        return (rstar**4 + (r0**4 - rstar**4) * np.exp(-rate * t)) ** 0.25
-    q = (c.dim - 1) * c.sigma**2
-    rate = expand(1.0 / theory.relaxation_time("elr", elr=g["elr"], trace_total=q))
-    return (rstar**-2.0 + (r0**-2.0 - rstar**-2.0) * np.exp(-rate * t)) ** -0.5
+        rate = 1.0 / theory.relaxation_time("lr", lr=g["lr"], wd=g["wd"])
+        p = 4.0
+    else:
+        q = (c.dim - 1) * c.sigma**2
+        rate = 1.0 / theory.relaxation_time("elr", elr=g["elr"], trace_total=q)
+        p = -2.0
+    return rate, np.full_like(rstar, c.init_radius**p), rstar**p, p
+
+
+def sde_radius_trajectory(c: IsotropicConfig, t) -> np.ndarray:
+    """Radius r(t) of the SDE started at init_radius, shape grid_shape + shape(t) (see
+    `_radius_relaxation`); for the sphere r(t) = r."""
+    t = np.asarray(t, dtype=float)
+    if c.protocol == "sphere":
+        rstar = theory_radius(c)
+        return np.broadcast_to(rstar[..., None] if t.ndim else rstar,
+                               rstar.shape + t.shape)
+    rate, x0, xs, p = (v[..., None] if t.ndim and np.ndim(v) else v
+                       for v in _radius_relaxation(c))
+    return (xs + (x0 - xs) * np.exp(-rate * t)) ** (1.0 / p)
 
 
 def relaxation_steps(c: IsotropicConfig, tol: float = 2e-3) -> np.ndarray:
     """Steps until the SDE radius started at init_radius stays within ``tol`` (relative) of r*."""
-    g = grid_values(c)
     if c.protocol == "sphere":
         return np.zeros(c.grid_shape)
-    rstar = theory_radius(c)
-    r0 = c.init_radius
-    if c.protocol == "lr":
-        rate = 1.0 / theory.relaxation_time("lr", lr=g["lr"], wd=g["wd"])
-        x0, xs, p = r0**4, rstar**4, 4.0
-    else:
-        q = (c.dim - 1) * c.sigma**2
-        rate = 1.0 / theory.relaxation_time("elr", elr=g["elr"], trace_total=q)
-        x0, xs, p = r0**-2.0, rstar**-2.0, 2.0
-    # r = r* (1 + e) with x = r^(+-p) gives x/x* - 1 ~ p e: need |x0/x* - 1| exp(-rate t) < p tol
-    ratio = np.abs(x0 / xs - 1.0) / (p * tol)
+    rate, x0, xs, p = _radius_relaxation(c)
+    # r = r* (1 + e) gives x/x* - 1 ~ p e: need |x0/x* - 1| exp(-rate t) < |p| tol
+    ratio = np.abs(x0 / xs - 1.0) / (abs(p) * tol)
     return np.log(np.maximum(ratio, 1.0)) / rate
 
 
@@ -225,17 +229,17 @@ def default_burn_in(c: IsotropicConfig) -> int:
 @nb.njit(parallel=True, cache=True)
 def _simulate_kernel(
     w, mu, rate, wd, radius, mode, sigma, states, kn, wn, fn, t_start, t_stop, burn_in,
-    window, spacing, queue, trace_every, trace_r, trace_loss, block_sum, sums, diverged,
+    window, spacing, queue, trace_every, trace_r, trace_loss, block_sum, diverged,
 ):  # pragma: no cover - compiled
     """Advance every chain from step t_start to t_stop (exclusive), in place.
 
     Each step records, at the pre-step point: radius r, loss L, the pre-projection norm r'
     after the step (= the post-step norm for lr/elr) and ||grad_S L(wbar)||^2 = 1 - <mu,wbar>^2.
-    sums[b, j] accumulates them over the window (j = 0..3) and sums[b, 4] counts steps;
-    block_sum[b, k, j] holds the same sums for the k-th of n_blocks equal blocks of the window
-    (batch means) of the window of `window` steps, with block_sum[b, k, 4] the count.  Every
-    spacing[b] window steps the direction after the step is pushed into queue[b].  A chain
-    whose radius leaves (0, 1e150) or turns NaN is marked diverged and frozen (state set to NaN).
+    block_sum[b, k, j] (j = 0..3) sums them over the k-th of n_blocks equal blocks of the
+    stationary window of `window` steps (batch means; whole-window sums are their total), and
+    block_sum[b, k, 4] counts the steps.  Every spacing[b] window steps the direction after
+    the step is pushed into queue[b].  A chain whose radius leaves (0, 1e150) or turns NaN is
+    marked diverged and frozen (state set to NaN).
     """
     n_chains, d = w.shape
     n_queue = queue.shape[1]
@@ -292,9 +296,7 @@ def _simulate_kernel(
                 blk = min(tw * n_blocks // window, n_blocks - 1)
                 vals = (r, 1.0 + c, rp, 1.0 - c * c)
                 for j in range(4):
-                    sums[b, j] += vals[j]
                     block_sum[b, blk, j] += vals[j]
-                sums[b, 4] += 1.0
                 block_sum[b, blk, 4] += 1.0
                 if tw % spacing[b] == 0 and tw // spacing[b] < n_queue:
                     q = tw // spacing[b]
@@ -312,7 +314,7 @@ def _simulate_kernel(
 
 @dataclass
 class Simulation:
-    """Raw output of `simulate`: per-chain window sums, batch means, snapshots and traces.
+    """Raw output of `simulate`: per-chain block sums (batch means), snapshots and traces.
 
     Chains are ordered (rate index, second-axis index, replica) in C order.
     """
@@ -320,7 +322,6 @@ class Simulation:
     config: IsotropicConfig
     burn_in: int
     spacing: np.ndarray  # (chains,) queue spacing in steps
-    sums: np.ndarray  # (chains, 5): radius, loss, pre-projection norm, grad^2, count
     block_sum: np.ndarray  # (chains, n_blocks, 5)
     queue: np.ndarray  # (chains, queue_size, dim) unit directions
     trace_steps: np.ndarray  # (trace_points,)
@@ -343,10 +344,6 @@ def simulate(c: IsotropicConfig, progress: bool | None = None, chunk: int = 20_0
     All chains start from the same random direction (as in the paper's code), at
     ``init_radius`` for lr/elr and at the set radius for the sphere.
     """
-    import time
-
-    from tqdm.auto import tqdm
-
     validate_config(c)
     n1, n2 = c.grid_shape
     R, d = c.replicas, c.dim
@@ -370,7 +367,6 @@ def simulate(c: IsotropicConfig, progress: bool | None = None, chunk: int = 20_0
     trace_r = np.full((n_chains, n_trace), np.nan)
     trace_loss = np.full((n_chains, n_trace), np.nan)
     block_sum = np.zeros((n_chains, c.n_blocks, 5))
-    sums = np.zeros((n_chains, 5))
     diverged = np.zeros(n_chains, dtype=np.bool_)
     states = chain_states(n_chains, np.random.SeedSequence([c.seed, MODE[c.protocol]]))
     tables = ziggurat_tables()
@@ -383,20 +379,18 @@ def simulate(c: IsotropicConfig, progress: bool | None = None, chunk: int = 20_0
             _simulate_kernel(
                 w, mu, rate, wd, radius, MODE[c.protocol], float(c.sigma), states, *tables,
                 start, stop, burn_in, window, spacing, queue, trace_every, trace_r, trace_loss,
-                block_sum, sums, diverged,
+                block_sum, diverged,
             )
             bar.update(stop - start)
     bar.close()
     return Simulation(
-        config=c, burn_in=burn_in, spacing=spacing, sums=sums, block_sum=block_sum, queue=queue,
+        config=c, burn_in=burn_in, spacing=spacing, block_sum=block_sum, queue=queue,
         trace_steps=np.arange(n_trace) * trace_every, trace_radius=trace_r, trace_loss=trace_loss,
         diverged=diverged, mu=mu, seconds=time.perf_counter() - t0,
     )
 
 
 def _quiet(progress: bool | None) -> bool:
-    import sys
-
     return not sys.stderr.isatty() if progress is None else not progress
 
 
@@ -437,7 +431,7 @@ def stationary_table(sim: Simulation, entropy_method: str = "chord") -> dict[str
     radius, radius_se = _pooled_mean_and_stderr(sim.block_sum, 0, R)
     energy, energy_se = _pooled_mean_and_stderr(sim.block_sum, 1, R)
     rp, rp_se = _pooled_mean_and_stderr(sim.block_sum, 2, R)
-    grad_norm2 = (sim.sums[:, 3] / np.maximum(sim.sums[:, 4], 1)).reshape(-1, R).mean(1)
+    grad_norm2, _ = _pooled_mean_and_stderr(sim.block_sum, 3, R)
     diverged = sim.diverged.reshape(-1, R).any(1)
     # a diverged grid point keeps NaN measurements; theory is evaluated on placeholders
     nan_if_diverged = np.where(diverged, np.nan, 1.0)

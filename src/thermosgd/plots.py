@@ -36,7 +36,7 @@ def _colors(n: int):
 def isotropic_figures(table: dict, config, out_dir: str | os.PathLike) -> list[Path]:
     """The paper's isotropic-model figures for one protocol: equation of state, U and S_dir vs
     T, entropy vs the second axis, and potential maps. Returns the written PNG paths."""
-    from thermosgd.isotropic import potential_map
+    from thermosgd.isotropic import potential_argmin, potential_map
 
     out = Path(out_dir)
     shape = config.grid_shape
@@ -100,8 +100,6 @@ def isotropic_figures(table: dict, config, out_dir: str | os.PathLike) -> list[P
     paths.append(_save(fig, out / f"{config.protocol}-entropy.png"))
 
     # 4. potential maps
-    from thermosgd.isotropic import potential_argmin
-
     targets = [t["target"] for t in potential_argmin(table, config)]
     rows = sorted({t[0] for t in targets})
     cols = sorted({t[1] for t in targets})
