@@ -1,0 +1,869 @@
+"""Analysis of grids of stationary states: the paper's neural-network section (9.6-9.8).
+
+Input: a tidy table, one row per run (a dict of equal-length columns, or a pandas DataFrame;
+pandas is never imported here), with the columns that training runs write in
+``stationary.json``: protocol, lr, elr, wd, radius_set, dim, temperature, pressure, volume,
+energy, entropy, sigma2, trace_sigma, grad_norm2, radius, radius_sde, radius_discrete,
+pressure_sde, pressure_discrete, stationary, and optionally entropy_dir, reasons, diverged,
+run, test_loss, test_acc. Isotropic-study tables (``results.csv`` of ``thermosgd isotropic``)
+are accepted too: their ``*_theory`` columns stand for the ``*_sde`` ones.
+
+For each protocol present, `analyze_protocol` computes, on the stationary runs only:
+
+* the equation of state: measured radius (lr, elr) or sphere pressure against the SDE and the
+  discretization-corrected predictions, per point and worst relative errors, and the fraction
+  of stationary runs within 5%;
+* the quadratic fit S(x, y) = a0 + a1 x + a2 y + a3 x^2 + a4 y^2 + a5 xy, with x = log rate
+  (lr or elr) and y = log wd (log r on the sphere), natural logs, and its R^2;
+* the Maxwell checks exactly as the paper reports them (`maxwell_checks`);
+* the collapse of sigma2, U and T onto elr (elr, sphere) or lr*wd (lr) (`collapse_ratio`);
+* the Gibbs potential G = U - T* S + p* V (F = U - T* S on the sphere, per radius) at the
+  (T*, p*) of a few target runs, its argmin over the measured states and the distance in grid
+  cells (`potential_argmin`);
+* the excluded runs (not stationary, diverged, or missing a value) and why.
+
+`analyze` does this for every protocol and adds the acceptance checks of the reproduction;
+`write_analysis` writes ``analysis.json``; `run_analysis` does load, analyze, figures, write.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from thermosgd import theory
+
+__all__ = [
+    "AXES",
+    "COLLAPSE_QUANTITIES",
+    "PAPER_NN_RESULTS",
+    "QuadraticFit",
+    "acceptance_checks",
+    "analyze",
+    "analyze_protocol",
+    "as_columns",
+    "collapse_ratio",
+    "collapse_variable",
+    "equation_of_state",
+    "fit_quadratic",
+    "grid_cells",
+    "load_table",
+    "maxwell_checks",
+    "potential_argmin",
+    "potential_targets",
+    "run_analysis",
+    "split_rows",
+    "write_analysis",
+]
+
+#: grid axes per protocol: (rate column, second-axis column)
+AXES = {"lr": ("lr", "wd"), "elr": ("elr", "wd"), "sphere": ("elr", "radius_set")}
+
+#: quantities whose collapse onto the collapse variable is quantified
+COLLAPSE_QUANTITIES = ("sigma2", "energy", "temperature")
+
+#: the fraction of the equation-of-state check (relative error below 5%)
+EOS_TOLERANCE = 0.05
+
+#: minimum number of stationary runs, and of distinct values per axis, for the quadratic fit
+MIN_FIT_RUNS = 6
+MIN_AXIS_VALUES = 3
+
+#: the paper's numbers (saved notebook outputs, paper.md section 9.7), for reference in reports.
+#: "maxwell_coefficients" are normalized by (d-1)/2 except where the key says "/(a1-a2)".
+PAPER_NN_RESULTS = [
+    {"model": "ConvNet-8 / CIFAR-10", "dim": 24408, "protocol": "elr", "r2": 0.99748,
+     "max_rel_error": 0.0652, "coefficients": {"a2": -1.128, "2a4": -0.0159, "a5": -0.0056}},
+    {"model": "ConvNet-8 / CIFAR-10", "dim": 24408, "protocol": "lr", "r2": 0.99260,
+     "max_rel_error": 0.176, "coefficients": {"a1-a2": 0.989, "2a3-a5": -0.038,
+                                              "2a4-a5": -0.033}},
+    {"model": "ConvNet-8 / CIFAR-10", "dim": 24408, "protocol": "sphere", "r2": 0.99585},
+    {"model": "ConvNet-16 / CIFAR-100", "dim": 97200, "protocol": "elr", "r2": 0.97912,
+     "max_rel_error": 0.0395, "coefficients": {"a2": -0.930, "2a4": -0.0015, "a5": 0.0088}},
+    {"model": "ConvNet-16 / CIFAR-100", "dim": 97200, "protocol": "lr", "r2": 0.84117,
+     "max_rel_error": 0.233, "coefficients": {"a1-a2": 0.659, "2a3-a5": -0.047,
+                                              "2a4-a5": 0.0007}},
+    {"model": "ConvNet-16 / CIFAR-100", "dim": 97200, "protocol": "sphere", "r2": 0.94096},
+    {"model": "ResNet-18 (k=4) / CIFAR-10", "dim": 43692, "protocol": "elr", "r2": 0.99255,
+     "max_rel_error": 0.0246, "coefficients": {"a2": -1.029, "2a4": -0.0079, "a5": 0.0002}},
+    {"model": "ResNet-18 (k=4) / CIFAR-10", "dim": 43692, "protocol": "lr", "r2": 0.99393,
+     "max_rel_error": 0.0295, "coefficients": {"a1-a2": 0.993, "(2a3-a5)/(a1-a2)": 0.0049,
+                                              "(2a4-a5)/(a1-a2)": 0.0046}},
+    {"model": "ResNet-18 (k=4) / CIFAR-10", "dim": 43692, "protocol": "sphere", "r2": 0.99581},
+    {"model": "ResNet-18 (k=4) / CIFAR-100", "dim": 43692, "protocol": "elr", "r2": 0.99489,
+     "max_rel_error": 0.0190, "coefficients": {"a2": -1.022, "2a4": -0.0063, "a5": 0.0005}},
+    {"model": "ResNet-18 (k=4) / CIFAR-100", "dim": 43692, "protocol": "lr", "r2": 0.98938,
+     "max_rel_error": 0.0563, "coefficients": {"a1-a2": 1.075, "(2a3-a5)/(a1-a2)": 8e-5,
+                                              "(2a4-a5)/(a1-a2)": -0.0076}},
+    {"model": "ResNet-18 (k=4) / CIFAR-100", "dim": 43692, "protocol": "sphere", "r2": 0.99528},
+]
+
+#: acceptance thresholds of the cpu reproduction (issue "sweeps, analysis, report")
+ACCEPTANCE = {"maxwell_max_rel_error": {"elr": 0.10, "lr": 0.15},
+              "eos_fraction_within_5pct": 0.90, "potential_max_distance_cells": 1}
+
+_NUMERIC = ("lr", "elr", "wd", "radius_set", "dim", "temperature", "pressure", "volume",
+            "energy", "entropy", "entropy_dir", "sigma2", "trace_sigma", "grad_norm2", "radius",
+            "radius_sde", "radius_discrete", "pressure_sde", "pressure_discrete", "test_loss",
+            "test_acc")
+_ALIASES = {"radius_sde": "radius_theory", "pressure_sde": "pressure_theory"}
+# columns every analysed row needs (per protocol: the axes and the equation-of-state ones)
+_NEEDED = ("temperature", "energy", "entropy", "sigma2", "volume")
+_EOS = {"lr": ("radius", "radius_sde", "radius_discrete"),
+        "elr": ("radius", "radius_sde", "radius_discrete"),
+        "sphere": ("pressure", "pressure_sde", "pressure_discrete")}
+
+
+# --------------------------------------------------------------------------------------------
+# the table
+
+
+def _parse_bool(name: str, values) -> np.ndarray:
+    out = np.zeros(len(values), dtype=bool)
+    for i, v in enumerate(values):
+        if isinstance(v, bool | np.bool_):
+            out[i] = bool(v)
+        elif v is None or (isinstance(v, float | np.floating) and math.isnan(v)):
+            out[i] = False
+        elif isinstance(v, int | float | np.integer | np.floating):
+            out[i] = bool(v)
+        elif isinstance(v, str) and v.strip().lower() in ("true", "1", "yes", "1.0"):
+            out[i] = True
+        elif isinstance(v, str) and v.strip().lower() in ("false", "0", "no", "0.0", ""):
+            out[i] = False
+        else:
+            raise ValueError(f"column {name!r}: cannot read {v!r} as true/false (row {i})")
+    return out
+
+
+def _parse_float(name: str, values) -> np.ndarray:
+    arr = np.asarray(values)
+    if arr.dtype.kind in "fiub":
+        return arr.astype(np.float64)
+    out = np.empty(len(arr), dtype=np.float64)
+    for i, v in enumerate(arr):
+        if v is None or (isinstance(v, str) and v.strip() == ""):
+            out[i] = np.nan
+            continue
+        try:
+            out[i] = float(v)
+        except (TypeError, ValueError):
+            raise ValueError(f"column {name!r}: {v!r} (row {i}) is not a number") from None
+    return out
+
+
+def _parse_text(values) -> np.ndarray:
+    out = np.empty(len(values), dtype=object)
+    for i, v in enumerate(values):
+        if v is None or (isinstance(v, float | np.floating) and math.isnan(v)):
+            out[i] = ""
+        elif isinstance(v, list | tuple | np.ndarray):
+            out[i] = "; ".join(str(x) for x in v)
+        else:
+            out[i] = str(v)
+    return out
+
+
+def as_columns(table) -> dict[str, np.ndarray]:
+    """Normalize a tidy table to a dict of numpy columns.
+
+    Accepts a mapping of equal-length sequences or a pandas DataFrame (anything with
+    ``columns`` and ``__getitem__`` returning a column with ``to_numpy``). Numeric columns
+    become float64 (empty cells and None -> NaN); ``stationary`` and ``diverged`` become bool
+    (``"true"``/``"false"`` strings as written by `thermosgd.tables.write_csv` are read);
+    ``protocol``, ``reasons`` and ``run`` become str (missing -> ""); isotropic-study
+    ``radius_theory``/``pressure_theory`` fill absent ``radius_sde``/``pressure_sde``. Missing
+    optional columns are added: ``reasons`` "", ``diverged`` False, ``run`` "row <i>".
+    """
+    if hasattr(table, "columns") and not isinstance(table, Mapping):
+        try:
+            raw = {str(c): np.asarray(table[c].to_numpy()) for c in table.columns}
+        except (AttributeError, KeyError, TypeError) as e:
+            raise ValueError(f"table: cannot read the columns of a {type(table).__name__}: {e}"
+                             ) from None
+    elif isinstance(table, Mapping):
+        raw = {}
+        for k, v in table.items():
+            arr = np.asarray(v, dtype=object if isinstance(v, list | tuple) else None)
+            raw[str(k)] = arr.reshape(-1) if arr.ndim == 0 else arr
+    else:
+        raise ValueError(f"table must be a dict of columns or a pandas DataFrame, got "
+                         f"{type(table).__name__}")
+    lengths = {len(v) for v in raw.values()}
+    if len(lengths) > 1:
+        raise ValueError(f"table: columns have different lengths {sorted(lengths)}")
+    n = lengths.pop() if lengths else 0
+    if "protocol" not in raw:
+        raise ValueError("table has no 'protocol' column (one of lr, elr, sphere per run)")
+    cols: dict[str, np.ndarray] = {}
+    for k, v in raw.items():
+        if k in _NUMERIC:
+            cols[k] = _parse_float(k, v)
+        elif k in ("stationary", "diverged"):
+            cols[k] = _parse_bool(k, v)
+        elif k in ("protocol", "reasons", "run"):
+            cols[k] = _parse_text(v)
+        else:
+            cols[k] = v
+    for new, old in _ALIASES.items():
+        if new not in cols and old in raw:
+            cols[new] = _parse_float(old, raw[old])
+    cols.setdefault("reasons", np.full(n, "", dtype=object))
+    cols.setdefault("diverged", np.zeros(n, dtype=bool))
+    cols.setdefault("run", np.array([f"row {i}" for i in range(n)], dtype=object))
+    bad = sorted({p for p in cols["protocol"] if p not in AXES})
+    if bad:
+        raise ValueError(f"table: unknown protocol(s) {bad}; expected lr, elr or sphere")
+    return cols
+
+
+def load_table(path: str | os.PathLike) -> dict[str, np.ndarray]:
+    """Read a tidy table: a ``.csv`` (`thermosgd.tables.read_csv`) or ``.parquet`` (pandas)
+    file, or a directory holding ``results.csv`` or ``results.parquet``."""
+    from thermosgd.tables import read_csv
+
+    p = Path(path)
+    if p.is_dir():
+        for name in ("results.csv", "results.parquet"):
+            if (p / name).is_file():
+                p = p / name
+                break
+        else:
+            raise ValueError(f"{path}: no results.csv or results.parquet here; run "
+                             f"'thermosgd collect {path}' first")
+    if not p.is_file():
+        raise ValueError(f"{path}: no such file")
+    if p.suffix == ".parquet":
+        try:
+            import pandas as pd
+        except ImportError:
+            raise ValueError(f"{p}: reading parquet needs pandas; pip install "
+                             f"'thermosgd[tables]' or use results.csv") from None
+        return as_columns(pd.read_parquet(p))
+    return as_columns(read_csv(p))
+
+
+def _rows(cols: dict, protocol: str) -> np.ndarray:
+    return np.flatnonzero(cols["protocol"] == protocol)
+
+
+def _second_axis(cols: dict, protocol: str) -> np.ndarray:
+    """Values of the second grid axis: wd, or the set radius on the sphere (falls back to the
+    measured radius where ``radius_set`` is absent)."""
+    if protocol != "sphere":
+        return cols["wd"]
+    r = cols.get("radius_set", np.full(len(cols["protocol"]), np.nan))
+    if "radius" in cols:
+        r = np.where(np.isfinite(r), r, cols["radius"])
+    return r
+
+
+def _needed_columns(protocol: str) -> tuple[str, ...]:
+    rate, second = AXES[protocol]
+    return (rate, "wd" if second == "wd" else "radius_set", *_NEEDED, *_EOS[protocol])
+
+
+def split_rows(cols: dict, protocol: str) -> tuple[np.ndarray, list[dict]]:
+    """Rows of ``protocol`` used by the analysis, and the excluded ones with their reasons.
+
+    A row is used when it is flagged stationary, not diverged, and has finite, valid values
+    of every needed column (the grid axes > 0, T, U, S, sigma2, V and the equation-of-state
+    columns). Excluded rows come back as {"run", "row", <axes>, "reasons"}.
+    """
+    rate, _ = AXES[protocol]
+    rows = _rows(cols, protocol)
+    second = _second_axis(cols, protocol)
+    missing_cols = [c for c in ("dim", "stationary", *_needed_columns(protocol))
+                    if c not in cols and not (c == "radius_set" and "radius" in cols)]
+    if missing_cols:
+        raise ValueError(f"table: protocol {protocol!r} needs column(s) "
+                         f"{', '.join(missing_cols)}; collect the runs' stationary.json again")
+    used, excluded = [], []
+    for k in rows:
+        why = []
+        if cols["diverged"][k]:
+            why.append("diverged")
+        if not cols["stationary"][k]:
+            why.append(cols["reasons"][k] or "flagged non-stationary")
+        bad = [c for c in _needed_columns(protocol)
+               if c != "radius_set" and not np.isfinite(cols[c][k])]
+        if not (np.isfinite(second[k]) and second[k] > 0):
+            bad.append("radius_set" if protocol == "sphere" else "wd")
+        if np.isfinite(cols[rate][k]) and cols[rate][k] <= 0:
+            bad.append(rate)
+        if bad and not why:
+            why.append("missing or invalid " + ", ".join(dict.fromkeys(bad)))
+        if why:
+            excluded.append({"run": cols["run"][k], "row": int(k), **_hyper(cols, protocol, k),
+                             "reasons": "; ".join(why)})
+        else:
+            used.append(k)
+    return np.asarray(used, dtype=int), excluded
+
+
+def _hyper(cols: dict, protocol: str, k: int) -> dict:
+    rate = AXES[protocol][0]
+    name = "radius" if protocol == "sphere" else "wd"
+    return {rate: _f(cols[rate][k]), name: _f(_second_axis(cols, protocol)[k])}
+
+
+def _f(x) -> float | None:
+    x = float(x)
+    return x if math.isfinite(x) else None
+
+
+# --------------------------------------------------------------------------------------------
+# grid bookkeeping
+
+
+def _levels(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Distinct values of log x (equal to 1e-6 relative) and each point's level index."""
+    lx = np.log(x)
+    key = np.round(lx, 6)
+    levels, idx = np.unique(key, return_inverse=True)
+    centres = np.array([lx[idx == i].mean() for i in range(levels.size)])
+    return centres, idx
+
+
+def grid_cells(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Integer grid coordinates (i, j) of each point: the rank of log x and log y among their
+    distinct values (values equal to 1e-6 relative count as one). Shape (n, 2)."""
+    _, i = _levels(np.asarray(x, float))
+    _, j = _levels(np.asarray(y, float))
+    return np.stack([i, j], axis=1)
+
+
+# --------------------------------------------------------------------------------------------
+# equation of state
+
+
+def equation_of_state(measured, sde, discrete, tolerance: float = EOS_TOLERANCE) -> dict:
+    """Relative errors measured / prediction - 1 of the SDE and discretization-corrected
+    predictions: per point, worst absolute, median absolute, and the fraction of points with
+    |error| <= ``tolerance``. Non-finite points are skipped (counted in ``n_missing``)."""
+    m, s, d = (np.asarray(v, float) for v in (measured, sde, discrete))
+    out: dict = {"tolerance": tolerance}
+    for name, pred in (("sde", s), ("discrete", d)):
+        with np.errstate(divide="ignore", invalid="ignore"):
+            rel = m / pred - 1.0
+        ok = np.isfinite(rel)
+        a = np.abs(rel[ok])
+        out[f"rel_error_{name}"] = rel
+        out[f"max_rel_error_{name}"] = float(a.max()) if a.size else None
+        out[f"median_rel_error_{name}"] = float(np.median(a)) if a.size else None
+        out[f"fraction_within_{name}"] = float(np.mean(a <= tolerance)) if a.size else None
+        out[f"worst_index_{name}"] = int(np.flatnonzero(ok)[np.argmax(a)]) if a.size else None
+        out["n_missing"] = int((~ok).sum())
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# quadratic fit of the entropy
+
+
+class QuadraticFit:
+    """Least-squares fit S(x, y) = a0 + a1 x + a2 y + a3 x^2 + a4 y^2 + a5 xy.
+
+    Solved in centred coordinates (x - mean x, y - mean y) for conditioning and transformed
+    back exactly, so the coefficients are those of the raw x, y (the paper's a0..a5).
+    ``cov`` is the coefficient covariance s^2 (X^T X)^{-1} with s^2 = SS_res / (n - 6) (NaN
+    when n = 6). R^2 = 1 - SS_res / SS_tot.
+    """
+
+    def __init__(self, x, y, s):
+        x, y, s = (np.asarray(v, float) for v in (x, y, s))
+        n = x.size
+        mx, my = float(x.mean()), float(y.mean())
+        u, v = x - mx, y - my
+        X = np.stack([np.ones(n), u, v, u * u, v * v, u * v], axis=1)
+        b, _, rank, _ = np.linalg.lstsq(X, s, rcond=None)
+        if rank < 6:
+            raise ValueError("quadratic fit: the runs do not span a 2-D grid (design matrix of "
+                             f"rank {rank} < 6); add runs off the line they lie on")
+        resid = s - X @ b
+        ss_res = float(resid @ resid)
+        ss_tot = float(((s - s.mean()) ** 2).sum())
+        dof = n - 6
+        s2 = ss_res / dof if dof > 0 else np.nan
+        cov_b = s2 * np.linalg.inv(X.T @ X)
+        # a = M b for x = u + mx, y = v + my
+        M = np.eye(6)
+        M[0] = [1, -mx, -my, mx * mx, my * my, mx * my]
+        M[1] = [0, 1, 0, -2 * mx, 0, -my]
+        M[2] = [0, 0, 1, 0, -2 * my, -mx]
+        self.coef = M @ b
+        self.cov = M @ cov_b @ M.T
+        self.n = n
+        self.r2 = 1.0 - ss_res / ss_tot if ss_tot > 0 else float("nan")
+        self.rms_residual = math.sqrt(ss_res / n)
+        self.residuals = resid
+
+    def predict(self, x, y):
+        a = self.coef
+        x, y = np.asarray(x, float), np.asarray(y, float)
+        return a[0] + a[1] * x + a[2] * y + a[3] * x * x + a[4] * y * y + a[5] * x * y
+
+    def dx(self, x, y):
+        """dS/dx = a1 + 2 a3 x + a5 y."""
+        a = self.coef
+        return a[1] + 2 * a[3] * np.asarray(x, float) + a[5] * np.asarray(y, float)
+
+    def dy(self, x, y):
+        """dS/dy = a2 + 2 a4 y + a5 x."""
+        a = self.coef
+        return a[2] + 2 * a[4] * np.asarray(y, float) + a[5] * np.asarray(x, float)
+
+    def stderr(self, weights) -> float:
+        """Standard error of the linear combination sum_k weights[k] a_k."""
+        w = np.asarray(weights, float)
+        return float(np.sqrt(max(w @ self.cov @ w, 0.0))) if np.all(np.isfinite(self.cov)) \
+            else float("nan")
+
+    def to_dict(self) -> dict:
+        se = np.sqrt(np.clip(np.diag(self.cov), 0, None))
+        return {"coefficients": self.coef.tolist(), "stderr": se.tolist(), "r2": self.r2,
+                "n_points": self.n, "rms_residual": self.rms_residual,
+                "form": "S = a0 + a1 x + a2 y + a3 x^2 + a4 y^2 + a5 x y"}
+
+
+def fit_quadratic(x, y, s, *, what: str = "quadratic fit", x_name: str = "x",
+                  y_name: str = "y") -> QuadraticFit:
+    """`QuadraticFit` of s over (x, y) after checking there is enough to fit: at least 6
+    points and 3 distinct values on each axis, else ValueError saying what to add."""
+    x, y, s = (np.asarray(v, float) for v in (x, y, s))
+    if x.size < MIN_FIT_RUNS:
+        raise ValueError(f"{what}: only {x.size} stationary run(s), the quadratic entropy fit "
+                         f"needs at least {MIN_FIT_RUNS}; run more grid points or longer runs "
+                         f"so that they become stationary")
+    for name, v in ((x_name, x), (y_name, y)):
+        k = np.unique(np.round(v, 6)).size
+        if k < MIN_AXIS_VALUES:
+            raise ValueError(f"{what}: the stationary runs have {k} distinct value(s) of "
+                             f"{name}, the quadratic fit needs at least {MIN_AXIS_VALUES}; add "
+                             f"grid values along {name}")
+    return QuadraticFit(x, y, s)
+
+
+# --------------------------------------------------------------------------------------------
+# Maxwell relations
+
+
+def maxwell_checks(fit: QuadraticFit, protocol: str, dim: int, x, y) -> dict:
+    """The Maxwell-relation numbers of the paper (section 9.6) from the quadratic fit.
+
+    With N = (d-1)/2 and the derivatives evaluated at the grid points (x, y):
+
+    * "elr": dS/dlog(wd) = -N. max_rel_error = max |dS/dy + N| / N; normalized coefficients
+      a2/N (ideal -1), 2 a4/N and a5/N (ideal 0).
+    * "lr": dS/dlog(lr) - dS/dlog(wd) = N. max_rel_error = max |dS/dx - dS/dy - N| / N;
+      (a1 - a2)/N (ideal 1), (2 a3 - a5)/N and (2 a4 - a5)/N (ideal 0), and the latter two
+      divided by (a1 - a2) as in the paper's ResNet notebooks.
+    * "sphere" (not reported by the paper): dS/dlog(r) = d - 1. max_rel_error
+      = max |dS/dy - (d-1)| / (d-1); a2/(d-1) (ideal 1), 2 a4/(d-1) and a5/(d-1) (ideal 0).
+
+    Each normalized coefficient comes with its standard error from the fit's covariance.
+    """
+    x, y = np.asarray(x, float), np.asarray(y, float)
+    target = float(theory.maxwell_slope(protocol, dim))
+    norm = abs(target)
+    a = fit.coef
+    if protocol == "lr":
+        deriv = fit.dx(x, y) - fit.dy(x, y)
+        relation = "dS/dlog(lr) - dS/dlog(wd) = (d-1)/2"
+        combos = {"a1-a2": ([0, 1, -1, 0, 0, 0], 1.0), "2a3-a5": ([0, 0, 0, 2, 0, -1], 0.0),
+                  "2a4-a5": ([0, 0, 0, 0, 2, -1], 0.0)}
+    else:
+        deriv = fit.dy(x, y)
+        relation = ("dS/dlog(wd) = -(d-1)/2" if protocol == "elr"
+                    else "dS/dlog(r) = d-1 (not reported by the paper)")
+        combos = {"a2": ([0, 0, 1, 0, 0, 0], math.copysign(1.0, target)),
+                  "2a4": ([0, 0, 0, 0, 2, 0], 0.0), "a5": ([0, 0, 0, 0, 0, 1], 0.0)}
+    rel = (deriv - target) / norm
+    coeffs, stderr, ideal = {}, {}, {}
+    for name, (w, ideal_value) in combos.items():
+        coeffs[name] = float(np.dot(w, a) / norm)
+        stderr[name] = fit.stderr(w) / norm
+        ideal[name] = ideal_value
+    out = {
+        "relation": relation, "theory": target, "normalization": norm,
+        "max_rel_error": float(np.max(np.abs(rel))),
+        "mean_rel_error": float(np.mean(np.abs(rel))),
+        "derivative_min": float(deriv.min()), "derivative_max": float(deriv.max()),
+        "coefficients": coeffs, "coefficients_stderr": stderr, "ideal": ideal,
+    }
+    if protocol == "lr":
+        d12 = a[1] - a[2]
+        out["coefficients_over_a1_minus_a2"] = {
+            "(2a3-a5)/(a1-a2)": float((2 * a[3] - a[5]) / d12) if d12 else None,
+            "(2a4-a5)/(a1-a2)": float((2 * a[4] - a[5]) / d12) if d12 else None}
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# collapse
+
+
+def collapse_variable(cols: dict, protocol: str, rows=None) -> tuple[str, np.ndarray]:
+    """(name, values) of the variable the direction statistics should depend on alone:
+    elr for "elr" and "sphere", lr*wd (the intrinsic learning rate) for "lr"."""
+    rows = slice(None) if rows is None else rows
+    if protocol == "lr":
+        return "lr*wd", cols["lr"][rows] * cols["wd"][rows]
+    return "elr", cols["elr"][rows]
+
+
+def collapse_ratio(c, q, group) -> dict:
+    """How well q collapses onto a single function of c across the groups (one group per
+    value of the other hyperparameter: wd, or r on the sphere). One number, ``ratio``:
+
+    * work with z = log q when all q > 0 (``scale`` "log"), else z = q ("linear");
+    * each group's curve z(log c) is its points sorted by c (repeats at one c averaged);
+    * at each distinct c covered by at least two curves (inside their [min, max] range), the
+      curves are interpolated linearly in log c and their standard deviation (ddof=1) taken;
+      ``scatter`` is the root mean square of these standard deviations;
+    * ``spread`` is the standard deviation (ddof=1) of z over all points, i.e. the variation
+      along the collapse variable (and across groups);
+    * ``ratio`` = scatter / spread: 0 for a perfect collapse; of order 1 when the groups
+      differ as much as the quantity varies (no collapse).
+
+    ``ratio`` is None (with ``why``) when fewer than two groups have two points or no c is
+    covered by two curves, and 0 (with ``note``) when q is constant to 1e-9 relative.
+    """
+    c, q = np.asarray(c, float), np.asarray(q, float)
+    group = np.asarray(group, float)
+    ok = np.isfinite(c) & (c > 0) & np.isfinite(q) & np.isfinite(group)
+    c, q, group = c[ok], q[ok], group[ok]
+    scale = "log" if q.size and np.all(q > 0) else "linear"
+    z = np.log(q) if scale == "log" else q
+    lc = np.log(c)
+    out = {"scale": scale, "ratio": None, "scatter": None, "spread": None, "n_compared": 0,
+           "n_groups": 0}
+    curves = []
+    for gv in np.unique(np.round(np.log(group), 6)):
+        m = np.round(np.log(group), 6) == gv
+        keys, inv = np.unique(np.round(lc[m], 6), return_inverse=True)
+        if keys.size < 2:
+            continue
+        xs = np.array([lc[m][inv == i].mean() for i in range(keys.size)])
+        zs = np.array([z[m][inv == i].mean() for i in range(keys.size)])
+        curves.append((xs, zs))
+    out["n_groups"] = len(curves)
+    if len(curves) < 2:
+        out["why"] = "fewer than two curves (values of the other hyperparameter) with two points"
+        return out
+    eps = 1e-9
+    stds = []
+    for x0 in np.unique(np.round(lc, 6)):
+        vals = [np.interp(x0, xs, zs) for xs, zs in curves
+                if xs[0] - eps <= x0 <= xs[-1] + eps]
+        if len(vals) >= 2:
+            stds.append(np.std(vals, ddof=1))
+    if not stds:
+        out["why"] = "no value of the collapse variable is covered by two curves"
+        return out
+    scatter = float(np.sqrt(np.mean(np.square(stds))))
+    spread = float(np.std(z, ddof=1))
+    out.update(scatter=scatter, spread=spread, n_compared=len(stds))
+    # a quantity constant to rounding (e.g. a set noise level) collapses trivially
+    floor = 1e-9 * (1.0 if scale == "log" else max(float(np.max(np.abs(z))), 1e-300))
+    if spread <= floor:
+        out.update(ratio=0.0, note="constant: no variation to collapse")
+    else:
+        out["ratio"] = scatter / spread
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# potentials
+
+
+def potential_argmin(energy, entropy, volume, temperature, pressure, cells, target: int, *,
+                     fixed_volume: bool = False, mask=None) -> dict:
+    """Minimize the potential at the target state's (T*, p*) over the measured states.
+
+    * ``fixed_volume=False`` (lr, elr): G_k = U_k - T* S_k + p* V_k over all states k.
+    * ``fixed_volume=True`` (sphere): F_k = U_k - T* S_k over the states in the target's
+      column (same second-axis cell, i.e. the same radius).
+
+    ``cells`` (n, 2) are the states' grid coordinates; ``mask`` (default: finite U and S)
+    selects the candidates (others count as +inf; ties go to the first state). Returns
+    {"target", "argmin"} (state indices), the cells and the Chebyshev ``distance`` in cells.
+    """
+    U, S, V, T, P = (np.asarray(a, float) for a in (energy, entropy, volume, temperature,
+                                                     pressure))
+    cells = np.asarray(cells, int)
+    ok = np.isfinite(U) & np.isfinite(S) if mask is None else np.asarray(mask, bool)
+    t = int(target)
+    if fixed_volume:
+        cand = np.flatnonzero(cells[:, 1] == cells[t, 1])
+        with np.errstate(invalid="ignore"):
+            pot = np.where(ok[cand], U[cand] - T[t] * S[cand], np.inf)
+        k = int(cand[np.argmin(pot)])
+    else:
+        with np.errstate(invalid="ignore"):
+            pot = np.where(ok, U - T[t] * S + P[t] * V, np.inf)
+        k = int(np.argmin(pot))
+    return {"target": t, "argmin": k, "target_cell": cells[t].tolist(),
+            "argmin_cell": cells[k].tolist(),
+            "distance": int(np.max(np.abs(cells[k] - cells[t])))}
+
+
+def potential_targets(cells: np.ndarray, fractions=(0.125, 0.5, 0.875)) -> list[int]:
+    """Indices of target states: for each pair of fractions (f, g) of the two axes, the
+    state whose cell is nearest to (f (n_x - 1), g (n_y - 1)) (Chebyshev distance, then
+    Euclidean, then first). Duplicates removed; the paper's {2, 8, 14} of 17 per axis."""
+    cells = np.asarray(cells, int)
+    nx, ny = cells[:, 0].max() + 1, cells[:, 1].max() + 1
+    out: list[int] = []
+    for f in fractions:
+        for g in fractions:
+            want = np.array([round(f * (nx - 1)), round(g * (ny - 1))])
+            d = np.abs(cells - want)
+            key = d.max(1) * 1e6 + (d**2).sum(1)
+            k = int(np.argmin(key))
+            if k not in out:
+                out.append(k)
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# one protocol
+
+
+def analyze_protocol(table, protocol: str, *, targets: Sequence[int] | None = None,
+                     tolerance: float = EOS_TOLERANCE) -> dict:
+    """Equation of state, quadratic entropy fit and Maxwell checks, collapse and potential
+    argmin for one protocol's stationary runs (see the module docstring).
+
+    ``targets``: row indices (into the table) of the potential targets; default
+    `potential_targets` of the stationary grid. Raises ValueError when there are too few
+    stationary runs for the fit, or the runs mix several ``dim``.
+    """
+    cols = as_columns(table)
+    theory.validate_protocol(protocol)
+    rate, _ = AXES[protocol]
+    second_name = "radius" if protocol == "sphere" else "wd"
+    all_rows = _rows(cols, protocol)
+    if all_rows.size == 0:
+        raise ValueError(f"table has no runs of protocol {protocol!r}")
+    used, excluded = split_rows(cols, protocol)
+    dims = np.unique(cols["dim"][all_rows][np.isfinite(cols["dim"][all_rows])])
+    if dims.size != 1:
+        raise ValueError(f"protocol {protocol!r}: the runs have dim {dims.tolist()}; analyze "
+                         f"one model at a time (filter the table by dim)")
+    dim = int(dims[0])
+    out: dict = {"protocol": protocol, "dim": dim, "axes": [rate, second_name],
+                 "runs": int(all_rows.size), "stationary_runs": int(used.size),
+                 "excluded": excluded}
+    second = _second_axis(cols, protocol)
+    xr, yr = cols[rate][used], second[used]
+    out["grid"] = {rate: sorted({float(v) for v in np.unique(np.round(xr, 12))}),
+                   second_name: sorted({float(v) for v in np.unique(np.round(yr, 12))})}
+    what = f"protocol {protocol!r}"
+    if used.size < MIN_FIT_RUNS:
+        fit_quadratic(np.zeros(used.size), np.zeros(used.size), np.zeros(used.size),
+                      what=what)  # raises the explanatory error
+
+    # equation of state
+    mkey, skey, dkey = _EOS[protocol]
+    eos = equation_of_state(cols[mkey][used], cols[skey][used], cols[dkey][used], tolerance)
+    points = []
+    for i, k in enumerate(used):
+        points.append({"run": cols["run"][k], "row": int(k), **_hyper(cols, protocol, k),
+                       "measured": _f(cols[mkey][k]), "sde": _f(cols[skey][k]),
+                       "discrete": _f(cols[dkey][k]),
+                       "rel_error_sde": _f(eos["rel_error_sde"][i]),
+                       "rel_error_discrete": _f(eos["rel_error_discrete"][i])})
+    eos_out = {"quantity": mkey, "points": points}
+    for key, v in eos.items():
+        if key.startswith("rel_error_"):
+            continue
+        if key.startswith("worst_index_"):
+            eos_out["worst_run_" + key[len("worst_index_"):]] = (
+                None if v is None else points[v]["run"])
+        else:
+            eos_out[key] = v
+    out["equation_of_state"] = eos_out
+
+    # entropy fit and Maxwell relations
+    x, y = np.log(xr), np.log(yr)
+    y_label = "log r" if protocol == "sphere" else "log wd"
+    fit = fit_quadratic(x, y, cols["entropy"][used], what=what, x_name=f"log {rate}",
+                        y_name=y_label)
+    out["entropy_fit"] = {"x": f"log {rate}", "y": y_label, **fit.to_dict()}
+    out["maxwell"] = maxwell_checks(fit, protocol, dim, x, y)
+
+    # collapse of the direction statistics
+    cname, cval = collapse_variable(cols, protocol, used)
+    coll = {"variable": cname, "groups": second_name, "quantities": {}}
+    extra = ("entropy_dir",) if "entropy_dir" in cols else ()
+    for q in (*COLLAPSE_QUANTITIES, *extra):
+        if q in cols and np.isfinite(cols[q][used]).sum() >= 4:
+            coll["quantities"][q] = collapse_ratio(cval, cols[q][used], yr)
+    out["collapse"] = coll
+
+    # potential minimization
+    cells = grid_cells(xr, yr)
+    pos = {int(k): i for i, k in enumerate(used)}
+    if targets is None:
+        tlist = potential_targets(cells)
+    else:
+        bad = [t for t in targets if int(t) not in pos]
+        if bad:
+            raise ValueError(f"targets {bad} are not stationary {protocol!r} rows of the table")
+        tlist = [pos[int(t)] for t in targets]
+    # p = lambda for lr/elr (the sphere's F has no pV term)
+    pressure = np.zeros(used.size) if protocol == "sphere" else cols["wd"][used]
+    pot = []
+    for t in tlist:
+        r = potential_argmin(cols["energy"][used], cols["entropy"][used], cols["volume"][used],
+                             cols["temperature"][used], pressure, cells, t,
+                             fixed_volume=protocol == "sphere")
+        k = used[r["argmin"]]
+        pot.append({"target_run": cols["run"][used[t]], "argmin_run": cols["run"][k],
+                    "target": _hyper(cols, protocol, used[t]),
+                    "argmin": _hyper(cols, protocol, k),
+                    "target_cell": r["target_cell"], "argmin_cell": r["argmin_cell"],
+                    "distance_cells": r["distance"]})
+    out["potential"] = {"name": "F = U - T* S (per radius)" if protocol == "sphere"
+                        else "G = U - T* S + p* V", "targets": pot,
+                        "max_distance_cells": max(p["distance_cells"] for p in pot)}
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# everything
+
+
+def acceptance_checks(result: dict) -> dict:
+    """The reproduction's acceptance criteria against the analysis (``ACCEPTANCE``): Maxwell
+    max relative error (elr <= 10%, lr <= 15%), discretization-corrected equation of state
+    within 5% for >= 90% of stationary runs, potential argmin on or next to the target
+    (<= 1 cell), and the sigma2 collapse ratio (reported, no threshold)."""
+    checks = []
+    for proto, r in result["protocols"].items():
+        if "error" in r:
+            checks.append({"protocol": proto, "check": "analysis", "value": None,
+                           "threshold": None, "passed": False, "note": r["error"]})
+            continue
+        lim = ACCEPTANCE["maxwell_max_rel_error"].get(proto)
+        if lim is not None:
+            v = r["maxwell"]["max_rel_error"]
+            checks.append({"protocol": proto, "check": "Maxwell max relative error",
+                           "value": v, "threshold": f"<= {lim}", "passed": bool(v <= lim)})
+        frac = r["equation_of_state"]["fraction_within_discrete"]
+        lim = ACCEPTANCE["eos_fraction_within_5pct"]
+        checks.append({"protocol": proto,
+                       "check": f"{r['equation_of_state']['quantity']} within 5% of the "
+                                f"discretization-corrected prediction (fraction of runs)",
+                       "value": frac, "threshold": f">= {lim}",
+                       "passed": bool(frac is not None and frac >= lim)})
+        v = r["potential"]["max_distance_cells"]
+        lim = ACCEPTANCE["potential_max_distance_cells"]
+        checks.append({"protocol": proto, "check": "potential argmin distance to target (cells)",
+                       "value": v, "threshold": f"<= {lim}", "passed": bool(v <= lim)})
+        s = r["collapse"]["quantities"].get("sigma2", {})
+        checks.append({"protocol": proto,
+                       "check": f"sigma2 collapse ratio onto {r['collapse']['variable']}",
+                       "value": s.get("ratio"), "threshold": None, "passed": None})
+    return {"checks": checks,
+            "all_passed": all(c["passed"] for c in checks if c["passed"] is not None)}
+
+
+def analyze(table, *, strict: bool = True, targets: Mapping[str, Sequence[int]] | None = None,
+            tolerance: float = EOS_TOLERANCE) -> dict:
+    """Analyze every protocol of the table (`analyze_protocol`).
+
+    ``strict=True`` raises the first ValueError (e.g. too few stationary runs for the fit);
+    ``strict=False`` records it as {"error": message} for that protocol (with its excluded
+    runs) and goes on. Returns {"protocols": {protocol: ...}, "excluded": [...],
+    "n_runs", "acceptance": `acceptance_checks`}.
+    """
+    cols = as_columns(table)
+    present = [p for p in ("elr", "lr", "sphere") if (cols["protocol"] == p).any()]
+    if not present:
+        raise ValueError("table has no runs (no rows with protocol lr, elr or sphere)")
+    result: dict = {"n_runs": len(cols["protocol"]), "protocols": {}}
+    for p in present:
+        try:
+            result["protocols"][p] = analyze_protocol(
+                cols, p, targets=(targets or {}).get(p), tolerance=tolerance)
+        except ValueError as e:
+            if strict:
+                raise
+            try:
+                excl = split_rows(cols, p)[1]
+            except ValueError:
+                excl = []
+            result["protocols"][p] = {"protocol": p, "error": str(e), "excluded": excl,
+                                      "runs": int((cols["protocol"] == p).sum())}
+    result["excluded"] = [{"protocol": p, **e} for p, r in result["protocols"].items()
+                          for e in r["excluded"]]
+    result["acceptance"] = acceptance_checks(result)
+    extra = [k for k in ("test_loss", "test_acc") if k in cols]
+    if extra:
+        result["test_metrics"] = {k: {"min": _f(np.nanmin(cols[k])), "max": _f(np.nanmax(cols[k]))}
+                                  for k in extra if np.isfinite(cols[k]).any()}
+    return result
+
+
+def write_analysis(result: dict, directory: str | os.PathLike) -> Path:
+    """Atomically write ``result`` as ``<directory>/analysis.json``; returns the path."""
+    from thermosgd.tables import write_json
+
+    path = Path(directory) / "analysis.json"
+    write_json(path, result)
+    return path
+
+
+def run_analysis(directory: str | os.PathLike, out_dir: str | os.PathLike | None = None, *,
+                 figures: bool = True, strict: bool = True) -> dict:
+    """Load ``<directory>/results.csv`` (or ``.parquet``), analyze it, write the figures and
+    then ``analysis.json`` into ``out_dir`` (default: ``directory``). Nothing is written when
+    the analysis fails (ValueError)."""
+    cols = load_table(directory)
+    result = analyze(cols, strict=strict)
+    out = Path(out_dir) if out_dir is not None else Path(directory)
+    if figures:
+        from thermosgd.plots import nn_figures
+
+        result["figures"] = [p.name for p in nn_figures(cols, result, out)]
+    write_analysis(result, out)
+    return result
+
+
+def format_analysis(result: dict) -> str:
+    """A few human-readable lines per protocol (for the command line)."""
+
+    def pct(v):
+        return "n/a" if v is None else f"{100 * v:.1f}%"
+
+    lines = []
+    for p, r in result["protocols"].items():
+        if "error" in r:
+            lines.append(f"== {p}: not analyzed: {r['error']}")
+            continue
+        e = r["equation_of_state"]
+        m = r["maxwell"]
+        lines.append(f"== {p}: {r['stationary_runs']}/{r['runs']} stationary runs, d={r['dim']}")
+        lines.append(f"   {e['quantity']}: worst rel. error {pct(e['max_rel_error_discrete'])} "
+                     f"(discretization-corrected), {pct(e['max_rel_error_sde'])} (SDE); "
+                     f"{pct(e['fraction_within_discrete'])} of runs within "
+                     f"{100 * e['tolerance']:.0f}%")
+        coef = ", ".join(f"{k} {v:+.3f}" for k, v in m["coefficients"].items())
+        lines.append(f"   entropy fit R^2 {r['entropy_fit']['r2']:.4f}; {m['relation']}: "
+                     f"max rel. error {pct(m['max_rel_error'])}; normalized {coef}")
+        coll = ", ".join(f"{q} {v['ratio']:.3f}" for q, v in r["collapse"]["quantities"].items()
+                         if v["ratio"] is not None)
+        lines.append(f"   collapse onto {r['collapse']['variable']} (scatter/spread): {coll}")
+        lines.append(f"   potential argmin: max distance to target "
+                     f"{r['potential']['max_distance_cells']} cell(s)")
+    bad = [c for c in result["acceptance"]["checks"] if c["passed"] is False]
+    lines.append("acceptance: " + ("all checks passed" if not bad else
+                                   "FAILED " + "; ".join(f"{c['protocol']} {c['check']}"
+                                                         for c in bad)))
+    return "\n".join(lines)
