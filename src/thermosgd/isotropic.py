@@ -24,7 +24,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import sys
 import time
 from dataclasses import dataclass, field
 
@@ -32,7 +31,8 @@ import numba as nb
 import numpy as np
 from tqdm.auto import tqdm
 
-from thermosgd import theory, vmf
+from thermosgd import analysis, theory, vmf
+from thermosgd._progress import progress_disabled
 from thermosgd._rng import chain_states, normal, ziggurat_tables
 from thermosgd.entropy import sphere_entropy
 
@@ -371,7 +371,7 @@ def simulate(c: IsotropicConfig, progress: bool | None = None, chunk: int = 20_0
     states = chain_states(n_chains, np.random.SeedSequence([c.seed, MODE[c.protocol]]))
     tables = ziggurat_tables()
     t0 = time.perf_counter()
-    bar = tqdm(total=c.steps, unit="step", unit_scale=True, disable=_quiet(progress),
+    bar = tqdm(total=c.steps, unit="step", unit_scale=True, disable=progress_disabled(progress),
                desc=f"isotropic {c.protocol} ({n_chains} chains, d={d})")
     with np.errstate(all="ignore"):
         for start in range(0, c.steps, chunk):
@@ -388,10 +388,6 @@ def simulate(c: IsotropicConfig, progress: bool | None = None, chunk: int = 20_0
         trace_steps=np.arange(n_trace) * trace_every, trace_radius=trace_r, trace_loss=trace_loss,
         diverged=diverged, mu=mu, seconds=time.perf_counter() - t0,
     )
-
-
-def _quiet(progress: bool | None) -> bool:
-    return not sys.stderr.isatty() if progress is None else not progress
 
 
 # --------------------------------------------------------------------------------------------
@@ -625,7 +621,9 @@ def potential_argmin(table: dict, c: IsotropicConfig, targets: tuple[int, ...] |
     V = table["volume"].reshape(n1, n2)
     T = table["temperature"].reshape(n1, n2)
     P = table["pressure"].reshape(n1, n2)
-    ok = np.isfinite(U) & np.isfinite(S)
+    cells = np.stack(np.unravel_index(np.arange(n1 * n2), (n1, n2)), axis=1)
+    states = [a.ravel() for a in (U, S, V, T, P)]
+    sphere = c.protocol == "sphere"
 
     def picks(m):
         return sorted({round(f * (m - 1)) for f in (0.125, 0.5, 0.875)})
@@ -633,16 +631,9 @@ def potential_argmin(table: dict, c: IsotropicConfig, targets: tuple[int, ...] |
     res = []
     for i in targets or picks(n1):
         for j in picks(n2):
-            if c.protocol == "sphere":
-                F = np.where(ok[:, j], U[:, j] - T[i, j] * S[:, j], np.inf)
-                k = int(np.argmin(F))
-                res.append({"target": [i, j], "argmin": [k, j], "distance": abs(k - i),
-                            "potential": "F"})
-            else:
-                G = np.where(ok, U - T[i, j] * S + P[i, j] * V, np.inf)
-                k, m = np.unravel_index(int(np.argmin(G)), G.shape)
-                res.append({"target": [i, j], "argmin": [int(k), int(m)],
-                            "distance": int(max(abs(k - i), abs(m - j))), "potential": "G"})
+            r = analysis.potential_argmin(*states, cells, i * n2 + j, fixed_volume=sphere)
+            res.append({"target": [i, j], "argmin": r["argmin_cell"], "distance": r["distance"],
+                        "potential": "F" if sphere else "G"})
     return res
 
 
