@@ -170,6 +170,146 @@ def format_summary(s: dict) -> str:
     return "\n".join(lines)
 
 
+def _parse_hidden(text: str) -> tuple[int, ...]:
+    """'32,32' -> (32, 32): the hidden widths of the BN-MLP."""
+    try:
+        widths = tuple(int(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        raise UsageError(f"cannot parse --hidden {text!r}: use comma-separated ints") from None
+    if not widths or min(widths) < 1:
+        raise UsageError(f"--hidden needs positive widths, got {text!r}")
+    return widths
+
+
+def _add_train(sub) -> None:
+    p = sub.add_parser(
+        "train",
+        help="train scale-invariant networks on a hyperparameter grid and measure their state",
+        description=(
+            "Train scale-invariant networks (frozen heads, BatchNorm without affine) with one of "
+            "the three protocols and measure, over the stationary window, the radius, the "
+            "gradient noise (tr Sigma, |grad L|^2, sigma^2), the temperature T, pressure p, "
+            "volume V, energy U and entropy S, with the SDE and discretization-corrected "
+            "predictions and a stationarity verdict. Every combination of the given LISTs is one "
+            "run in OUT/<name>/ (config.json, metrics.csv, stationary.json, checkpoint.pt); BN-MLP "
+            "grids train as one batched model. Interrupted runs resume from their checkpoints "
+            "when the same command is run again. OUT/results.csv gets one row per run in OUT."
+        ),
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    lists = "LIST: comma-separated values or log:START:STOP:NUM"
+    p.add_argument("--model", choices=["mlp", "convnet", "resnet18"], default="mlp",
+                   help="mlp: BN-MLP (--hidden); convnet: the paper's ConvNet (--width, default "
+                        "8); resnet18: pre-activation ResNet-18 (--width, default 4)")
+    p.add_argument("--hidden", type=_parse_hidden, default=(32, 32),
+                   help="hidden widths of the BN-MLP, e.g. 32,32 (d = in*h1 + h1*h2 + ...)")
+    p.add_argument("--width", type=int, default=None,
+                   help="channel width of the convnet (default 8) or resnet18 (default 4)")
+    p.add_argument("--data", choices=["digits", "fashion-mnist", "cifar10", "cifar100",
+                                      "synthetic"], default="digits",
+                   help="digits: scikit-learn's 8x8 digits; fashion-mnist: IDX files; cifar10, "
+                        "cifar100: python archives in --data-dir (never downloaded); synthetic: "
+                        "a teacher-student set (mlp only)")
+    p.add_argument("--data-dir", default=None,
+                   help="directory of the data files (fashion-mnist default: "
+                        "/usr/share/datasets/fashion-mnist; required for cifar)")
+    p.add_argument("--label-noise", type=float, default=0.0,
+                   help="fraction of training labels replaced by random labels (fixed seed); "
+                        "0.3 keeps a small net from interpolating (T > 0)")
+    p.add_argument("--protocol", choices=["lr", "elr", "sphere"], required=True,
+                   help="lr: fixed learning rate + weight decay; elr: fixed effective LR "
+                        "(step eta-tilde*|w|^2) + weight decay; sphere: fixed radius, ELR step, "
+                        "projection back to the sphere")
+    p.add_argument("--lr", type=parse_list, help=f"learning rates eta (protocol lr). {lists}")
+    p.add_argument("--elr", type=parse_list,
+                   help=f"effective learning rates eta-tilde (protocols elr, sphere). {lists}")
+    p.add_argument("--wd", type=parse_list, help=f"weight decays lambda (lr, elr). {lists}")
+    p.add_argument("--radius", type=parse_list, help=f"sphere radii r (sphere). {lists}")
+    p.add_argument("--steps", type=int, default=50_000, help="SGD steps per run")
+    p.add_argument("--batch-size", type=int, default=128, help="minibatch size (i.i.d. draws)")
+    p.add_argument("--seed", type=int, default=1, help="training seed (minibatch sequence)")
+    p.add_argument("--init-radius", type=float, default=None,
+                   help="|w| of the SI weights at the start (lr, elr; default 1)")
+    p.add_argument("--log-every", type=int, default=None,
+                   help="steps per metrics row (default steps/1000)")
+    p.add_argument("--noise-every", type=int, default=None,
+                   help="steps between gradient-noise probes, a multiple of --log-every "
+                        "(default: <= 10%% extra compute, ~16 probes in the window)")
+    p.add_argument("--noise-batches", type=int, default=64,
+                   help="minibatch gradients per noise probe")
+    p.add_argument("--window", type=int, default=None,
+                   help="stationary window: the last WINDOW steps (default steps/2)")
+    p.add_argument("--queue-size", type=int, default=None,
+                   help="weight snapshots for the entropy, spread over the window "
+                        "(default min(1000, window))")
+    p.add_argument("--checkpoint-every", type=int, default=None,
+                   help="steps between checkpoints (default steps/10)")
+    p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto",
+                   help="auto: CUDA when available")
+    p.add_argument("--threads", type=int, default=1,
+                   help="torch CPU threads (1 suits small models on a shared machine)")
+    p.add_argument("--no-batch", action="store_true",
+                   help="train the grid one run at a time instead of as one batched BN-MLP")
+    p.add_argument("--no-resume", action="store_true",
+                   help="start every run from step 0 even if OUT/<name> holds a checkpoint")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace runs in OUT/<name> that were made with a different config")
+    p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
+                   help="progress bar (default: only when stderr is a terminal)")
+    p.add_argument("--out", type=Path, required=True, help="output directory (one subdirectory "
+                                                           "per run)")
+    p.set_defaults(func=cmd_train)
+
+
+def cmd_train(args) -> int:
+    import itertools
+    import json
+
+    from thermosgd.tables import write_csv
+    from thermosgd.training import TrainConfig, grid_table, run_name, train_grid
+
+    common = {"model": args.model, "hidden": args.hidden, "width": args.width,
+              "data": args.data, "data_dir": args.data_dir, "label_noise": args.label_noise,
+              "steps": args.steps, "batch_size": args.batch_size, "seed": args.seed,
+              "init_radius": args.init_radius, "log_every": args.log_every,
+              "noise_every": args.noise_every, "noise_batches": args.noise_batches,
+              "window": args.window, "queue_size": args.queue_size,
+              "checkpoint_every": args.checkpoint_every, "device": args.device}
+    names = ("lr", "elr", "wd", "radius")
+    grid = [getattr(args, k) or (None,) for k in names]
+    configs = [TrainConfig(protocol=args.protocol, **dict(zip(names, point, strict=True)), **common)
+               for point in itertools.product(*grid)]
+    run_names = [run_name(c) for c in configs]
+    if len(set(run_names)) != len(run_names):
+        raise UsageError("the grid lists a hyperparameter value twice")
+    if args.threads < 1:
+        raise UsageError(f"--threads must be >= 1, got {args.threads}")
+    outs = [args.out / n for n in run_names]
+    try:
+        results = train_grid(configs, outs, batched=not args.no_batch, progress=args.progress,
+                             resume=not args.no_resume, overwrite=args.overwrite,
+                             threads=args.threads)
+    except KeyboardInterrupt:
+        print("thermosgd: interrupted; run the same command again to resume from the last "
+              "checkpoints", file=sys.stderr)
+        return 130
+    for name, doc in zip(run_names, results, strict=True):
+        print(f"== {name}: {doc['status']}")
+        print(doc.get("summary", ""))
+    docs = []
+    for d in sorted(args.out.iterdir()):
+        f = d / "stationary.json"
+        if d.is_dir() and f.is_file():
+            try:
+                docs.append(json.loads(f.read_text()))
+            except ValueError:
+                continue
+    if docs:
+        write_csv(args.out / "results.csv", grid_table(docs))
+    print(f"wrote {len(results)} run(s) under {args.out}/ and {args.out}/results.csv")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="thermosgd",
@@ -178,6 +318,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_isotropic(sub)
+    _add_train(sub)
     return parser
 
 
