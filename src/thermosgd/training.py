@@ -710,6 +710,12 @@ def _stationary_doc(run: _Run, steps_done: int, device: torch.device) -> dict:
     }
 
 
+def _write_doc(out: Path, doc: dict) -> dict:
+    """Write stationary.json; return it as read back (NaN -> None), what callers see later."""
+    write_json(out / "stationary.json", doc)
+    return json.loads((out / "stationary.json").read_text())
+
+
 # --------------------------------------------------------------------------------------------
 # the engine: G configs advanced together
 # --------------------------------------------------------------------------------------------
@@ -795,8 +801,7 @@ class _Engine:
         """Write stationary.json, metrics.csv and the final checkpoint of config g."""
         run = self.runs[g]
         self.save(g)
-        doc = _stationary_doc(run, self.step, self.device)
-        write_json(run.out / "stationary.json", doc)
+        doc = _write_doc(run.out, _stationary_doc(run, self.step, self.device))
         self.docs[g] = doc
         return doc
 
@@ -1058,9 +1063,7 @@ def _finished_doc(c: TrainConfig, out: Path, ckpt: dict) -> dict:
         except (OSError, ValueError):
             pass
     run = _Run(c, out, int(ckpt["dim"]), ckpt)
-    doc = _stationary_doc(run, int(ckpt["step"]), torch.device("cpu"))
-    write_json(path, doc)
-    return doc
+    return _write_doc(out, _stationary_doc(run, int(ckpt["step"]), torch.device("cpu")))
 
 
 def _data_key(c: TrainConfig, device: torch.device) -> tuple:

@@ -1,0 +1,346 @@
+"""Training runs: every protocol writes its files, SI check, resume, divergence, batched grids,
+the `thermosgd train` command. Tiny configs (BN-MLP 64-16-16-10 on digits, ~100 steps)."""
+
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+import thermosgd.training as training
+from thermosgd.cli import main
+from thermosgd.models import frozen_linear
+from thermosgd.tables import read_csv
+from thermosgd.training import TrainConfig, run_name, train, train_grid
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+HYPER = {
+    "lr": {"lr": 0.3, "wd": 0.01},
+    "elr": {"elr": 0.01, "wd": 0.01},
+    "sphere": {"elr": 0.01, "radius": 2.0},
+}
+
+
+def tiny(protocol="elr", **kw):
+    base = dict(
+        steps=120, hidden=(16, 16), label_noise=0.3, log_every=5, noise_every=40,
+        noise_batches=4, queue_size=20, checkpoint_every=40, device="cpu",
+    )
+    if not any(k in kw for k in ("lr", "elr", "wd", "radius")):
+        base.update(HYPER[protocol])
+    base.update(kw)
+    return TrainConfig(protocol=protocol, **base)
+
+
+def _docs_equal(a: dict, b: dict) -> None:
+    skip = {"seconds", "name"}
+    assert {k for k in a if k not in skip} == {k for k in b if k not in skip}
+    for k in a:
+        if k not in skip:
+            assert a[k] == b[k], k
+
+
+# --------------------------------------------------------------------------------------------
+# config
+
+
+def test_config_json_round_trip_and_default_schedule():
+    c = TrainConfig(protocol="elr", elr=2e-3, wd=3e-3, steps=50_000, label_noise=0.3)
+    assert TrainConfig.from_json(c.to_json()) == c
+    assert TrainConfig.from_dict(json.loads(json.dumps(c.to_dict()))) == c
+    s = c.schedule
+    assert (s.log_every, s.window, s.window_start, s.queue_size) == (50, 25_000, 25_000, 1000)
+    # probes: a multiple of log_every, <= 10% extra gradients, ~16 in the window
+    assert s.noise_every % s.log_every == 0 and s.noise_fraction() <= 0.1
+    assert 12 <= s.window // s.noise_every <= 16
+    snaps = s.snapshot_steps(c.steps)
+    assert len(np.unique(snaps)) == 1000 and snaps[0] > s.window_start and snaps[-1] == c.steps
+    assert TrainConfig(protocol="sphere", elr=0.01, radius=2.0).schedule.init_radius == 2.0
+    assert run_name(c) == "elr2.00e-03_wd3.00e-03"
+    assert run_name(tiny("sphere", seed=3)) == "elr1.00e-02_r2.00e+00_seed3"
+
+
+@pytest.mark.parametrize(
+    "kw,msg",
+    [
+        (dict(protocol="sgd", lr=0.1, wd=0.1), "protocol must be one of"),
+        (dict(protocol="elr", elr=0.1), "needs wd"),
+        (dict(protocol="sphere", elr=0.1, radius=1.0, wd=0.1), "takes no wd"),
+        (dict(protocol="lr", lr=-0.1, wd=0.1), "lr must be a positive"),
+        (dict(protocol="elr", elr=0.1, wd=0.1, model="vgg"), "model must be one of"),
+        (dict(protocol="elr", elr=0.1, wd=0.1, data="mnist"), "data must be one of"),
+        (dict(protocol="elr", elr=0.1, wd=0.1, data="cifar10"), "needs data_dir"),
+        (dict(protocol="elr", elr=0.1, wd=0.1, data="synthetic", model="convnet"), "vectors"),
+        (dict(protocol="elr", elr=0.1, wd=0.1, width=8), "width is for"),
+        (dict(protocol="elr", elr=0.1, wd=0.1, label_noise=1.5), "label_noise"),
+        (dict(protocol="elr", elr=0.1, wd=0.1, steps=0), "steps must be"),
+        (dict(protocol="sphere", elr=0.1, radius=1.0, init_radius=2.0), "init_radius"),
+        (dict(protocol="elr", elr=0.1, wd=0.1, steps=100, log_every=10, noise_every=15),
+         "multiple of log_every"),
+        (dict(protocol="elr", elr=0.1, wd=0.1, steps=100, queue_size=80), "queue_size"),
+        (dict(protocol="elr", elr=0.1, wd=0.1, device="tpu"), "device must be one of"),
+        (dict(protocol="elr", elr=0.1, wd=0.1, noise_batches=2), "noise_batches"),
+    ],
+)
+def test_bad_config_is_a_one_line_value_error(kw, msg):
+    with pytest.raises(ValueError, match=msg) as e:
+        TrainConfig(**kw)
+    assert "\n" not in str(e.value)
+
+
+# --------------------------------------------------------------------------------------------
+# runs
+
+
+@pytest.mark.parametrize("protocol", ["lr", "elr", "sphere"])
+def test_every_protocol_runs_and_writes_its_files(tmp_path, protocol):
+    c = tiny(protocol)
+    doc = train(c, tmp_path / "run")
+    out = tmp_path / "run"
+    assert {p.name for p in out.iterdir()} >= {
+        "config.json", "metrics.csv", "stationary.json", "checkpoint.pt"
+    }
+    assert TrainConfig.from_json((out / "config.json").read_text()) == c
+    m = read_csv(out / "metrics.csv")
+    assert list(m["step"]) == list(range(5, 121, 5))
+    probed = np.isfinite(m["trace_sigma"])
+    assert list(m["step"][probed]) == [40, 80, 120]
+    for k in ("grad_norm2", "sigma2", "temperature", "trace_sigma_se"):
+        assert np.isfinite(m[k][probed]).all() and np.isnan(m[k][~probed]).all()
+    assert np.isfinite(m["loss"]).all() and (m["radius"] > 0).all()
+    if protocol == "sphere":
+        # the gradient is tangent, so the update can only lengthen w: r' >= r
+        assert (m["preprojection_norm"] >= 2.0).all() and (m["pressure"] > 0).all()
+        np.testing.assert_allclose(m["radius"], 2.0, rtol=1e-6)
+    else:
+        assert np.isnan(m["preprojection_norm"]).all()
+    saved = json.loads((out / "stationary.json").read_text())
+    assert saved["status"] == doc["status"] == "complete" and saved["diverged"] is False
+    for k in ("temperature", "pressure", "volume", "energy", "entropy_dir", "entropy", "sigma2",
+              "trace_sigma", "grad_norm2", "radius", "pressure_sde", "pressure_discrete"):
+        assert saved[k] is not None and math.isfinite(saved[k]), k
+    assert saved["temperature"] > 0 and isinstance(saved["stationary"], bool)
+    assert isinstance(saved["reasons"], list) and "stationary" in saved["summary"]
+    if protocol != "sphere":
+        assert saved["radius_discrete"] > 0 and saved["radius_sde"] > 0
+    assert saved["n_snapshots"] == 20 and saved["n_noise"] >= 1
+    ckpt = torch.load(out / "checkpoint.pt", weights_only=False)
+    assert ckpt["step"] == 120 and ckpt["status"] == "complete"
+    # a finished run is not retrained: the same document comes back
+    _docs_equal(train(c, out), doc)
+
+
+def _mlp_factory(affine: bool):
+    def make(config, ds):
+        h = config.hidden[0]
+        head = frozen_linear(h, ds.num_classes, bias=False)
+        return nn.Sequential(
+            nn.Flatten(), nn.Linear(64, h, bias=False), nn.BatchNorm1d(h, affine=affine),
+            nn.ReLU(), head,
+        )
+
+    return make
+
+
+def test_a_non_scale_invariant_model_is_refused(tmp_path):
+    out = tmp_path / "run"
+    with pytest.raises(ValueError, match="not scale-invariant") as e:
+        train(tiny(), out, model_fn=_mlp_factory(affine=True))
+    assert "affine" in str(e.value) and "\n" not in str(e.value)
+    assert not out.exists()  # nothing written before the check
+    # the same architecture without the BN affine parameters is SI and trains
+    doc = train(tiny(steps=40, noise_every=20, queue_size=10), out,
+                model_fn=_mlp_factory(affine=False))
+    assert doc["status"] == "complete" and doc["dim"] == 64 * 16
+
+
+def _assert_same_run(a, b):
+    ca = torch.load(a / "checkpoint.pt", weights_only=False)
+    cb = torch.load(b / "checkpoint.pt", weights_only=False)
+    assert ca["step"] == cb["step"]
+    assert ca["model"].keys() == cb["model"].keys()
+    for k in ca["model"]:
+        assert torch.equal(ca["model"][k], cb["model"][k]), k
+    assert (a / "metrics.csv").read_text() == (b / "metrics.csv").read_text()
+    _docs_equal(json.loads((a / "stationary.json").read_text()),
+                json.loads((b / "stationary.json").read_text()))
+
+
+def _crash_after(monkeypatch, k):
+    real = training._training_step
+    calls = {"n": 0}
+
+    def step(net, x, y):
+        calls["n"] += 1
+        if calls["n"] > k:
+            raise RuntimeError("simulated crash")
+        return real(net, x, y)
+
+    monkeypatch.setattr(training, "_training_step", step)
+
+
+@pytest.mark.parametrize("protocol", ["elr", "sphere"])
+def test_resume_after_interruption_is_identical(tmp_path, monkeypatch, protocol):
+    c = tiny(protocol)
+    train(c, tmp_path / "a")
+    # crash at step 71: the last checkpoint is at step 40
+    _crash_after(monkeypatch, 70)
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        train(c, tmp_path / "b")
+    monkeypatch.undo()
+    assert torch.load(tmp_path / "b" / "checkpoint.pt", weights_only=False)["step"] == 40
+    train(c, tmp_path / "b")
+    _assert_same_run(tmp_path / "a", tmp_path / "b")
+    # a clean stop mid-block (max_steps_this_call) checkpoints and resumes as well
+    doc = train(c, tmp_path / "c", max_steps_this_call=53)
+    assert doc["status"] == "interrupted" and doc["steps_done"] == 53
+    assert not (tmp_path / "c" / "stationary.json").exists()
+    train(c, tmp_path / "c")
+    _assert_same_run(tmp_path / "a", tmp_path / "c")
+
+
+def test_batched_grid_resumes_identically(tmp_path, monkeypatch):
+    cs = [tiny(elr=0.01, wd=0.01), tiny(elr=0.02, wd=0.03, init_radius=0.5)]
+    train_grid(cs, [tmp_path / "a0", tmp_path / "a1"])
+    _crash_after(monkeypatch, 90)
+    with pytest.raises(RuntimeError):
+        train_grid(cs, [tmp_path / "b0", tmp_path / "b1"])
+    monkeypatch.undo()
+    train_grid(cs, [tmp_path / "b0", tmp_path / "b1"])
+    for i in (0, 1):
+        _assert_same_run(tmp_path / f"a{i}", tmp_path / f"b{i}")
+
+
+@pytest.mark.parametrize("protocol,hyper", [("elr", {"elr": 1e3, "wd": 0.01}),
+                                            ("lr", {"lr": 1e4, "wd": 0.01})])
+def test_divergence_is_recorded_not_raised(tmp_path, protocol, hyper):
+    doc = train(tiny(protocol, **hyper), tmp_path / "run")
+    assert doc["status"] == "diverged" and doc["diverged"] is True and doc["stationary"] is False
+    assert doc["diverged_at"] is not None and doc["steps_done"] < 120
+    saved = json.loads((tmp_path / "run" / "stationary.json").read_text())
+    assert saved["status"] == "diverged" and any("diverged" in r for r in saved["reasons"])
+    assert "DIVERGED" in saved["summary"]
+
+
+def test_batched_grid_keeps_training_after_a_divergence(tmp_path):
+    cs = [tiny(elr=0.01, wd=0.01), tiny(elr=1e3, wd=0.01), tiny(elr=0.02, wd=0.03)]
+    outs = [tmp_path / f"r{i}" for i in range(3)]
+    docs = train_grid(cs, outs)
+    assert [d["status"] for d in docs] == ["complete", "diverged", "complete"]
+    assert docs[1]["steps_done"] < 120 and docs[0]["steps_done"] == docs[2]["steps_done"] == 120
+    # the survivors match runs trained without the diverging config (float tolerance)
+    ref = train_grid([cs[0], cs[2]], [tmp_path / "s0", tmp_path / "s2"], batched=False)
+    for d, r in zip((docs[0], docs[2]), ref, strict=True):
+        assert math.isfinite(d["radius"])
+        np.testing.assert_allclose(d["radius"], r["radius"], rtol=1e-4)
+    # a finished grid is not retrained
+    again = train_grid(cs, outs)
+    assert [d["status"] for d in again] == ["complete", "diverged", "complete"]
+
+
+@pytest.mark.parametrize("protocol,shared", [("elr", True), ("elr", False), ("sphere", True),
+                                             ("lr", False)])
+def test_batched_grid_equals_sequential_runs(tmp_path, protocol, shared):
+    hp = {
+        "elr": [dict(elr=0.01, wd=0.01), dict(elr=0.02, wd=0.003)],
+        "sphere": [dict(elr=0.01, radius=1.0), dict(elr=0.005, radius=2.0)],
+        "lr": [dict(lr=0.3, wd=0.01), dict(lr=0.1, wd=0.003)],
+    }[protocol]
+    kw = dict(steps=30, log_every=1, noise_every=10, queue_size=10, checkpoint_every=15)
+    cs = [tiny(protocol, **kw, **h, **({} if shared else {"seed": 1 + i}))
+          for i, h in enumerate(hp)]
+    if protocol != "sphere" and not shared:
+        cs[1] = tiny(protocol, **kw, **hp[1], seed=2, init_radius=0.7, init_seed=3)
+    b = train_grid(cs, [tmp_path / "b0", tmp_path / "b1"])
+    s = train_grid(cs, [tmp_path / "s0", tmp_path / "s1"], batched=False)
+    for i in range(2):
+        mb, ms = read_csv(tmp_path / f"b{i}" / "metrics.csv"), read_csv(tmp_path / f"s{i}" /
+                                                                        "metrics.csv")
+        # float32 round-off of two kernel orders (one GEMM for all configs vs one per config),
+        # amplified over 30 steps: ~1e-7 seen, 1e-5 allowed
+        for k in ("loss", "radius", "trace_sigma", "grad_norm2"):
+            np.testing.assert_allclose(mb[k], ms[k], rtol=1e-5, atol=1e-6, err_msg=k)
+        wb = torch.load(tmp_path / f"b{i}" / "checkpoint.pt", weights_only=False)["model"]
+        ws = torch.load(tmp_path / f"s{i}" / "checkpoint.pt", weights_only=False)["model"]
+        for k in ws:
+            if ws[k].is_floating_point():
+                torch.testing.assert_close(wb[k], ws[k], rtol=1e-5, atol=1e-6)
+        assert b[i]["n_snapshots"] == s[i]["n_snapshots"] == 10
+        np.testing.assert_allclose(b[i]["entropy"], s[i]["entropy"], rtol=1e-5)
+
+
+# --------------------------------------------------------------------------------------------
+# command line
+
+TINY_ARGS = ["--hidden", "16,16", "--label-noise", "0.3", "--log-every", "5",
+             "--noise-every", "40", "--noise-batches", "4", "--queue-size", "20",
+             "--device", "cpu"]
+
+
+def test_train_help_lists_every_option(capsys):
+    assert main(["train", "--help"]) == 0
+    out = capsys.readouterr().out
+    for opt in ("--model", "--hidden", "--width", "--data", "--data-dir", "--label-noise",
+                "--protocol", "--lr", "--elr", "--wd", "--radius", "--steps", "--batch-size",
+                "--seed", "--init-radius", "--log-every", "--noise-every", "--noise-batches",
+                "--window", "--queue-size", "--checkpoint-every", "--device", "--threads",
+                "--no-batch", "--no-resume", "--overwrite", "--progress", "--out"):
+        assert opt in out, opt
+
+
+def test_train_command_writes_a_grid(tmp_path, capsys):
+    out = tmp_path / "grid"
+    rc = main(["train", "--protocol", "sphere", "--elr", "0.01,0.02", "--radius", "1",
+               "--steps", "120", *TINY_ARGS, "--out", str(out)])
+    assert rc == 0
+    names = ["elr1.00e-02_r1.00e+00", "elr2.00e-02_r1.00e+00"]
+    assert sorted(p.name for p in out.iterdir() if p.is_dir()) == names
+    t = read_csv(out / "results.csv")
+    assert list(t["name"]) == names and list(t["status"]) == ["complete", "complete"]
+    assert np.isfinite(t["pressure"]).all() and np.isfinite(t["pressure_discrete"]).all()
+    printed = capsys.readouterr().out
+    assert printed.count("== elr") == 2 and "stationary:" in printed
+
+
+@pytest.mark.parametrize("args,msg", [
+    (["--protocol", "sphere", "--elr", "0.01", "--wd", "0.1"], "takes no wd"),
+    (["--protocol", "elr", "--elr", "0.01"], "needs wd"),
+    (["--protocol", "elr", "--elr", "-0.01", "--wd", "0.1"], "positive"),
+    (["--protocol", "elr", "--elr", "x", "--wd", "0.1"], "cannot parse"),
+    (["--protocol", "elr", "--elr", "0.01", "--wd", "0.1", "--hidden", "0"], "--hidden"),
+    (["--protocol", "elr", "--elr", "0.01", "--wd", "0.1", "--model", "convnet",
+      "--data", "synthetic"], "vectors"),
+    (["--protocol", "elr", "--elr", "0.01,0.01", "--wd", "0.1"], "twice"),
+    (["--protocol", "elr", "--elr", "0.01", "--wd", "0.1", "--data", "cifar10",
+      "--data-dir", "/nonexistent"], "CIFAR files not found"),
+    (["--elr", "0.01", "--wd", "0.1"], "--protocol"),
+])
+def test_train_bad_input_is_one_line_exit_2(tmp_path, capsys, args, msg):
+    rc = main(["train", *args, "--steps", "100", "--out", str(tmp_path / "o")])
+    err = capsys.readouterr().err
+    assert rc == 2
+    assert msg in err and err.count("\n") == 1 and "Traceback" not in err
+    assert not (tmp_path / "o").exists()
+
+
+def test_train_command_never_partially_overwrites_an_earlier_run(tmp_path, capsys):
+    out = tmp_path / "grid"
+    base = ["train", "--protocol", "elr", "--wd", "0.01", *TINY_ARGS, "--out", str(out)]
+    assert main([*base, "--elr", "0.02", "--steps", "80"]) == 0
+    old = out / "elr2.00e-02_wd1.00e-02"
+    before = {p.name: p.read_bytes() for p in old.iterdir()}
+    capsys.readouterr()
+    # the new grid point elr=0.01 is fine, but elr=0.02 exists with another config: nothing
+    # at all is written
+    rc = main([*base, "--elr", "0.01,0.02", "--steps", "120"])
+    err = capsys.readouterr().err
+    assert rc == 2 and "different config" in err and err.count("\n") == 1
+    assert not (out / "elr1.00e-02_wd1.00e-02").exists()
+    assert {p.name: p.read_bytes() for p in old.iterdir()} == before
+    # rerunning the same command resumes (nothing to do) and leaves the results as they were
+    assert main([*base, "--elr", "0.02", "--steps", "80"]) == 0
+    assert json.loads((old / "stationary.json").read_text()) == json.loads(
+        before["stationary.json"])
