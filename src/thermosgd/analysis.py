@@ -56,6 +56,7 @@ __all__ = [
     "potential_argmin",
     "potential_targets",
     "run_analysis",
+    "second_axis",
     "split_rows",
     "write_analysis",
 ]
@@ -251,7 +252,7 @@ def _rows(cols: dict, protocol: str) -> np.ndarray:
     return np.flatnonzero(cols["protocol"] == protocol)
 
 
-def _second_axis(cols: dict, protocol: str) -> np.ndarray:
+def second_axis(cols: dict, protocol: str) -> np.ndarray:
     """Values of the second grid axis: wd, or the set radius on the sphere (falls back to the
     measured radius where ``radius_set`` is absent)."""
     if protocol != "sphere":
@@ -276,7 +277,7 @@ def split_rows(cols: dict, protocol: str) -> tuple[np.ndarray, list[dict]]:
     """
     rate, _ = AXES[protocol]
     rows = _rows(cols, protocol)
-    second = _second_axis(cols, protocol)
+    second = second_axis(cols, protocol)
     missing_cols = [c for c in ("dim", "stationary", *_needed_columns(protocol))
                     if c not in cols and not (c == "radius_set" and "radius" in cols)]
     if missing_cols:
@@ -308,7 +309,7 @@ def split_rows(cols: dict, protocol: str) -> tuple[np.ndarray, list[dict]]:
 def _hyper(cols: dict, protocol: str, k: int) -> dict:
     rate = AXES[protocol][0]
     name = "radius" if protocol == "sphere" else "wd"
-    return {rate: _f(cols[rate][k]), name: _f(_second_axis(cols, protocol)[k])}
+    return {rate: _f(cols[rate][k]), name: _f(second_axis(cols, protocol)[k])}
 
 
 def _f(x) -> float | None:
@@ -555,9 +556,9 @@ def collapse_ratio(c, q, group) -> dict:
     if len(curves) < 2:
         out["why"] = "fewer than two curves (values of the other hyperparameter) with two points"
         return out
-    eps = 1e-9
+    eps = 1e-6
     stds = []
-    for x0 in np.unique(np.round(lc, 6)):
+    for x0 in _levels(c)[0]:
         vals = [np.interp(x0, xs, zs) for xs, zs in curves
                 if xs[0] - eps <= x0 <= xs[-1] + eps]
         if len(vals) >= 2:
@@ -659,7 +660,7 @@ def analyze_protocol(table, protocol: str, *, targets: Sequence[int] | None = No
     out: dict = {"protocol": protocol, "dim": dim, "axes": [rate, second_name],
                  "runs": int(all_rows.size), "stationary_runs": int(used.size),
                  "excluded": excluded}
-    second = _second_axis(cols, protocol)
+    second = second_axis(cols, protocol)
     xr, yr = cols[rate][used], second[used]
     out["grid"] = {rate: sorted({float(v) for v in np.unique(np.round(xr, 12))}),
                    second_name: sorted({float(v) for v in np.unique(np.round(yr, 12))})}

@@ -131,3 +131,196 @@ def _rate_colorbar(fig, ax, rate: np.ndarray, name: str) -> None:
     sm = plt.cm.ScalarMappable(cmap="viridis",
                                norm=LogNorm(vmin=rate.min(), vmax=rate.max()))
     fig.colorbar(sm, ax=ax, label=LABEL[name])
+
+
+# ============================================================================================
+# Neural-network grids (thermosgd.analysis): the figures of the paper's NN section.
+# Every number comes from the tidy table and the analysis result; see `nn_figures`.
+
+COLLAPSE_LABEL = {"sigma2": r"noise $\sigma^2$", "energy": "energy $U$ (train loss)",
+                  "temperature": "temperature $T$", "entropy_dir": r"entropy $S_{dir}$"}
+
+
+def nn_figures(table, result: dict, out_dir: str | os.PathLike) -> list[Path]:
+    """For every analyzed protocol of ``result`` (`thermosgd.analysis.analyze`): equation of
+    state, collapse of T, U, sigma2, entropy with its quadratic fit and the Maxwell derivative,
+    and potential maps. PNGs named ``<protocol>-nn-*.png``; returns their paths."""
+    from thermosgd import analysis
+
+    cols = analysis.as_columns(table)
+    paths = []
+    for proto, res in result["protocols"].items():
+        if "error" in res:
+            continue
+        used, excluded = analysis.split_rows(cols, proto)
+        excl = np.array([e["row"] for e in excluded], dtype=int)
+        paths.append(_nn_equation_of_state(cols, proto, res, used, excl, Path(out_dir)))
+        paths.append(_nn_collapse(cols, proto, res, used, Path(out_dir)))
+        paths.append(_nn_entropy(cols, proto, res, used, Path(out_dir)))
+        paths.append(_nn_potential(cols, proto, res, used, Path(out_dir)))
+    return paths
+
+
+def _nn_axes(cols: dict, proto: str):
+    from thermosgd.analysis import AXES, second_axis
+
+    rate = AXES[proto][0]
+    second = "radius" if proto == "sphere" else "wd"
+    return rate, second, cols[rate], second_axis(cols, proto)
+
+
+def _group_colors(values: np.ndarray):
+    levels = np.unique(np.round(np.log(values), 6))
+    colors = _colors(max(levels.size, 1))
+    return levels, {lv: colors[i] for i, lv in enumerate(levels)}
+
+
+def _nn_equation_of_state(cols, proto, res, used, excl, out: Path) -> Path:
+    rate, second, xv, yv = _nn_axes(cols, proto)
+    key = "pressure" if proto == "sphere" else "radius"
+    meas, sde, disc = cols[key], cols[f"{key}_sde"], cols[f"{key}_discrete"]
+    levels, color = _group_colors(yv[used])
+    fig, ax = plt.subplots(figsize=(5.6, 4.2), layout="constrained")
+    for lv in levels:
+        m = used[np.round(np.log(yv[used]), 6) == lv]
+        m = m[np.argsort(xv[m])]
+        ax.plot(xv[m], sde[m], "-", color=color[lv], lw=1)
+        ax.plot(xv[m], disc[m], "--", color=color[lv], lw=1)
+        ax.plot(xv[m], meas[m], "o", color=color[lv], ms=3.5)
+    if excl.size:
+        ok = excl[np.isfinite(meas[excl]) & (meas[excl] > 0) & np.isfinite(xv[excl])]
+        ax.plot(xv[ok], meas[ok], "x", color="0.4", ms=4)
+    ax.plot([], [], "k-", lw=1, label="SDE prediction")
+    ax.plot([], [], "k--", lw=1, label="discretization-corrected")
+    ax.plot([], [], "ko", ms=3.5, label="measured (stationary)")
+    if excl.size:
+        ax.plot([], [], "x", color="0.4", ms=4, label="excluded")
+    e = res["equation_of_state"]
+    ax.set(xscale="log", yscale="log", xlabel=LABEL[rate],
+           ylabel="effective weight decay (pressure)" if key == "pressure" else "radius $r$",
+           title=f"{proto}: equation of state, worst error "
+                 f"{100 * (e['max_rel_error_discrete'] or 0):.1f}% (discr.), "
+                 f"{100 * (e['max_rel_error_sde'] or 0):.1f}% (SDE)")
+    ax.title.set_fontsize(8)
+    ax.legend(fontsize=7)
+    _rate_colorbar(fig, ax, yv[used], second)
+    return _save(fig, out / f"{proto}-nn-equation-of-state.png")
+
+
+def _nn_collapse(cols, proto, res, used, out: Path) -> Path:
+    from thermosgd.analysis import collapse_variable
+
+    _, second, _, yv = _nn_axes(cols, proto)
+    cname, cval = collapse_variable(cols, proto)
+    quantities = ("temperature", "energy", "sigma2")
+    levels, color = _group_colors(yv[used])
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.9), layout="constrained")
+    for ax, q in zip(axes, quantities, strict=True):
+        for lv in levels:
+            m = used[np.round(np.log(yv[used]), 6) == lv]
+            m = m[np.argsort(cval[m])]
+            ax.plot(cval[m], cols[q][m], "o-", color=color[lv], ms=3, lw=0.8)
+        r = res["collapse"]["quantities"].get(q, {}).get("ratio")
+        pos = np.all(cols[q][used] > 0)
+        ax.set(xscale="log", yscale="log" if pos else "linear",
+               xlabel=r"$\eta\lambda$" if cname == "lr*wd" else LABEL["elr"],
+               ylabel=COLLAPSE_LABEL[q],
+               title=f"collapse ratio {r:.3f}" if r is not None else "collapse ratio n/a")
+        ax.title.set_fontsize(8)
+    _rate_colorbar(fig, axes[-1], yv[used], second)
+    fig.suptitle(f"{proto}: T, U, sigma^2 against {cname} (curves: one per {second})")
+    return _save(fig, out / f"{proto}-nn-collapse.png")
+
+
+def _nn_entropy(cols, proto, res, used, out: Path) -> Path:
+    rate, second, xv, yv = _nn_axes(cols, proto)
+    a = np.asarray(res["entropy_fit"]["coefficients"], float)
+    S = cols["entropy"]
+
+    def quad(x, y):
+        return a[0] + a[1] * x + a[2] * y + a[3] * x * x + a[4] * y * y + a[5] * x * y
+
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.2), layout="constrained")
+    # S vs rate, one curve per second-axis value; and S vs second axis, one per rate
+    for ax, (gv, xx, gname, xname) in zip(
+            axes[:2], ((yv, xv, second, rate), (xv, yv, rate, second)), strict=True):
+        levels, color = _group_colors(gv[used])
+        for lv in levels:
+            m = used[np.round(np.log(gv[used]), 6) == lv]
+            ax.plot(xx[m], S[m], "o", color=color[lv], ms=3.5)
+            grid = np.geomspace(xx[m].min(), xx[m].max(), 50)
+            g = np.exp(lv)
+            fx = quad(np.log(grid), np.log(g)) if xname == rate else quad(np.log(g),
+                                                                            np.log(grid))
+            ax.plot(grid, fx, "--", color=color[lv], lw=1)
+        ax.set(xscale="log", xlabel=LABEL[xname], ylabel="entropy $S$ (nats)")
+        _rate_colorbar(fig, ax, gv[used], gname)
+    axes[0].set_title(f"quadratic fit (dashed), $R^2$ = {res['entropy_fit']['r2']:.4f}",
+                      fontsize=8)
+    # the Maxwell derivative on the grid, normalized
+    m = res["maxwell"]
+    x, y = np.log(xv[used]), np.log(yv[used])
+    dx = a[1] + 2 * a[3] * x + a[5] * y
+    dy = a[2] + 2 * a[4] * y + a[5] * x
+    deriv = (dx - dy) if proto == "lr" else dy
+    norm = m["normalization"]
+    levels, color = _group_colors(yv[used])
+    ax = axes[2]
+    for lv in levels:
+        k = np.round(y, 6) == lv
+        o = np.argsort(x[k])
+        ax.plot(xv[used][k][o], deriv[k][o] / norm, "o-", color=color[lv], ms=3, lw=0.8)
+    ax.axhline(m["theory"] / norm, color="k", lw=1, ls=":", label="Maxwell relation")
+    ax.set(xscale="log", xlabel=LABEL[rate],
+           ylabel={"lr": r"$(\partial_{\log\eta}S-\partial_{\log\lambda}S)/\frac{d-1}{2}$",
+                   "elr": r"$\partial_{\log\lambda}S/\frac{d-1}{2}$",
+                   "sphere": r"$\partial_{\log r}S/(d-1)$"}[proto],
+           title=f"max rel. error {100 * m['max_rel_error']:.1f}%")
+    ax.title.set_fontsize(8)
+    ax.legend(fontsize=7)
+    _rate_colorbar(fig, ax, yv[used], second)
+    fig.suptitle(f"{proto}: entropy and the Maxwell relation {m['relation']} (d={res['dim']})")
+    return _save(fig, out / f"{proto}-nn-entropy.png")
+
+
+def _nn_potential(cols, proto, res, used, out: Path) -> Path:
+    rate, second, xv, yv = _nn_axes(cols, proto)
+    x, y = xv[used], yv[used]
+    U, S, V = cols["energy"][used], cols["entropy"][used], cols["volume"][used]
+    T, wd = cols["temperature"][used], cols["wd"][used]
+    runs = list(cols["run"][used])
+    targets = res["potential"]["targets"]
+    n = len(targets)
+    ncol = min(n, 3)
+    nrow = -(-n // ncol)
+    fig, axes = plt.subplots(nrow, ncol, figsize=(4.0 * ncol, 3.2 * nrow), squeeze=False,
+                             layout="constrained")
+    col_key = np.round(np.log(y), 6)
+    for ax, t in zip(axes.ravel(), targets, strict=False):
+        i, k = runs.index(t["target_run"]), runs.index(t["argmin_run"])
+        if proto == "sphere":
+            pot = U - T[i] * S
+            for c in np.unique(col_key):  # F - min F within each radius
+                m = col_key == c
+                pot[m] -= np.nanmin(pot[m])
+        else:
+            pot = U - T[i] * S + wd[i] * V
+            pot = pot - np.nanmin(pot)
+        pos = pot[pot > 0]
+        vmin = max(float(pos.min()) if pos.size else 1e-8, 1e-12)
+        sc = ax.scatter(x, y, c=np.where(pot > 0, pot, vmin), s=28, cmap="viridis",
+                        norm=LogNorm(vmin=vmin, vmax=max(float(np.nanmax(pot)), vmin * 10)))
+        ax.plot(x[k], y[k], "s", color="white", mec="k", ms=8, label="argmin")
+        ax.plot(x[i], y[i], "o", color="red", ms=4, label="target")
+        ax.set(xscale="log", yscale="log")
+        ax.set_xlabel(LABEL[rate], fontsize=7)
+        ax.set_ylabel(LABEL[second], fontsize=7)
+        ax.set_title(f"target cell {t['target_cell']}, distance {t['distance_cells']}",
+                     fontsize=7)
+        fig.colorbar(sc, ax=ax)
+    for ax in axes.ravel()[n:]:
+        ax.set_visible(False)
+    axes[0][0].legend(fontsize=6)
+    name = "F - min F (per radius)" if proto == "sphere" else "G - min G"
+    fig.suptitle(f"{proto}: {name} over the measured states at the target's (T, p)")
+    return _save(fig, out / f"{proto}-nn-potential.png")
