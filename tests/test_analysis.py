@@ -461,3 +461,25 @@ def test_bad_table_types_and_paths(tmp_path):
         A.load_table(tmp_path)
     with pytest.raises(ValueError, match="rank"):
         A.fit_quadratic([1, 2, 3, 1, 2, 3], [1, 2, 3, 1, 2, 3], np.arange(6.0))
+
+
+def test_flattened_sweep_table():
+    # a sweep's collected table: prefixed names, 'name' for the run id, reasons as a JSON
+    # list, an 'error' column, and a run that failed before it had a protocol
+    t = ideal_gas_table("elr")
+    t["record.energy"] = t.pop("energy")
+    t["name"] = t.pop("run")
+    t["reasons"] = t["reasons"].astype(object)
+    t["stationary"][4] = False
+    t["reasons"][4] = '["radius drifting", "loss trending"]'
+    t["error"] = np.full(30, None, dtype=object)
+    t["error"][6] = "RuntimeError: out of memory"
+    t["protocol"][7] = ""
+    t["error"][7] = "ValueError: unknown model"
+    r = A.analyze(t)
+    why = {e["run"]: e["reasons"] for e in r["excluded"]}
+    assert why == {"elr/run004": "radius drifting; loss trending",
+                   "elr/run006": "failed: RuntimeError: out of memory",
+                   "elr/run007": "failed: ValueError: unknown model"}
+    assert r["protocols"]["elr"]["stationary_runs"] == 27
+    assert r["protocols"]["elr"]["maxwell"]["max_rel_error"] < 1e-8

@@ -28,6 +28,7 @@ For each protocol present, `analyze_protocol` computes, on the stationary runs o
 
 from __future__ import annotations
 
+import json
 import math
 import os
 from collections.abc import Mapping, Sequence
@@ -166,6 +167,13 @@ def _parse_text(values) -> np.ndarray:
             out[i] = "; ".join(str(x) for x in v)
         else:
             out[i] = str(v)
+            if out[i].startswith("["):  # a JSON list of reasons, as flattened documents hold
+                try:
+                    items = json.loads(out[i])
+                except ValueError:
+                    continue
+                if isinstance(items, list):
+                    out[i] = "; ".join(str(x) for x in items)
     return out
 
 
@@ -198,6 +206,14 @@ def as_columns(table) -> dict[str, np.ndarray]:
     if len(lengths) > 1:
         raise ValueError(f"table: columns have different lengths {sorted(lengths)}")
     n = lengths.pop() if lengths else 0
+    # flattened documents may prefix the names ("stationary.energy"): use a unique match
+    for name in (*_NUMERIC, "protocol", "stationary", "diverged", "reasons", "run"):
+        if name not in raw:
+            hits = [k for k in raw if k.endswith("." + name)]
+            if len(hits) == 1:
+                raw[name] = raw[hits[0]]
+    if "run" not in raw and "name" in raw:
+        raw["run"] = raw["name"]
     if "protocol" not in raw:
         raise ValueError("table has no 'protocol' column (one of lr, elr, sphere per run)")
     cols: dict[str, np.ndarray] = {}
@@ -216,7 +232,7 @@ def as_columns(table) -> dict[str, np.ndarray]:
     cols.setdefault("reasons", np.full(n, "", dtype=object))
     cols.setdefault("diverged", np.zeros(n, dtype=bool))
     cols.setdefault("run", np.array([f"row {i}" for i in range(n)], dtype=object))
-    bad = sorted({p for p in cols["protocol"] if p not in AXES})
+    bad = sorted({p for p in cols["protocol"] if p and p not in AXES})
     if bad:
         raise ValueError(f"table: unknown protocol(s) {bad}; expected lr, elr or sphere")
     return cols
@@ -288,7 +304,10 @@ def split_rows(cols: dict, protocol: str) -> tuple[np.ndarray, list[dict]]:
         why = []
         if cols["diverged"][k]:
             why.append("diverged")
-        if not cols["stationary"][k]:
+        err = _text(cols, "error", k)
+        if err:
+            why.append(f"failed: {err}")
+        if not cols["stationary"][k] and not err:
             why.append(cols["reasons"][k] or "flagged non-stationary")
         bad = [c for c in _needed_columns(protocol)
                if c != "radius_set" and not np.isfinite(cols[c][k])]
@@ -304,6 +323,16 @@ def split_rows(cols: dict, protocol: str) -> tuple[np.ndarray, list[dict]]:
         else:
             used.append(k)
     return np.asarray(used, dtype=int), excluded
+
+
+def _text(cols: dict, name: str, k: int) -> str:
+    """Cell k of an optional text column ('' when absent, None or NaN)."""
+    if name not in cols:
+        return ""
+    v = cols[name][k]
+    if v is None or (isinstance(v, float | np.floating) and math.isnan(v)):
+        return ""
+    return str(v).strip()
 
 
 def _hyper(cols: dict, protocol: str, k: int) -> dict:
@@ -804,6 +833,10 @@ def analyze(table, *, strict: bool = True, targets: Mapping[str, Sequence[int]] 
                                       "runs": int((cols["protocol"] == p).sum())}
     result["excluded"] = [{"protocol": p, **e} for p, r in result["protocols"].items()
                           for e in r["excluded"]]
+    for k in np.flatnonzero(cols["protocol"] == ""):  # e.g. a run that failed before starting
+        result["excluded"].append({"protocol": None, "run": cols["run"][k], "row": int(k),
+                                   "reasons": f"failed: {_text(cols, 'error', k)}"
+                                   if _text(cols, "error", k) else "no protocol"})
     result["acceptance"] = acceptance_checks(result)
     extra = [k for k in ("test_loss", "test_acc") if k in cols]
     if extra:
