@@ -174,8 +174,12 @@ def test_noise_from_gradients_bad_input():
         noise_from_gradients(g, np.ones(3))  # batch shape (4,)
     with pytest.raises(ValueError, match="radius"):
         noise_from_gradients(g, -1.0)
+    with pytest.raises(ValueError, match="n >= 3"):
+        noise_from_gradients(np.zeros((2, 3)), 1.0)
     with pytest.raises(ValueError, match="n >= 4"):
-        noise_from_gradients(np.zeros((3, 3)), 1.0)
+        noise_from_gradients(np.zeros((3, 3)), 1.0, se="unbiased")
+    with pytest.raises(ValueError, match="se must"):
+        noise_from_gradients(np.zeros((5, 3)), 1.0, se="bootstrap")
     with pytest.raises(ValueError, match="shape"):
         noise_from_gradients(np.zeros(5), 1.0)
     with pytest.raises(ValueError, match="numeric"):
@@ -281,7 +285,7 @@ def test_estimate_gradient_noise_bad_input(digits):
     model = bn_mlp()
     params = si_parameters(model)
     with pytest.raises(ValueError, match="n_batches"):
-        estimate_gradient_noise(model, F.cross_entropy, x, y, params, n_batches=3)
+        estimate_gradient_noise(model, F.cross_entropy, x, y, params, n_batches=2)
     with pytest.raises(ValueError, match="rows"):
         estimate_gradient_noise(model, F.cross_entropy, x, y[:10], params)
     with pytest.raises(ValueError, match="generator"):

@@ -225,8 +225,9 @@ def noise_from_gradients(grads, radius, *, se: str = "jackknife") -> NoiseEstima
     """Unit-sphere tr Sigma, ||grad L||^2 and Q from n minibatch gradients, with SEs.
 
     grads: (..., n, d) numpy array or torch tensor (float32 is fine; statistics in float64 on
-    the array's device), n >= 4 flattened gradients of one SI group at radius ``radius``
-    (broadcastable to ``...``). trace_sigma = r^2 sum_i ||g_i - gbar||^2 / (n - 1);
+    the array's device): n >= 3 (4 for ``se="unbiased"``) flattened gradients of one SI group
+    at radius ``radius`` (broadcastable to ``...``).
+    trace_sigma = r^2 sum_i ||g_i - gbar||^2 / (n - 1);
     grad_norm2 = r^2 ||gbar||^2 - trace_sigma / n; trace_total = r^2 mean_i ||g_i||^2. SEs
     (module docstring): ``se="jackknife"`` (O(n d), conservative for a small grad_norm2) or
     ``"unbiased"`` (Hoeffding's U-statistic variance from the n x n Gram matrix, O(n^2 d);
@@ -246,8 +247,11 @@ def noise_from_gradients(grads, radius, *, se: str = "jackknife") -> NoiseEstima
     if len(shape) < 2:
         raise ValueError(f"grads must have shape (..., n, d), got {shape}")
     n, d = shape[-2:]
-    if n < 4:
-        raise ValueError(f"grads must hold n >= 4 gradients (axis -2), got n = {n}")
+    if se not in ("jackknife", "unbiased"):
+        raise ValueError(f"se must be 'jackknife' or 'unbiased', got {se!r}")
+    exact = se == "unbiased"
+    if n < 3 + exact:
+        raise ValueError(f"grads must hold n >= {3 + exact} gradients (axis -2), got n = {n}")
     if d < 1:
         raise ValueError("grads has dimension d = 0")
     if isinstance(radius, Tensor):
@@ -264,9 +268,6 @@ def noise_from_gradients(grads, radius, *, se: str = "jackknife") -> NoiseEstima
         raise ValueError("radius must be positive")
     r2 = np.broadcast_to(np.square(r), batch)
 
-    if se not in ("jackknife", "unbiased"):
-        raise ValueError(f"se must be 'jackknife' or 'unbiased', got {se!r}")
-    exact = se == "unbiased"
     gb2, q, a, K = _moments(grads, gram=exact)
     qsum = q.sum(axis=-1)
     s2 = qsum / (n - 1)
@@ -373,7 +374,7 @@ def minibatch_gradients(
     ``.grad`` fields (never touched) and the global RNG. ``generator``: a ``torch.Generator``
     (advanced by the draws), an int seed, or None (seed 0).
     """
-    n_batches = _positive_int("n_batches", n_batches, 4)
+    n_batches = _positive_int("n_batches", n_batches, 3)
     batch_size = _positive_int("batch_size", batch_size, 1)
     if not isinstance(x, Tensor) or not isinstance(y, Tensor):
         raise ValueError("x and y must be torch tensors")
