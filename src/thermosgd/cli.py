@@ -234,7 +234,7 @@ def _add_train(sub) -> None:
                    help="steps per metrics row (default steps/1000)")
     p.add_argument("--noise-every", type=int, default=None,
                    help="steps between gradient-noise probes, a multiple of --log-every "
-                        "(default: <= 10%% extra compute, ~16 probes in the window)")
+                        "(default: 10%% extra compute, at most ~64 probes in the window)")
     p.add_argument("--noise-batches", type=int, default=64,
                    help="minibatch gradients per noise probe")
     p.add_argument("--window", type=int, default=None,

@@ -34,7 +34,19 @@ Noise probes: every ``noise_every`` steps, ``noise_batches`` extra minibatch gra
 current weights (train-mode BN, batch statistics restored afterwards, a separate generator, so
 the training trajectory does not depend on the probes) give tr Sigma and ||grad L||^2 on the
 unit sphere through `thermosgd.monitor.noise_from_gradients`. The default spacing keeps the
-extra compute at noise_batches / noise_every <= 10% and puts about 16 probes in the window.
+extra compute at noise_batches / noise_every = 10% (fewer probes, at most ~64 in the window,
+for long runs): the probe mean over the window is limited by the genuine fluctuation of the noise
+along the trajectory (~10% from probe to probe on digits) more than by the 64 gradients of one
+probe (~3%), so many probes beat large ones.
+
+Every training step also yields Q = r^2 ||g_B||^2 of its own minibatch gradient at no extra cost
+(an unbiased sample of Q = tr Sigma + ||grad L||^2 on the unit sphere, the quantity in the
+discretization-corrected predictions). Its block means are the ``trace_total_steps`` column of
+``metrics.csv``; stationary.json adds its window mean (``trace_total_steps``, with a batch-means
+standard error) and the predictions from it (``radius_discrete_steps``,
+``pressure_discrete_steps``), a cross-check of the probe-based ``radius_discrete`` /
+``pressure_discrete``: the probes alone split Q into tr Sigma and ||grad L||^2 (temperature, SDE
+predictions).
 
 The snapshot queue holds ``queue_size`` SI vectors evenly spaced over the stationary window
 (the last ``window`` steps, by default the last half of the run).
@@ -119,6 +131,7 @@ METRIC_COLUMNS = (
     "radius",
     "preprojection_norm",
     "pressure",
+    "trace_total_steps",
     "trace_sigma",
     "trace_sigma_se",
     "grad_norm2",
@@ -190,7 +203,7 @@ class TrainConfig:
     * schedule (None = default, see `Schedule`): ``log_every`` = steps // 1000;
       ``window`` = steps // 2 (the stationary window is the last ``window`` steps);
       ``queue_size`` = min(1000, window); ``noise_every`` = a multiple of ``log_every`` that is
-      at least 10 * noise_batches (<= 10% extra compute) and about window / 16;
+      at least 10 * noise_batches (<= 10% extra compute) and at least window / 64;
       ``checkpoint_every`` = about steps / 10.
     * ``device``: "auto" (CUDA when available), "cpu" or "cuda".
     """
@@ -280,7 +293,7 @@ def _schedule(c: TrainConfig) -> Schedule:
     if c.noise_every is not None:
         noise_every = c.noise_every
     else:
-        target = max(10 * c.noise_batches, window // 16)
+        target = max(10 * c.noise_batches, window // 64)
         noise_every = -(-target // log_every) * log_every
     if c.checkpoint_every is not None:
         ckpt = c.checkpoint_every
@@ -471,10 +484,17 @@ class _SingleNet:
         self.opt.step()
         g = self.opt.param_groups[0]
         pre = g["last_norm"]
+        r = g["last_radius"].reshape(1)
+        gn2 = sum(
+            torch.linalg.vector_norm(p.grad, dtype=torch.float64).square()
+            for p in self.params
+            if p.grad is not None
+        )
         return (
             loss.detach().reshape(1),
-            g["last_radius"].reshape(1),
+            r,
             (None if pre is None else pre.reshape(1)),
+            r.square() * gn2,
         )
 
     def grads(self, x: Tensor, y: Tensor) -> Tensor:
@@ -515,7 +535,12 @@ class _BatchedNet:
         losses.sum().backward()
         self.opt.step()
         g = self.opt.param_groups[0]
-        return losses.detach(), g["last_radius"], g["last_norm"]
+        r = g["last_radius"]
+        gn2 = sum(
+            torch.linalg.vector_norm(p.grad.reshape(self.G, -1), dim=1).double().square()
+            for p in self.params
+        )
+        return losses.detach(), r, g["last_norm"], r.square() * gn2
 
     def grads(self, x: Tensor, y: Tensor) -> Tensor:
         losses = batched_cross_entropy(self.model(x), y)
@@ -666,6 +691,38 @@ def _metrics_columns(rows: list[dict]) -> dict[str, np.ndarray]:
     }
 
 
+def _steps_noise(run: _Run) -> dict[str, float]:
+    """Q from the training steps' own gradients over the window (block means of r^2 ||g_B||^2,
+    standard error from 20 batch means) and the discretization-corrected predictions from it."""
+    c = run.config
+    nan = math.nan
+    rows = [r for r in run.rows if r["step"] >= run.schedule.window_start]
+    q = np.array([r.get("trace_total_steps", nan) for r in rows], dtype=np.float64)
+    out = {"trace_total_steps": nan, "trace_total_steps_se": nan}
+    if q.size and np.isfinite(q).all():
+        out["trace_total_steps"] = float(q.mean())
+        if q.size >= 8:
+            b = np.array([part.mean() for part in np.array_split(q, min(20, q.size // 2))])
+            out["trace_total_steps_se"] = float(b.std(ddof=1) / math.sqrt(b.size))
+    Q, rel = out["trace_total_steps"], out["trace_total_steps_se"] / out["trace_total_steps"]
+    if c.protocol == "sphere":
+        p = float(theory.sphere_pressure_discrete(c.elr, c.radius, Q, 0.0)) if Q > 0 else nan
+        out["pressure_discrete_steps"], out["pressure_discrete_steps_se"] = p, p * rel
+    else:
+        r = (
+            float(
+                theory.radius_discrete(
+                    c.protocol, trace_sigma=Q, grad_norm2=0.0, **c.hyperparameters
+                )
+            )
+            if Q > 0
+            else nan
+        )
+        power = 4 if c.protocol == "lr" else 2
+        out["radius_discrete_steps"], out["radius_discrete_steps_se"] = r, r * rel / power
+    return out
+
+
 def _stationary_doc(run: _Run, steps_done: int, device: torch.device) -> dict:
     c = run.config
     status = "diverged" if run.diverged_at is not None else "complete"
@@ -706,6 +763,7 @@ def _stationary_doc(run: _Run, steps_done: int, device: torch.device) -> dict:
         "device": str(device),
         "seconds": run.seconds,
         **state,
+        **_steps_noise(run),
         "summary": summary,
     }
 
@@ -740,7 +798,7 @@ class _Engine:
         self.train_gens = [torch.Generator(device=device).manual_seed(int(s)) for s in uniq]
         self.probe_gens = [torch.Generator(device=device).manual_seed(_probe_seed(s)) for s in uniq]
         zeros = torch.zeros(self.G, dtype=torch.float64, device=device)
-        self.acc = {"loss": zeros.clone(), "radius": zeros.clone(), "pre": zeros.clone()}
+        self.acc = {k: zeros.clone() for k in ("loss", "radius", "pre", "q")}
         self.block_n = 0
         self.step = 0
         self.docs: dict[int, dict] = {}
@@ -821,7 +879,7 @@ class _Engine:
         """End of a logging block: metrics rows, monitor records, divergence. Returns the
         configs that diverged in this block."""
         vals = (
-            (torch.stack([self.acc["loss"], self.acc["radius"], self.acc["pre"]]) / self.block_n)
+            (torch.stack([self.acc[k] for k in ("loss", "radius", "pre", "q")]) / self.block_n)
             .cpu()
             .numpy()
         )
@@ -831,8 +889,8 @@ class _Engine:
         diverged = []
         for g in active:
             run = self.runs[g]
-            loss, r, pre = (float(x) for x in vals[:, g])
-            row = {"step": self.step, "loss": loss, "radius": r}
+            loss, r, pre, q = (float(x) for x in vals[:, g])
+            row = {"step": self.step, "loss": loss, "radius": r, "trace_total_steps": q}
             if self.sphere:
                 c = run.config
                 row["preprojection_norm"] = pre
@@ -922,13 +980,14 @@ class _Engine:
         try:
             while self.step < target and active:
                 idx = self._draw(self.train_gens)
-                loss, r_before, pre = _training_step(self.net, x_all[idx], y_all[idx])
+                loss, r_before, pre, q = _training_step(self.net, x_all[idx], y_all[idx])
                 self.step += 1
                 self.block_n += 1
                 self.acc["loss"] += loss.double()
                 self.acc["radius"] += r_before
                 if pre is not None:
                     self.acc["pre"] += pre
+                self.acc["q"] += q
                 step = self.step
                 if self.snap_i < len(self.snap_steps) and step == self.snap_steps[self.snap_i]:
                     self.snap_i += 1
