@@ -1,0 +1,435 @@
+"""Hyperparameter sweeps: grid expansion, a resumable result store, local and Ray executors.
+
+A sweep is a `SweepSpec` (JSON or YAML): a run ``kind`` (``train``: one network run of
+`thermosgd.training`; ``isotropic``: one isotropic-model study), the ``base`` configuration shared
+by every run and a ``grid`` of lists whose outer product gives the runs. The store under the
+sweep directory holds one directory per run::
+
+    SWEEP/sweep.json                 the spec that made it
+    SWEEP/runs/<run_id>/spec.json    the run's configuration as the sweep gave it
+    SWEEP/runs/<run_id>/status.json  {"state": "running" | "done" | "diverged" | "failed", ...}
+    SWEEP/runs/<run_id>/record.json  the runner's result (stationary state or study summary)
+
+Every file is written atomically. Re-executing a sweep skips runs whose state is done or diverged,
+re-runs interrupted ones (state running; a `train` run resumes from its checkpoint) and, only with
+``retry_failed``, failed ones, so nothing finished is lost or computed twice. A failing run records
+its error and the sweep goes on. `collect` gathers every run into one tidy table.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import json
+import math
+import os
+import time
+import traceback
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tqdm.auto import tqdm
+
+from thermosgd._progress import progress_disabled
+from thermosgd.tables import write_csv, write_json
+
+EXECUTORS = ("local", "ray")
+#: hyperparameters that may differ inside one batched (vectorized) group of runs
+BATCHABLE = ("lr", "elr", "wd", "radius")
+FINISHED = ("done", "diverged")
+
+
+# --------------------------------------------------------------------------------------------
+# runners: kind -> function(config dict, run dir) -> record dict
+
+
+def _run_train(config: dict, run_dir: Path) -> dict:
+    from thermosgd.training import TrainConfig, train
+
+    return train(TrainConfig(**config), run_dir, progress=False)
+
+
+def _run_train_batch(configs: list[dict], run_dirs: list[Path]) -> list[dict]:
+    from thermosgd.training import TrainConfig, train_grid
+
+    return train_grid([TrainConfig(**c) for c in configs], run_dirs, progress=False)
+
+
+def _run_isotropic(config: dict, run_dir: Path) -> dict:
+    from thermosgd.isotropic import IsotropicConfig, run_study
+
+    return run_study(IsotropicConfig(**config), run_dir, figures=False, progress=False)
+
+
+RUNNERS: dict[str, Callable[[dict, Path], dict]] = {
+    "train": _run_train, "isotropic": _run_isotropic,
+}
+BATCH_RUNNERS: dict[str, Callable[[list[dict], list[Path]], list[dict]]] = {
+    "train": _run_train_batch,
+}
+
+
+# --------------------------------------------------------------------------------------------
+# spec and grid
+
+
+@dataclass(frozen=True)
+class SweepSpec:
+    """A grid of runs and how to execute them (see the module docstring)."""
+
+    kind: str
+    grid: dict = field(default_factory=dict)
+    base: dict = field(default_factory=dict)
+    name: str = "sweep"
+    executor: str = "local"
+    workers: int = 1
+    ray_address: str | None = None
+    cpus_per_task: float = 1.0
+    gpus_per_task: float = 0.0
+    batch: bool = True
+    max_batch: int = 64
+
+    def __post_init__(self) -> None:
+        validate_spec(self)
+
+
+def validate_spec(s: SweepSpec) -> None:
+    """Raise a one-line ValueError for an invalid spec."""
+    if s.kind not in RUNNERS:
+        raise ValueError(f"unknown run kind {s.kind!r}; choose one of {', '.join(RUNNERS)}")
+    if s.executor not in EXECUTORS:
+        raise ValueError(f"unknown executor {s.executor!r}; choose local or ray")
+    if not isinstance(s.grid, dict) or not isinstance(s.base, dict):
+        raise ValueError("'grid' and 'base' must be mappings of parameter names to values")
+    for k, v in s.grid.items():
+        if not isinstance(v, list | tuple) or len(v) == 0:
+            raise ValueError(f"grid entry {k!r} must be a non-empty list, got {v!r}")
+    overlap = set(s.grid) & set(s.base)
+    if overlap:
+        raise ValueError(f"parameters {sorted(overlap)} are both in 'base' and in 'grid'")
+    if int(s.workers) != s.workers or s.workers < 1:
+        raise ValueError(f"workers must be a positive integer, got {s.workers}")
+    if s.cpus_per_task <= 0 or s.gpus_per_task < 0:
+        raise ValueError("cpus_per_task must be > 0 and gpus_per_task >= 0")
+
+
+def load_spec(path: str | os.PathLike, **overrides) -> SweepSpec:
+    """Read a sweep spec from JSON or YAML; ``overrides`` (non-None) replace top-level keys."""
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"sweep config {path} does not exist")
+    text = path.read_text()
+    try:
+        if path.suffix in (".yaml", ".yml"):
+            import yaml
+
+            doc = yaml.safe_load(text)
+        else:
+            doc = json.loads(text)
+    except Exception as e:  # any parser error becomes one clear line
+        raise ValueError(f"cannot parse sweep config {path}: {e}".splitlines()[0]) from None
+    if not isinstance(doc, dict):
+        raise ValueError(f"sweep config {path} must be a mapping with 'kind' and 'grid'")
+    doc.update({k: v for k, v in overrides.items() if v is not None})
+    fields = {f.name for f in dataclasses.fields(SweepSpec)}
+    unknown = set(doc) - fields
+    if unknown:
+        raise ValueError(f"unknown sweep config keys {sorted(unknown)}; known: {sorted(fields)}")
+    if "kind" not in doc:
+        raise ValueError("sweep config needs 'kind' (train or isotropic)")
+    return SweepSpec(**doc)
+
+
+def _fmt(v) -> str:
+    if isinstance(v, float):
+        return f"{v:.3g}"
+    return str(v).replace("/", "_")
+
+
+def run_id(point: dict) -> str:
+    """A readable, deterministic directory name for one grid point."""
+    return "-".join(f"{k}_{_fmt(v)}" for k, v in point.items()) or "run"
+
+
+def expand(spec: SweepSpec) -> list[tuple[str, dict]]:
+    """All runs of the grid as (run_id, full config) in grid order; validates each config."""
+    keys = list(spec.grid)
+    runs = []
+    for values in itertools.product(*(spec.grid[k] for k in keys)):
+        point = dict(zip(keys, values, strict=True))
+        config = {**spec.base, **point}
+        runs.append((run_id(point), config))
+    ids = [r for r, _ in runs]
+    if len(set(ids)) != len(ids):
+        raise ValueError("grid values collide in run names (values equal to 3 significant digits)")
+    for rid, config in runs:
+        _validate_run_config(spec.kind, rid, config)
+    return runs
+
+
+def _validate_run_config(kind: str, rid: str, config: dict) -> None:
+    try:
+        if kind == "train":
+            from thermosgd.training import TrainConfig as cls
+        elif kind == "isotropic":
+            from thermosgd.isotropic import IsotropicConfig as cls
+        else:  # runners registered by users validate themselves
+            return
+        cls(**config)
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"run {rid}: {e}") from None
+
+
+# --------------------------------------------------------------------------------------------
+# store
+
+
+def run_dir(sweep_dir: Path, rid: str) -> Path:
+    return Path(sweep_dir) / "runs" / rid
+
+
+def read_status(rdir: Path) -> dict:
+    """The run's status.json, or {"state": "pending"} when absent or unreadable."""
+    try:
+        return json.loads((Path(rdir) / "status.json").read_text())
+    except (OSError, ValueError):
+        return {"state": "pending"}
+
+
+def _set_status(rdir: Path, state: str, **extra) -> None:
+    write_json(Path(rdir) / "status.json", {"state": state, "time": time.time(), **extra})
+
+
+def _execute_one(kind: str, items: list[tuple[str, dict, str]]) -> list[str]:
+    """Run one batch of runs (items: run_id, config, run dir) and record each; never raises.
+
+    Returns the final states. Used in this process, in pool workers and in Ray tasks.
+    """
+    t0 = time.perf_counter()
+    dirs = [Path(d) for _, _, d in items]
+    for (_, config, _), d in zip(items, dirs, strict=True):
+        write_json(d / "spec.json", config)
+        _set_status(d, "running", pid=os.getpid())
+    try:
+        if len(items) > 1 and kind in BATCH_RUNNERS:
+            records = BATCH_RUNNERS[kind]([c for _, c, _ in items], dirs)
+        else:
+            records = [RUNNERS[kind](c, d) for (_, c, _), d in zip(items, dirs, strict=True)]
+    except Exception as e:  # a failing run is recorded, the sweep goes on
+        err = f"{type(e).__name__}: {e}"
+        tb = traceback.format_exc(limit=8)
+        for d in dirs:
+            _set_status(d, "failed", error=err, traceback=tb)
+        return ["failed"] * len(items)
+    seconds = (time.perf_counter() - t0) / len(items)
+    states = []
+    for d, rec in zip(dirs, records, strict=True):
+        state = "diverged" if _is_diverged(rec) else "done"
+        write_json(d / "record.json", rec)
+        _set_status(d, state, seconds=seconds)
+        states.append(state)
+    return states
+
+
+def _is_diverged(record) -> bool:
+    return isinstance(record, dict) and (bool(record.get("diverged"))
+                                         or record.get("status") == "diverged")
+
+
+def plan(spec: SweepSpec, sweep_dir: Path, retry_failed: bool = False
+         ) -> tuple[list[list[tuple[str, dict, str]]], dict[str, int]]:
+    """Runs still to do, grouped into batches, and the count of runs per current state."""
+    runs = expand(spec)
+    counts: dict[str, int] = {}
+    todo = []
+    for rid, config in runs:
+        d = run_dir(sweep_dir, rid)
+        state = read_status(d)["state"]
+        if state != "pending" and (d / "spec.json").is_file():
+            old = json.loads((d / "spec.json").read_text())
+            if old != json.loads(json.dumps(config)):
+                raise ValueError(f"run {rid} in {sweep_dir} was made with another configuration; "
+                                 "use a new sweep directory")
+        counts[state] = counts.get(state, 0) + 1
+        if state in FINISHED or (state == "failed" and not retry_failed):
+            continue
+        todo.append((rid, config, str(d)))
+    return _batches(spec, todo), counts
+
+
+def _batches(spec: SweepSpec, todo: list) -> list[list]:
+    if not (spec.batch and spec.kind in BATCH_RUNNERS):
+        return [[item] for item in todo]
+    groups: dict[str, list] = {}
+    for item in todo:
+        key = json.dumps({k: v for k, v in item[1].items() if k not in BATCHABLE},
+                         sort_keys=True, default=str)
+        groups.setdefault(key, []).append(item)
+    out = []
+    for items in groups.values():
+        out += [items[i:i + spec.max_batch] for i in range(0, len(items), spec.max_batch)]
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# executors
+
+
+def execute(spec: SweepSpec, sweep_dir: str | os.PathLike, *, retry_failed: bool = False,
+            progress: bool | None = None) -> dict[str, int]:
+    """Execute every unfinished run of the sweep; returns the count of runs per final state."""
+    sweep_dir = Path(sweep_dir)
+    batches, _ = plan(spec, sweep_dir, retry_failed)
+    write_json(sweep_dir / "sweep.json", dataclasses.asdict(spec))
+    n_runs = sum(len(b) for b in batches)
+    bar = tqdm(total=n_runs, unit="run", desc=f"sweep {spec.name}",
+               disable=progress_disabled(progress))
+    try:
+        if spec.executor == "ray":
+            _execute_ray(spec, batches, bar)
+        elif spec.workers == 1 or len(batches) <= 1:
+            for b in batches:
+                _execute_one(spec.kind, b)
+                bar.update(len(b))
+        else:
+            _execute_pool(spec, batches, bar)
+    finally:
+        bar.close()
+    return status_counts(spec, sweep_dir)
+
+
+def _execute_pool(spec: SweepSpec, batches: list, bar) -> None:
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    # spawn: workers start clean (no forked torch/numba thread state)
+    with ProcessPoolExecutor(max_workers=spec.workers, mp_context=mp.get_context("spawn")) as ex:
+        futures = {ex.submit(_execute_one, spec.kind, b): b for b in batches}
+        for f in as_completed(futures):
+            f.result()
+            bar.update(len(futures[f]))
+
+
+def _execute_ray(spec: SweepSpec, batches: list, bar) -> None:
+    """Each batch is one Ray task with ``cpus_per_task``/``gpus_per_task`` resources. The sweep
+    directory must be on a file system that every node sees (as usual on clusters)."""
+    try:
+        import ray
+    except ImportError:
+        raise ValueError("the ray executor needs Ray: pip install 'ray[default]'") from None
+    started_here = not ray.is_initialized()
+    if started_here:
+        address = spec.ray_address or "auto"
+        _check_reachable(address)
+        try:
+            ray.init(address=address, include_dashboard=False, log_to_driver=False)
+        except (Exception, SystemExit) as e:  # connection errors come in many types
+            raise ValueError(f"cannot reach a Ray cluster at {address!r} ({type(e).__name__}: "
+                             f"{str(e).splitlines()[0] if str(e) else ''}); start one with "
+                             "`ray start --head` or pass --ray-address HOST:PORT") from None
+    try:
+        task = ray.remote(num_cpus=spec.cpus_per_task, num_gpus=spec.gpus_per_task,
+                          max_retries=0)(_execute_one)
+        refs = {task.remote(spec.kind, b): b for b in batches}
+        pending = list(refs)
+        while pending:
+            done, pending = ray.wait(pending, num_returns=1)
+            for r in done:
+                ray.get(r)
+                bar.update(len(refs[r]))
+    finally:
+        if started_here:
+            ray.shutdown()
+
+
+def _check_reachable(address: str, timeout: float = 5.0) -> None:
+    """Fail fast on a HOST:PORT that accepts no connection (Ray itself retries for minutes)."""
+    if address == "auto" or "://" in address or ":" not in address:
+        return
+    import socket
+
+    host, _, port = address.rpartition(":")
+    try:
+        with socket.create_connection((host, int(port)), timeout=timeout):
+            return
+    except (OSError, ValueError) as e:
+        raise ValueError(f"cannot reach a Ray cluster at {address!r} ({e}); start one with "
+                         "`ray start --head` or pass --ray-address HOST:PORT") from None
+
+
+def status_counts(spec: SweepSpec, sweep_dir: Path) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for rid, _ in expand(spec):
+        s = read_status(run_dir(sweep_dir, rid))["state"]
+        counts[s] = counts.get(s, 0) + 1
+    return counts
+
+
+# --------------------------------------------------------------------------------------------
+# collect
+
+
+def _flatten(d: dict, prefix: str = "") -> dict:
+    out = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict):
+            out.update(_flatten(v, f"{key}."))
+        elif isinstance(v, list | tuple):
+            out[key] = json.dumps(v)
+        else:
+            out[key] = v
+    return out
+
+
+def collect_rows(sweep_dir: str | os.PathLike) -> list[dict]:
+    """One flat row per run of the store: run id, state, error, config and record fields."""
+    root = Path(sweep_dir) / "runs"
+    if not root.is_dir():
+        raise ValueError(f"{sweep_dir} is not a sweep directory (no runs/ inside)")
+    rows = []
+    for d in sorted(p for p in root.iterdir() if p.is_dir()):
+        status = read_status(d)
+        row = {"run": d.name, "state": status["state"], "error": status.get("error")}
+        for name in ("spec.json", "record.json"):
+            f = d / name
+            if f.is_file():
+                try:
+                    row.update(_flatten(json.loads(f.read_text())))
+                except ValueError:
+                    row["error"] = f"unreadable {name}"
+        rows.append(row)
+    return rows
+
+
+def rows_to_columns(rows: Iterable[dict]) -> dict[str, list]:
+    rows = list(rows)
+    names: list[str] = []
+    for r in rows:
+        names += [k for k in r if k not in names]
+    return {k: [r.get(k) for r in rows] for k in names}
+
+
+def collect(sweep_dir: str | os.PathLike, parquet: bool = True) -> dict[str, list]:
+    """Write SWEEP/results.csv (and results.parquet when pyarrow is available): one row per run."""
+    sweep_dir = Path(sweep_dir)
+    cols = rows_to_columns(collect_rows(sweep_dir))
+    import numpy as np
+
+    write_csv(sweep_dir / "results.csv",
+              {k: np.array([math.nan if v is None else v for v in vals], dtype=object)
+               for k, vals in cols.items()})
+    if parquet:
+        try:
+            import pandas as pd
+        except ImportError:
+            return cols
+        df = pd.DataFrame(cols).infer_objects()
+        for name in df.columns[df.dtypes.map(lambda t: t.kind == "O")]:  # mixed: as text
+            if len({type(v) for v in df[name] if v is not None}) > 1:
+                df[name] = df[name].map(lambda v: None if v is None else str(v))
+        tmp = sweep_dir / ".results.parquet.tmp"
+        df.to_parquet(tmp, index=False)
+        os.replace(tmp, sweep_dir / "results.parquet")
+    return cols

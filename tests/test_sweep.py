@@ -1,0 +1,164 @@
+"""Sweeps: grid expansion, the resumable atomic store, failures, a killed sweep, Ray for real."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import numpy as np
+import pytest
+
+from thermosgd import sweep
+from thermosgd.sweep import SweepSpec, collect, execute, expand, load_spec, read_status, run_dir
+
+ISO_BASE = {"protocol": "elr", "wd": [0.05], "steps": 4000, "queue_size": 50, "n_blocks": 4}
+
+
+def iso_spec(**kw):
+    return SweepSpec(kind="isotropic", base=ISO_BASE,
+                     grid={"elr": [[0.05], [0.1]], "seed": [0, 1]}, **kw)
+
+
+def test_expand_names_and_validation():
+    runs = expand(iso_spec())
+    assert [r for r, _ in runs] == ["elr_[0.05]-seed_0", "elr_[0.05]-seed_1",
+                                    "elr_[0.1]-seed_0", "elr_[0.1]-seed_1"]
+    assert runs[0][1]["wd"] == [0.05] and runs[0][1]["seed"] == 0
+    bad = SweepSpec(kind="isotropic", base=ISO_BASE, grid={"elr": [[-1.0]]})
+    with pytest.raises(ValueError, match=r"run elr_\[-1.0\]: --elr values must be"):
+        expand(bad)
+
+
+@pytest.mark.parametrize("doc,msg", [
+    ({"kind": "nope", "grid": {}}, "unknown run kind"),
+    ({"kind": "isotropic", "grid": {"seed": []}}, "non-empty list"),
+    ({"kind": "isotropic", "grid": {}, "executor": "slurm"}, "unknown executor"),
+    ({"kind": "isotropic", "grid": {"seed": [1]}, "base": {"seed": 2}}, "both in 'base'"),
+    ({"kind": "isotropic", "grid": {}, "colour": 1}, "unknown sweep config keys"),
+    ({"grid": {}}, "needs 'kind'"),
+])
+def test_bad_spec(tmp_path, doc, msg):
+    p = tmp_path / "s.json"
+    p.write_text(json.dumps(doc))
+    with pytest.raises(ValueError, match=msg):
+        load_spec(p)
+
+
+def test_yaml_spec_and_missing_file(tmp_path):
+    p = tmp_path / "s.yaml"
+    p.write_text("kind: isotropic\ngrid:\n  seed: [0, 1]\nbase:\n  protocol: lr\n")
+    s = load_spec(p, workers=2)
+    assert s.grid == {"seed": [0, 1]} and s.workers == 2
+    with pytest.raises(ValueError, match="does not exist"):
+        load_spec(tmp_path / "missing.json")
+    (tmp_path / "broken.json").write_text("{kind: ")
+    with pytest.raises(ValueError, match="cannot parse"):
+        load_spec(tmp_path / "broken.json")
+
+
+def test_execute_resume_and_collect(tmp_path):
+    spec = iso_spec()
+    counts = execute(spec, tmp_path, progress=False)
+    assert counts == {"done": 4}
+    first = {rid: os.stat(run_dir(tmp_path, rid) / "record.json").st_mtime_ns
+             for rid, _ in expand(spec)}
+    assert execute(spec, tmp_path, progress=False) == {"done": 4}  # nothing recomputed
+    again = {rid: os.stat(run_dir(tmp_path, rid) / "record.json").st_mtime_ns
+             for rid, _ in expand(spec)}
+    assert first == again
+    cols = collect(tmp_path)
+    assert cols["run"] == sorted(first) and set(cols["state"]) == {"done"}
+    assert "maxwell.dS/dlog(wd).theory" in cols
+    import pandas as pd
+
+    df = pd.read_parquet(tmp_path / "results.parquet")
+    assert len(df) == 4 and (tmp_path / "results.csv").is_file()
+    # a changed configuration in the same directory is refused, results untouched
+    changed = SweepSpec(kind="isotropic", base={**ISO_BASE, "steps": 5000},
+                        grid={"elr": [[0.05], [0.1]], "seed": [0, 1]})
+    with pytest.raises(ValueError, match="another configuration"):
+        execute(changed, tmp_path, progress=False)
+
+
+def test_failures_are_recorded_and_the_sweep_goes_on(tmp_path, monkeypatch):
+    def flaky(config, rdir):
+        if config["x"] == 2:
+            raise RuntimeError("boom at x=2")
+        if config["x"] == 3:
+            return {"diverged": True}
+        return {"y": config["x"] ** 2}
+
+    monkeypatch.setitem(sweep.RUNNERS, "flaky", flaky)
+    spec = SweepSpec(kind="flaky", grid={"x": [1, 2, 3, 4]})
+    assert execute(spec, tmp_path, progress=False) == {"done": 2, "failed": 1, "diverged": 1}
+    st = read_status(run_dir(tmp_path, "x_2"))
+    assert st["state"] == "failed" and "boom at x=2" in st["error"]
+    cols = collect(tmp_path, parquet=False)
+    assert cols["y"] == [1, None, None, 16]
+    # failed runs are retried only on request
+    monkeypatch.setitem(sweep.RUNNERS, "flaky", lambda c, d: {"y": -1})
+    assert execute(spec, tmp_path, progress=False)["failed"] == 1
+    assert execute(spec, tmp_path, retry_failed=True, progress=False) == {"done": 3,
+                                                                         "diverged": 1}
+
+
+def test_killed_sweep_resumes_without_redoing_finished_runs(tmp_path):
+    script = tmp_path / "run_sweep.py"
+    log = tmp_path / "calls.log"
+    script.write_text(textwrap.dedent(f"""
+        import sys, time
+        from thermosgd import sweep
+        def slow(config, rdir):
+            with open({str(log)!r}, "a") as f:
+                f.write(str(config["x"]) + "\\n")
+            time.sleep(0.4)
+            return {{"y": config["x"]}}
+        sweep.RUNNERS["slow"] = slow
+        spec = sweep.SweepSpec(kind="slow", grid={{"x": list(range(8))}})
+        sweep.execute(spec, sys.argv[1], progress=False)
+    """))
+    out = tmp_path / "sw"
+    p = subprocess.Popen([sys.executable, str(script), str(out)])
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        done = [d for d in (out / "runs").glob("*") if read_status(d)["state"] == "done"]
+        if len(done) >= 3:
+            break
+        time.sleep(0.05)
+    p.send_signal(signal.SIGKILL)
+    p.wait()
+    finished = {d.name for d in (out / "runs").glob("*") if read_status(d)["state"] == "done"}
+    assert 3 <= len(finished) < 8
+    subprocess.run([sys.executable, str(script), str(out)], check=True)
+    calls = [int(v) for v in log.read_text().split()]
+    states = [read_status(out / "runs" / f"x_{i}")["state"] for i in range(8)]
+    assert states == ["done"] * 8
+    # every finished run ran exactly once; only the interrupted one may have run twice
+    assert all(calls.count(int(n[2:])) == 1 for n in finished)
+    assert len(calls) <= 9 and sorted(set(calls)) == list(range(8))
+
+
+def test_local_process_pool(tmp_path):
+    counts = execute(iso_spec(workers=2), tmp_path, progress=False)
+    assert counts == {"done": 4}
+
+
+def test_ray_executor_on_a_local_ray_instance(tmp_path):
+    ray = pytest.importorskip("ray")
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        counts = execute(iso_spec(executor="ray"), tmp_path, progress=False)
+    finally:
+        ray.shutdown()
+    assert counts == {"done": 4}
+    rec = json.loads((run_dir(tmp_path, "elr_[0.1]-seed_1") / "record.json").read_text())
+    assert rec["grid_points"] == 1 and np.isfinite(rec["simulation_seconds"])
+
+
+def test_unreachable_ray_address(tmp_path):
+    pytest.importorskip("ray")
+    with pytest.raises(ValueError, match="cannot reach a Ray cluster"):
+        execute(iso_spec(executor="ray", ray_address="127.0.0.1:1"), tmp_path, progress=False)
