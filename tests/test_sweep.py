@@ -162,3 +162,17 @@ def test_unreachable_ray_address(tmp_path):
     pytest.importorskip("ray")
     with pytest.raises(ValueError, match="cannot reach a Ray cluster"):
         execute(iso_spec(executor="ray", ray_address="127.0.0.1:1"), tmp_path, progress=False)
+
+
+def test_cli_sweep_and_collect(tmp_path, capsys):
+    from thermosgd.cli import main
+
+    cfg = tmp_path / "s.json"
+    cfg.write_text(json.dumps({"kind": "isotropic", "base": ISO_BASE,
+                               "grid": {"elr": [[0.05]], "seed": [0, 1]}}))
+    assert main(["sweep", str(cfg), "--out", str(tmp_path / "o")]) == 0
+    assert "2 done" in capsys.readouterr().out
+    assert main(["collect", str(tmp_path / "o")]) == 0
+    assert main(["sweep", str(tmp_path / "nope.json"), "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert "does not exist" in err and err.count("\n") == 1

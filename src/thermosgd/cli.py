@@ -310,6 +310,68 @@ def cmd_train(args) -> int:
     return 0
 
 
+def _add_sweep(sub) -> None:
+    p = sub.add_parser(
+        "sweep",
+        help="run a grid of runs (network trainings or isotropic studies), resumable",
+        description=(
+            "Expand the grid of a sweep config (JSON or YAML: kind = train | isotropic, base = "
+            "shared settings, grid = lists whose outer product gives the runs) and execute every "
+            "unfinished run. Results go to OUT/runs/<run>/ (written atomically); rerunning skips "
+            "finished runs and resumes interrupted ones; failed runs are recorded and the sweep "
+            "goes on. Ends with `collect` (OUT/results.csv and results.parquet)."
+        ),
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument("config", type=Path, help="sweep config file (.json, .yaml or .yml)")
+    p.add_argument("--out", type=Path, required=True, help="sweep directory (the result store)")
+    p.add_argument("--executor", choices=["local", "ray"], default=None,
+                   help="local: a process pool on this machine; ray: one Ray task per run or "
+                        "batch on an existing cluster (default: the config's, else local)")
+    p.add_argument("--workers", type=int, default=None,
+                   help="local executor: parallel worker processes (default: the config's, else 1)")
+    p.add_argument("--ray-address", default=None,
+                   help="Ray cluster address: auto (a cluster started with `ray start --head` on "
+                        "this machine) or HOST:PORT; the sweep directory must be on a file system "
+                        "every node sees")
+    p.add_argument("--cpus-per-task", type=float, default=None, help="Ray: CPUs per task")
+    p.add_argument("--gpus-per-task", type=float, default=None, help="Ray: GPUs per task")
+    p.add_argument("--retry-failed", action="store_true", help="run failed runs again")
+    p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
+                   help="progress bar over runs (default: only when stderr is a terminal)")
+    p.set_defaults(func=cmd_sweep)
+
+    c = sub.add_parser(
+        "collect",
+        help="gather every run of a sweep directory into one table",
+        description="Write DIR/results.csv and DIR/results.parquet: one row per run (run id, "
+                    "state, error, configuration and measured stationary state).",
+    )
+    c.add_argument("dir", type=Path, help="sweep directory")
+    c.set_defaults(func=cmd_collect)
+
+
+def cmd_sweep(args) -> int:
+    from thermosgd.sweep import collect, execute, load_spec
+
+    spec = load_spec(args.config, executor=args.executor, workers=args.workers,
+                     ray_address=args.ray_address, cpus_per_task=args.cpus_per_task,
+                     gpus_per_task=args.gpus_per_task)
+    counts = execute(spec, args.out, retry_failed=args.retry_failed, progress=args.progress)
+    collect(args.out)
+    print(f"sweep {spec.name}: " + ", ".join(f"{n} {k}" for k, n in sorted(counts.items())))
+    print(f"wrote {args.out}/results.csv")
+    return 0 if not counts.get("failed") else 1
+
+
+def cmd_collect(args) -> int:
+    from thermosgd.sweep import collect
+
+    cols = collect(args.dir)
+    print(f"wrote {args.dir}/results.csv ({len(cols.get('run', []))} runs)")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="thermosgd",
@@ -319,6 +381,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_isotropic(sub)
     _add_train(sub)
+    _add_sweep(sub)
     return parser
 
 
