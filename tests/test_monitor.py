@@ -122,6 +122,14 @@ def test_noise_estimate_helpers():
         est.sigma2(1)
     with pytest.raises(ValueError, match="scalar"):
         est[0]
+    built = NoiseEstimate(
+        trace_sigma=3.0, trace_sigma_se=0.3, grad_norm2=1.0, grad_norm2_se=0.4, n=10, radius=1.0
+    )
+    assert built.trace_total == 4.0 and built.trace_total_se == pytest.approx(0.5)
+    with pytest.raises(ValueError, match="n must"):
+        NoiseEstimate(
+            trace_sigma=3.0, trace_sigma_se=0.3, grad_norm2=1.0, grad_norm2_se=0.4, n=1, radius=1.0
+        )
 
 
 @pytest.mark.parametrize("dist", ["gaussian", "skewed"])

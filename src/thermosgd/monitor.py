@@ -90,9 +90,10 @@ class NoiseEstimate:
     """Unit-sphere gradient-noise statistics from n minibatch gradients (see the module doc).
 
     trace_sigma: tr Sigma = r^2 E||g_B - E g_B||^2 (unbiased); grad_norm2: r^2 ||E g_B||^2
-    (unbiased); trace_total: Q = trace_sigma + grad_norm2 = r^2 E||g_B||^2; each with a
-    jackknife standard error ``*_se``. Floats for one group, arrays of the batch shape for
-    batched configs (index with ``est[g]``). n: number of gradients; radius: r at the probe.
+    (unbiased); trace_total: Q = trace_sigma + grad_norm2 = r^2 E||g_B||^2 (computed from
+    the two when not given); each with a standard error ``*_se``. Floats for one group,
+    arrays of the batch shape for batched configs (index with ``est[g]``). n: number of
+    gradients; radius: r at the probe.
     """
 
     trace_sigma: float | np.ndarray
@@ -101,10 +102,16 @@ class NoiseEstimate:
     grad_norm2_se: float | np.ndarray
     n: int
     radius: float | np.ndarray
-    trace_total: float | np.ndarray = float("nan")
-    trace_total_se: float | np.ndarray = float("nan")
+    trace_total: float | np.ndarray | None = None
+    trace_total_se: float | np.ndarray | None = None
 
     def __post_init__(self) -> None:
+        if self.trace_total is None:  # Q = tr Sigma + ||grad L||^2 (SE: independent errors)
+            object.__setattr__(self, "trace_total", np.add(self.trace_sigma, self.grad_norm2))
+        if self.trace_total_se is None:
+            object.__setattr__(
+                self, "trace_total_se", np.hypot(self.trace_sigma_se, self.grad_norm2_se)
+            )
         for f in fields(self):
             if f.name != "n":
                 object.__setattr__(self, f.name, _scalar_or_array(getattr(self, f.name)))
@@ -853,8 +860,6 @@ class ThermoMonitor:
         out["elr_effective"] = elr_eff
         if ok_noise:
             hp = {k_: v for k_, v in self.hyper.items() if k_ != "radius"}
-            if self.protocol == "sphere":
-                hp.pop("wd", None)
             T = float(theory.temperature(self.protocol, sigma2=sigma2, dim=d, **hp))
             Tm = elr_eff * sigma2 / 2
             out["temperature"] = T
@@ -868,33 +873,26 @@ class ThermoMonitor:
                 "temperature_measured_se",
             ):
                 out[key] = nan
+        pb = None  # block means of the pre-projection norm (sphere)
+        out["pressure"], out["pressure_se"] = (
+            (self.wd, 0.0) if self.protocol != "sphere" else (nan, nan)
+        )
         if self.protocol == "sphere":
             pn = h["preprojection_norm"][sel]
-            if np.isfinite(pn).any() and not np.isnan(pn).all():
-                fin = np.isfinite(pn)
-                p = (
-                    float(theory.sphere_pressure_from_norm(pn[fin].mean(), self.radius, self.elr))
-                    if np.isfinite(pn[fin].mean())
-                    else nan
-                )
-                out["pressure"] = p
-                if fin.sum() >= 4:
-                    pb, _ = _batch_means(
-                        pn[fin], t[fin], min(k if k >= 4 else 4, int(fin.sum())) // 2 * 2
-                    )
-                    out["pressure_se"] = _mean_se(pb) / (self.elr * self.radius**3)
-                else:
-                    pb = None
-                    out["pressure_se"] = nan
-            else:
-                pb = None
-                out["pressure"] = out["pressure_se"] = nan
+            fin = np.isfinite(pn)
+            if not fin.any():
                 warnings.append(
                     "no pre-projection norms recorded: the sphere's pressure is unknown"
                 )
-        else:
-            pb = None
-            out["pressure"], out["pressure_se"] = self.wd, 0.0
+            else:
+                out["pressure"] = float(
+                    theory.sphere_pressure_from_norm(pn[fin].mean(), self.radius, self.elr)
+                )
+                kp = min(c.n_blocks, int(fin.sum()))
+                kp -= kp % 2
+                if kp >= 4:
+                    pb, _ = _batch_means(pn[fin], t[fin], kp)
+                    out["pressure_se"] = _mean_se(pb) / (self.elr * self.radius**3)
         if ok_noise:
             out["pressure_sde"] = elr_eff * ts / (2 * rbar**2)
             out["pressure_sde_se"] = out["pressure_sde"] * rel_ts
@@ -914,7 +912,7 @@ class ThermoMonitor:
         out["radius_discrete"] = out["radius_discrete_se"] = nan
         out["relaxation_time"] = nan
         if self.protocol != "sphere" and ok_noise:
-            hp = {k_: v for k_, v in self.hyper.items()}
+            hp = dict(self.hyper)
             power = 4 if self.protocol == "lr" else 2
             out["radius_sde"] = float(theory.radius_sde(self.protocol, sigma2=sigma2, dim=d, **hp))
             out["radius_sde_se"] = out["radius_sde"] * rel_ts / power
