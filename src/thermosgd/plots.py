@@ -180,7 +180,7 @@ def _nn_equation_of_state(cols, proto, res, used, excl, out: Path) -> Path:
     key = "pressure" if proto == "sphere" else "radius"
     meas, sde, disc = cols[key], cols[f"{key}_sde"], cols[f"{key}_discrete"]
     levels, color = _group_colors(yv[used])
-    fig, ax = plt.subplots(figsize=(5.6, 4.2), layout="constrained")
+    fig, ax = plt.subplots(figsize=(5.6, 4.2))
     for lv in levels:
         m = used[np.round(np.log(yv[used]), 6) == lv]
         m = m[np.argsort(xv[m])]
@@ -214,15 +214,17 @@ def _nn_collapse(cols, proto, res, used, out: Path) -> Path:
     cname, cval = collapse_variable(cols, proto)
     quantities = ("temperature", "energy", "sigma2")
     levels, color = _group_colors(yv[used])
-    fig, axes = plt.subplots(1, 3, figsize=(13, 3.9), layout="constrained")
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.9))
+    fig.subplots_adjust(wspace=0.4)
     for ax, q in zip(axes, quantities, strict=True):
         for lv in levels:
             m = used[np.round(np.log(yv[used]), 6) == lv]
             m = m[np.argsort(cval[m])]
             ax.plot(cval[m], cols[q][m], "o-", color=color[lv], ms=3, lw=0.8)
         r = res["collapse"]["quantities"].get(q, {}).get("ratio")
-        pos = np.all(cols[q][used] > 0)
-        ax.set(xscale="log", yscale="log" if pos else "linear",
+        v = cols[q][used]
+        wide = bool(np.all(v > 0) and v.max() > 10 * v.min())  # log scale over > 1 decade
+        ax.set(xscale="log", yscale="log" if wide else "linear",
                xlabel=r"$\eta\lambda$" if cname == "lr*wd" else LABEL["elr"],
                ylabel=COLLAPSE_LABEL[q],
                title=f"collapse ratio {r:.3f}" if r is not None else "collapse ratio n/a")
@@ -240,7 +242,8 @@ def _nn_entropy(cols, proto, res, used, out: Path) -> Path:
     def quad(x, y):
         return a[0] + a[1] * x + a[2] * y + a[3] * x * x + a[4] * y * y + a[5] * x * y
 
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4.2), layout="constrained")
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
+    fig.subplots_adjust(wspace=0.45)
     # S vs rate, one curve per second-axis value; and S vs second axis, one per rate
     for ax, (gv, xx, gname, xname) in zip(
             axes[:2], ((yv, xv, second, rate), (xv, yv, rate, second)), strict=True):
@@ -283,9 +286,24 @@ def _nn_entropy(cols, proto, res, used, out: Path) -> Path:
     return _save(fig, out / f"{proto}-nn-entropy.png")
 
 
+def _cell_ticks(ax, axis: str, values: np.ndarray) -> None:
+    """Label grid-cell coordinates with (at most ~6 of) their hyperparameter values."""
+    levels = np.unique(np.round(np.log(values), 6))
+    step = max(1, -(-levels.size // (4 if axis == "x" else 6)))
+    idx = np.arange(0, levels.size, step)
+    labels = [f"{np.exp(levels[k]):.2g}" for k in idx]
+    if axis == "x":
+        ax.set_xticks(idx, labels, fontsize=7)
+    else:
+        ax.set_yticks(idx, labels, fontsize=7)
+
+
 def _nn_potential(cols, proto, res, used, out: Path) -> Path:
+    from thermosgd.analysis import grid_cells
+
     rate, second, xv, yv = _nn_axes(cols, proto)
     x, y = xv[used], yv[used]
+    cells = grid_cells(x, y)
     U, S, V = cols["energy"][used], cols["entropy"][used], cols["volume"][used]
     T, wd = cols["temperature"][used], cols["wd"][used]
     runs = list(cols["run"][used])
@@ -293,34 +311,40 @@ def _nn_potential(cols, proto, res, used, out: Path) -> Path:
     n = len(targets)
     ncol = min(n, 3)
     nrow = -(-n // ncol)
-    fig, axes = plt.subplots(nrow, ncol, figsize=(4.0 * ncol, 3.2 * nrow), squeeze=False,
-                             layout="constrained")
-    col_key = np.round(np.log(y), 6)
+    fig, axes = plt.subplots(nrow, ncol, figsize=(3.4 * ncol + 0.8, 2.9 * nrow), squeeze=False,
+                             sharex=True, sharey=True)
+    norm = LogNorm(vmin=1e-4, vmax=1.0)
+    sc = None
     for ax, t in zip(axes.ravel(), targets, strict=False):
         i, k = runs.index(t["target_run"]), runs.index(t["argmin_run"])
         if proto == "sphere":
             pot = U - T[i] * S
-            for c in np.unique(col_key):  # F - min F within each radius
-                m = col_key == c
+            for c in np.unique(cells[:, 1]):  # F - min F within each radius
+                m = cells[:, 1] == c
                 pot[m] -= np.nanmin(pot[m])
         else:
             pot = U - T[i] * S + wd[i] * V
             pot = pot - np.nanmin(pot)
-        pos = pot[pot > 0]
-        vmin = max(float(pos.min()) if pos.size else 1e-8, 1e-12)
-        sc = ax.scatter(x, y, c=np.where(pot > 0, pot, vmin), s=28, cmap="viridis",
-                        norm=LogNorm(vmin=vmin, vmax=max(float(np.nanmax(pot)), vmin * 10)))
-        ax.plot(x[k], y[k], "s", color="white", mec="k", ms=8, label="argmin")
-        ax.plot(x[i], y[i], "o", color="red", ms=4, label="target")
-        ax.set(xscale="log", yscale="log")
-        ax.set_xlabel(LABEL[rate], fontsize=7)
-        ax.set_ylabel(LABEL[second], fontsize=7)
+        top = float(np.nanmax(pot))
+        rel = np.clip(pot / top if top > 0 else pot, 1e-4, 1.0)
+        sc = ax.scatter(cells[:, 0], cells[:, 1], c=rel, s=24, marker="s", cmap="viridis",
+                        norm=norm)
+        ax.plot(*cells[k], "s", color="white", mec="k", ms=8, label="argmin")
+        ax.plot(*cells[i], "o", color="red", ms=4, label="target")
         ax.set_title(f"target cell {t['target_cell']}, distance {t['distance_cells']}",
                      fontsize=7)
-        fig.colorbar(sc, ax=ax)
+    _cell_ticks(axes[0][0], "x", x)
+    _cell_ticks(axes[0][0], "y", y)
+    for ax in axes.ravel():
+        ax.tick_params(labelsize=7)
     for ax in axes.ravel()[n:]:
         ax.set_visible(False)
+    for ax in axes[-1]:
+        ax.set_xlabel(LABEL[rate], fontsize=8)
+    for ax in axes[:, 0]:
+        ax.set_ylabel(LABEL[second], fontsize=8)
     axes[0][0].legend(fontsize=6)
     name = "F - min F (per radius)" if proto == "sphere" else "G - min G"
+    fig.colorbar(sc, ax=axes.ravel().tolist(), label=f"({name}) / its maximum")
     fig.suptitle(f"{proto}: {name} over the measured states at the target's (T, p)")
     return _save(fig, out / f"{proto}-nn-potential.png")

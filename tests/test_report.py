@@ -1,0 +1,213 @@
+"""The HTML report: content, self-containment, and rendering in headless Chromium."""
+
+import base64
+import json
+import re
+import shutil
+import subprocess
+
+import numpy as np
+import pytest
+
+from test_analysis import _merge, ideal_gas_table
+from thermosgd import analysis as A
+from thermosgd import isotropic as iso
+from thermosgd.report import find_sections, render_report, write_report
+from thermosgd.tables import write_csv
+
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+def _nn_table(protocols=("elr", "lr", "sphere")):
+    kw = {"elr": {"grad_ratio": 0.3, "delta": 0.05}, "lr": {"delta": -0.1}, "sphere": {}}
+    t = _merge(*(ideal_gas_table(p, eos_noise=0.01, **kw[p]) for p in protocols))
+    t["stationary"][3] = False
+    t["reasons"][3] = "radius drifting <2%> & loss trending"  # must be escaped in HTML
+    t["diverged"][-1], t["stationary"][-1] = True, False
+    return t
+
+
+def _images(page: str) -> list[bytes]:
+    srcs = re.findall(r'<img src="([^"]*)"', page)
+    out = []
+    for s in srcs:
+        assert s.startswith("data:image/png;base64,"), s[:40]
+        out.append(base64.b64decode(s.split(",", 1)[1], validate=True))
+    return out
+
+
+def _self_contained(page: str) -> None:
+    # no scripts, no external references (every src is a data: URI, no links but anchors)
+    assert "<script" not in page
+    assert not re.search(r'(src|href)="(?!data:|#)', page)
+    assert "url(" not in page and "@import" not in page
+
+
+@pytest.fixture(scope="module")
+def nn_dir(tmp_path_factory):
+    d = tmp_path_factory.mktemp("sweep")
+    write_csv(d / "results.csv", _nn_table())
+    (d / "sweep.json").write_text(json.dumps({"name": "digits-mlp", "grid": {"elr": [1e-3]}}))
+    A.run_analysis(d)
+    return d
+
+
+@pytest.fixture(scope="module")
+def iso_dir(tmp_path_factory):
+    # a tiny real isotropic study (3x3 grid, 2e4 steps: ~3 s once numba's cache is warm)
+    d = tmp_path_factory.mktemp("iso") / "elr"
+    c = iso.IsotropicConfig("elr", elr=(0.02, 0.05, 0.1), wd=(0.01, 0.03, 0.1), steps=20_000,
+                            queue_size=100)
+    iso.run_study(c, d, progress=False)
+    return d
+
+
+def test_report_of_an_analysis_directory(nn_dir, tmp_path):
+    out = write_report(nn_dir, tmp_path / "report.html", title="Digits <MLP>")
+    page = out.read_text()
+    _self_contained(page)
+    imgs = _images(page)
+    assert len(imgs) == 12 and all(b.startswith(PNG) for b in imgs)
+    assert "<title>Digits &lt;MLP&gt;</title>" in page
+    # set-up: the sweep's config; the tables; the paper's numbers alongside
+    assert "digits-mlp" in page and "sweep.json" in page
+    for text in ("Equation of state", "Maxwell relation dS/dlog(wd) = -(d-1)/2",
+                 "dS/dlog(lr) - dS/dlog(wd) = (d-1)/2", "Collapse onto lr*wd",
+                 "G = U - T* S + p* V", "F = U - T* S (per radius)",
+                 "paper: ConvNet-8 / CIFAR-10", "6.52%", "17.60%", "Acceptance checks"):
+        assert text in page, text
+    r = json.loads((nn_dir / "analysis.json").read_text())
+    assert f"{100 * r['protocols']['elr']['maxwell']['max_rel_error']:.2f}%" in page
+    # excluded runs and why, escaped
+    assert "elr/run003" in page and "radius drifting &lt;2%&gt; &amp; loss trending" in page
+    assert "diverged; flagged non-stationary" in page
+    assert "<2%>" not in page
+
+
+def test_report_analyzes_a_collected_table_without_writing_there(tmp_path):
+    d = tmp_path / "sweep"
+    write_csv(d / "results.csv", _nn_table(("elr",)))  # one protocol: 4 figures
+    page = render_report(d)
+    assert len(_images(page)) == 4
+    assert sorted(p.name for p in d.iterdir()) == ["results.csv"]
+
+
+def test_report_of_a_result_dict(tmp_path):
+    t = _nn_table(("sphere",))
+    r = A.analyze(t)
+    assert len(_images(render_report(r))) == 0
+    page = render_report(r, table=t)
+    assert len(_images(page)) == 4 and "source: an analysis result" in page
+
+
+def test_report_of_an_isotropic_study_and_a_nested_directory(iso_dir, nn_dir, tmp_path):
+    page = render_report(iso_dir)
+    _self_contained(page)
+    s = json.loads((iso_dir / "summary.json").read_text())
+    assert len(_images(page)) == len(s["figures"]) == 4
+    assert "Isotropic model" in page and "Entropy slopes" in page and "dS/dlog(wd)" in page
+    assert f"{s['maxwell']['dS/dlog(wd)']['measured']:.4g}" in page
+    assert "The networks' analysis on this grid" in page
+    # a reproduce-like tree: isotropic/<protocol> studies and a network sweep
+    root = tmp_path / "repro"
+    shutil.copytree(iso_dir, root / "isotropic" / "elr")
+    shutil.copytree(nn_dir, root / "nn")
+    (root / "nn" / "runs" / "x").mkdir(parents=True)  # run directories are not searched
+    assert [(k, p.relative_to(root).as_posix()) for k, p in find_sections(root)] == [
+        ("isotropic", "isotropic/elr"), ("nn", "nn")]
+    page = render_report(root)
+    assert len(_images(page)) == 4 + 12
+    assert page.index("Isotropic model: isotropic/elr") < page.index("Networks: nn")
+
+
+def test_report_of_a_failed_protocol(tmp_path):
+    t = _merge(ideal_gas_table("elr"), ideal_gas_table("lr"))
+    t["stationary"][:27] = False
+    d = tmp_path / "sweep"
+    write_csv(d / "results.csv", t)
+    page = render_report(d)
+    assert "Not analyzed: protocol &#x27;elr&#x27;: only 3 stationary run(s)" in page
+    assert "some checks failed" in page
+
+
+def test_nothing_to_report(tmp_path):
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ValueError, match="nothing to report"):
+        write_report(tmp_path / "empty", tmp_path / "r.html")
+    with pytest.raises(ValueError, match="not a directory"):
+        write_report(tmp_path / "missing", tmp_path / "r.html")
+    assert not (tmp_path / "r.html").exists()
+
+
+# ---------------------------------------------------------------------------------------------
+# headless Chromium
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+needs_chromium = pytest.mark.skipif(
+    CHROMIUM is None,
+    reason="headless Chromium not installed (Debian: apt-get install chromium chromium-driver)")
+
+# Injected first in <head> of a copy of the page: records script and resource errors and
+# console.error calls, then on load writes the image status into the DOM for --dump-dom.
+PROBE = """<script>
+window.__errors=[];
+window.addEventListener('error',function(e){var t=e.target;window.__errors.push('error: '+
+(e.message||(t&&(t.src||t.href||t.tagName))||'unknown').slice(0,120));},true);
+(function(){var ce=console.error;console.error=function(){window.__errors.push(
+'console.error: '+Array.prototype.join.call(arguments,' '));return ce.apply(console,arguments);};
+})();
+window.addEventListener('load',function(){var im=document.images,bad=[];
+for(var i=0;i<im.length;i++){if(!(im[i].complete&&im[i].naturalWidth>0))bad.push(i);}
+var d=document.createElement('pre');d.id='__probe';d.textContent='PROBE'+JSON.stringify(
+{images:im.length,broken:bad,errors:window.__errors})+'EBORP';document.body.appendChild(d);});
+</script>"""
+
+
+def _chromium(page_path, tmp_path, *args) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync",
+         "--no-first-run", f"--user-data-dir={tmp_path / 'chromium-profile'}",
+         "--enable-logging=stderr", "--v=0", *args, page_path.resolve().as_uri()],
+        capture_output=True, text=True, timeout=60, check=False)
+
+
+def _render(html_path, tmp_path) -> dict:
+    """Load a copy of the page with PROBE in Chromium; return the probe's findings plus the
+    console messages Chromium logged."""
+    probed = tmp_path / f"probed-{html_path.name}"
+    probed.write_text(html_path.read_text().replace("<head>", "<head>" + PROBE, 1))
+    res = _chromium(probed, tmp_path, "--virtual-time-budget=10000", "--dump-dom")
+    m = re.search(r'<pre id="__probe">PROBE(.*?)EBORP</pre>', res.stdout)
+    assert m, f"no probe result (exit {res.returncode}): {res.stderr[-2000:]}"
+    out = json.loads(m.group(1).replace("&quot;", '"').replace("&amp;", "&"))
+    out["console"] = [ln for ln in res.stderr.splitlines() if ":CONSOLE" in ln]
+    return out
+
+
+@needs_chromium
+def test_probe_detects_broken_images_and_console_errors(tmp_path):
+    # the harness itself: one good 1x1 PNG, one corrupt image, one console.error
+    good = ("iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAA"
+            "AABJRU5ErkJggg==")
+    p = tmp_path / "bad.html"
+    p.write_text(f'<!DOCTYPE html><html><head></head><body><img src="data:image/png;base64,'
+                 f'{good}"><img src="data:image/png;base64,AAAA">'
+                 "<script>console.error('boom')</script></body></html>")
+    r = _render(p, tmp_path)
+    assert r["images"] == 2 and r["broken"] == [1]
+    assert any("boom" in e for e in r["errors"]) and r["console"]
+
+
+@needs_chromium
+def test_reports_render_in_chromium(nn_dir, iso_dir, tmp_path):
+    for name, src, n_img in (("nn.html", nn_dir, 12), ("iso.html", iso_dir, 4)):
+        out = write_report(src, tmp_path / name)
+        r = _render(out, tmp_path)
+        assert r["images"] == n_img and r["broken"] == [], (name, r)
+        assert r["errors"] == [] and r["console"] == [], (name, r)
+    shot = tmp_path / "shot.png"
+    _chromium(tmp_path / "nn.html", tmp_path, "--hide-scrollbars", "--window-size=1280,2000",
+              f"--screenshot={shot}")
+    assert shot.read_bytes().startswith(PNG)
+    assert np.frombuffer(shot.read_bytes()[16:24], dtype=">u4").tolist() == [1280, 2000]
