@@ -483,3 +483,14 @@ def test_flattened_sweep_table():
                    "elr/run007": "failed: ValueError: unknown model"}
     assert r["protocols"]["elr"]["stationary_runs"] == 27
     assert r["protocols"]["elr"]["maxwell"]["max_rel_error"] < 1e-8
+
+
+def test_six_runs_interpolate_and_do_not_pass():
+    t = ideal_gas_table("elr", rates=(1e-3, 3e-3, 1e-2), second=(1e-3, 1e-2, 1e-1),
+                        entropy_noise=0.05)
+    t["stationary"][[1, 5, 7]] = False
+    r = A.analyze(t)
+    fit = r["protocols"]["elr"]["entropy_fit"]
+    assert fit["dof"] == 0 and fit["r2"] == pytest.approx(1.0) and "interpolates" in fit["warning"]
+    check = r["acceptance"]["checks"][0]
+    assert check["check"] == "Maxwell max relative error" and check["passed"] is False

@@ -305,9 +305,12 @@ def split_rows(cols: dict, protocol: str) -> tuple[np.ndarray, list[dict]]:
         if cols["diverged"][k]:
             why.append("diverged")
         err = _text(cols, "error", k)
+        state = _text(cols, "state", k)  # a sweep's run state: done, diverged, failed, ...
         if err:
             why.append(f"failed: {err}")
-        if not cols["stationary"][k] and not err:
+        elif state and state not in ("done", "diverged", "complete"):
+            why.append(f"run {state}")
+        elif not cols["stationary"][k]:
             why.append(cols["reasons"][k] or "flagged non-stationary")
         bad = [c for c in _needed_columns(protocol)
                if c != "radius_set" and not np.isfinite(cols[c][k])]
@@ -455,9 +458,13 @@ class QuadraticFit:
 
     def to_dict(self) -> dict:
         se = np.sqrt(np.clip(np.diag(self.cov), 0, None))
-        return {"coefficients": self.coef.tolist(), "stderr": se.tolist(), "r2": self.r2,
-                "n_points": self.n, "rms_residual": self.rms_residual,
-                "form": "S = a0 + a1 x + a2 y + a3 x^2 + a4 y^2 + a5 x y"}
+        out = {"coefficients": self.coef.tolist(), "stderr": se.tolist(), "r2": self.r2,
+               "n_points": self.n, "dof": self.n - 6, "rms_residual": self.rms_residual,
+               "form": "S = a0 + a1 x + a2 y + a3 x^2 + a4 y^2 + a5 x y"}
+        if self.n == 6:
+            out["warning"] = ("6 runs for 6 coefficients: the fit interpolates (R^2 = 1 says "
+                              "nothing) and has no error bars; add runs")
+        return out
 
 
 def fit_quadratic(x, y, s, *, what: str = "quadratic fit", x_name: str = "x",
@@ -783,8 +790,11 @@ def acceptance_checks(result: dict) -> dict:
         lim = ACCEPTANCE["maxwell_max_rel_error"].get(proto)
         if lim is not None:
             v = r["maxwell"]["max_rel_error"]
-            checks.append({"protocol": proto, "check": "Maxwell max relative error",
-                           "value": v, "threshold": f"<= {lim}", "passed": bool(v <= lim)})
+            c = {"protocol": proto, "check": "Maxwell max relative error", "value": v,
+                 "threshold": f"<= {lim}", "passed": bool(v <= lim)}
+            if r["entropy_fit"].get("warning"):  # an interpolating fit proves nothing
+                c.update(passed=False, note=r["entropy_fit"]["warning"])
+            checks.append(c)
         frac = r["equation_of_state"]["fraction_within_discrete"]
         lim = ACCEPTANCE["eos_fraction_within_5pct"]
         checks.append({"protocol": proto,

@@ -20,6 +20,7 @@ the paper's numbers alongside for reference), figures, and the excluded runs wit
 from __future__ import annotations
 
 import base64
+import csv
 import datetime as _dt
 import html
 import json
@@ -139,6 +140,26 @@ def _config_block(directory: Path) -> str:
 # discovery
 
 
+def _is_state_table(path: Path) -> bool:
+    """Whether a results table holds stationary states (a protocol and an entropy per run),
+    as opposed to e.g. the collected summaries of a sweep of isotropic studies."""
+    try:
+        if path.suffix == ".parquet":
+            import pyarrow.parquet as pq
+
+            names = pq.read_schema(path).names
+        else:
+            with open(path, newline="") as f:
+                names = next(csv.reader(f), [])
+    except (OSError, ImportError, ValueError):
+        return False
+
+    def has(name: str) -> bool:
+        return name in names or any(n.endswith("." + name) for n in names)
+
+    return has("protocol") and has("entropy")
+
+
 def find_sections(directory: str | os.PathLike, max_depth: int = 3) -> list[tuple[str, Path]]:
     """The report sections under ``directory``: [("nn" | "isotropic", path), ...], in name
     order; a directory that is a section is not searched further."""
@@ -152,12 +173,13 @@ def find_sections(directory: str | os.PathLike, max_depth: int = 3) -> list[tupl
         if "summary.json" in has and "results.csv" in has:
             found.append(("isotropic", d))
             return
-        if "analysis.json" in has or "results.csv" in has or "results.parquet" in has:
+        if "analysis.json" in has or any(
+                n in has and _is_state_table(d / n) for n in ("results.csv", "results.parquet")):
             found.append(("nn", d))
             return
-        if depth < max_depth:
+        if depth < max_depth:  # e.g. a sweep of isotropic studies: SWEEP/runs/<run>/
             for sub in sorted(p for p in d.iterdir() if p.is_dir()):
-                if not sub.name.startswith((".", "__")) and sub.name != "runs":
+                if not sub.name.startswith((".", "__")):
                     visit(sub, depth + 1)
 
     visit(root, 0)
@@ -240,6 +262,8 @@ def _nn_protocol(r: dict, figures: dict[str, Path]) -> str:
                f"&plusmn; their standard errors from the fit. Paper rows "
                f"(paper.md 9.7) for reference.</p>")
     out.append(_maxwell_table(r))
+    if r["entropy_fit"].get("warning"):
+        out.append(f'<p class="err">{_e(r["entropy_fit"]["warning"])}</p>')
 
     c = r["collapse"]
     out.append(f"<h4>Collapse onto {_e(c['variable'])}</h4><p>ratio = scatter across "
@@ -283,7 +307,8 @@ def _acceptance(result: dict) -> str:
     acc = result.get("acceptance")
     if not acc:
         return ""
-    rows = [[_e(c["protocol"]), _e(c["check"]), _num(c["value"]),
+    rows = [[_e(c["protocol"]), _e(c["check"]) + (f"<br><small>{_e(c['note'])}</small>"
+                                                    if c.get("note") else ""), _num(c["value"]),
              _e(c["threshold"] or ""), _verdict(c["passed"])] for c in acc["checks"]]
     head = ('<span class="pass">all checks passed</span>' if acc["all_passed"]
             else '<span class="fail">some checks failed</span>')
@@ -425,10 +450,15 @@ def render_report(source, *, title: str | None = None, table=None) -> str:
                     result = json.loads((d / "analysis.json").read_text())
                     figs = {f: d / f for f in result.get("figures", []) if (d / f).is_file()}
                 else:
-                    cols = load_table(d)
-                    result = analyze(cols, strict=False)
-                    sub = Path(tmp) / sid
-                    figs = _draw(cols, result, sub)
+                    try:
+                        cols = load_table(d)
+                        result = analyze(cols, strict=False)
+                    except ValueError as err:
+                        sections.append((name, f'<h2 id="{sid}">{_e(name)}</h2>'
+                                         f'<p class="err">Cannot analyze this table: '
+                                         f"{_e(err)}</p>"))
+                        continue
+                    figs = _draw(cols, result, Path(tmp) / sid)
                 sections.append((name, _nn_section(result, figs, name, sid, d)))
         title = title or "thermosgd report"
         now = _dt.datetime.now().strftime("%Y-%m-%d %H:%M")
