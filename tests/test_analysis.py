@@ -494,3 +494,22 @@ def test_six_runs_interpolate_and_do_not_pass():
     assert fit["dof"] == 0 and fit["r2"] == pytest.approx(1.0) and "interpolates" in fit["warning"]
     check = r["acceptance"]["checks"][0]
     assert check["check"] == "Maxwell max relative error" and check["passed"] is False
+
+
+def test_cli_analyze(tmp_path, capsys):
+    from thermosgd.cli import main
+
+    write_csv(tmp_path / "results.csv", _merge(ideal_gas_table("elr"), ideal_gas_table("lr")))
+    assert main(["analyze", str(tmp_path), "--no-figures"]) == 0
+    out = capsys.readouterr().out
+    assert "== elr: 30/30 stationary runs" in out and "acceptance: all checks passed" in out
+    assert json.loads((tmp_path / "analysis.json").read_text())["n_runs"] == 65
+    t = ideal_gas_table("elr")
+    t["stationary"][3:] = False
+    write_csv(tmp_path / "bad" / "results.csv", t)
+    assert main(["analyze", str(tmp_path / "bad")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("thermosgd: error: protocol 'elr': only 3 stationary run(s)")
+    assert err.count("\n") == 1 and not (tmp_path / "bad" / "analysis.json").exists()
+    assert main(["analyze", str(tmp_path / "bad"), "--lenient", "--no-figures"]) == 0
+    assert "not analyzed" in capsys.readouterr().out

@@ -211,3 +211,14 @@ def test_reports_render_in_chromium(nn_dir, iso_dir, tmp_path):
               f"--screenshot={shot}")
     assert shot.read_bytes().startswith(PNG)
     assert np.frombuffer(shot.read_bytes()[16:24], dtype=">u4").tolist() == [1280, 2000]
+
+
+def test_cli_report(nn_dir, tmp_path, capsys):
+    from thermosgd.cli import main
+
+    assert main(["report", str(nn_dir), "--out", str(tmp_path / "r.html"), "--title", "T"]) == 0
+    assert capsys.readouterr().out.strip() == f"wrote {tmp_path / 'r.html'}"
+    assert "<title>T</title>" in (tmp_path / "r.html").read_text()
+    (tmp_path / "empty").mkdir()
+    assert main(["report", str(tmp_path / "empty")]) == 2
+    assert "nothing to report" in capsys.readouterr().err

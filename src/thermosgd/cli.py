@@ -372,6 +372,62 @@ def cmd_collect(args) -> int:
     return 0
 
 
+def _add_analyze(sub) -> None:
+    p = sub.add_parser(
+        "analyze",
+        help="analyze a grid of stationary states (equation of state, Maxwell relations, ...)",
+        description=(
+            "Read DIR/results.csv (or results.parquet, from `thermosgd collect` or `thermosgd "
+            "train`) and, per protocol, compare the measured radius (sphere: pressure) with the "
+            "SDE and discretization-corrected predictions, fit S over (log rate, log wd) with "
+            "a quadratic and report the Maxwell-relation errors as the paper does, quantify the "
+            "collapse of sigma^2, U, T onto elr (lr: lr*wd), and minimize the Gibbs potential. "
+            "Non-stationary runs are excluded and listed. Writes OUT/analysis.json and figures."
+        ),
+    )
+    p.add_argument("dir", type=Path, help="directory holding results.csv or results.parquet")
+    p.add_argument("--out", type=Path, default=None, help="output directory (default: DIR)")
+    p.add_argument("--no-figures", action="store_true", help="skip the PNG figures")
+    p.add_argument("--lenient", action="store_true",
+                   help="record a protocol that cannot be analyzed (e.g. too few stationary "
+                        "runs) in analysis.json instead of stopping")
+    p.set_defaults(func=cmd_analyze)
+
+
+def cmd_analyze(args) -> int:
+    from thermosgd.analysis import format_analysis, run_analysis
+
+    result = run_analysis(args.dir, args.out, figures=not args.no_figures,
+                          strict=not args.lenient)
+    print(format_analysis(result))
+    print(f"wrote {args.out or args.dir}/analysis.json")
+    return 0
+
+
+def _add_report(sub) -> None:
+    p = sub.add_parser(
+        "report",
+        help="write a self-contained HTML report of analyses and isotropic studies",
+        description=(
+            "Render one HTML page (figures embedded, no network needed) from DIR: network "
+            "analyses (analysis.json, or results.csv analyzed on the fly) and isotropic studies "
+            "(summary.json + results.csv), found in DIR and its sub-directories."
+        ),
+    )
+    p.add_argument("dir", type=Path, help="a sweep, analysis, isotropic or reproduce directory")
+    p.add_argument("--out", type=Path, default=None, help="HTML file (default: DIR/report.html)")
+    p.add_argument("--title", default=None, help="page title")
+    p.set_defaults(func=cmd_report)
+
+
+def cmd_report(args) -> int:
+    from thermosgd.report import write_report
+
+    out = write_report(args.dir, args.out or args.dir / "report.html", title=args.title)
+    print(f"wrote {out}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="thermosgd",
@@ -382,6 +438,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_isotropic(sub)
     _add_train(sub)
     _add_sweep(sub)
+    _add_analyze(sub)
+    _add_report(sub)
     return parser
 
 
