@@ -176,3 +176,12 @@ def test_cli_sweep_and_collect(tmp_path, capsys):
     assert main(["sweep", str(tmp_path / "nope.json"), "--out", str(tmp_path / "o")]) == 2
     err = capsys.readouterr().err
     assert "does not exist" in err and err.count("\n") == 1
+
+
+def test_list_of_grids_is_a_union():
+    spec = SweepSpec(kind="isotropic", base={"steps": 4000, "queue_size": 50},
+                     grid=[{"protocol": ["elr"], "elr": [[0.1]], "wd": [[0.1]]},
+                           {"protocol": ["sphere"], "elr": [[0.1]], "radius": [[1.0], [2.0]]}])
+    assert [r for r, _ in expand(spec)] == [
+        "protocol_elr-elr_[0.1]-wd_[0.1]", "protocol_sphere-elr_[0.1]-radius_[1.0]",
+        "protocol_sphere-elr_[0.1]-radius_[2.0]"]

@@ -2,7 +2,8 @@
 
 A sweep is a `SweepSpec` (JSON or YAML): a run ``kind`` (``train``: one network run of
 `thermosgd.training`; ``isotropic``: one isotropic-model study), the ``base`` configuration shared
-by every run and a ``grid`` of lists whose outer product gives the runs. The store under the
+by every run and a ``grid`` of lists whose outer product gives the runs (or a list of such grids,
+whose runs are united: e.g. one grid per protocol). The store under the
 sweep directory holds one directory per run::
 
     SWEEP/sweep.json                 the spec that made it
@@ -79,7 +80,7 @@ class SweepSpec:
     """A grid of runs and how to execute them (see the module docstring)."""
 
     kind: str
-    grid: dict = field(default_factory=dict)
+    grid: dict | list = field(default_factory=dict)
     base: dict = field(default_factory=dict)
     name: str = "sweep"
     executor: str = "local"
@@ -100,14 +101,17 @@ def validate_spec(s: SweepSpec) -> None:
         raise ValueError(f"unknown run kind {s.kind!r}; choose one of {', '.join(RUNNERS)}")
     if s.executor not in EXECUTORS:
         raise ValueError(f"unknown executor {s.executor!r}; choose local or ray")
-    if not isinstance(s.grid, dict) or not isinstance(s.base, dict):
-        raise ValueError("'grid' and 'base' must be mappings of parameter names to values")
-    for k, v in s.grid.items():
-        if not isinstance(v, list | tuple) or len(v) == 0:
-            raise ValueError(f"grid entry {k!r} must be a non-empty list, got {v!r}")
-    overlap = set(s.grid) & set(s.base)
-    if overlap:
-        raise ValueError(f"parameters {sorted(overlap)} are both in 'base' and in 'grid'")
+    grids = s.grid if isinstance(s.grid, list | tuple) else [s.grid]
+    if not isinstance(s.base, dict) or not grids or not all(isinstance(g, dict) for g in grids):
+        raise ValueError("'base' must be a mapping and 'grid' a mapping (or a list of mappings) "
+                         "of parameter names to lists of values")
+    for g in grids:
+        for k, v in g.items():
+            if not isinstance(v, list | tuple) or len(v) == 0:
+                raise ValueError(f"grid entry {k!r} must be a non-empty list, got {v!r}")
+        overlap = set(g) & set(s.base)
+        if overlap:
+            raise ValueError(f"parameters {sorted(overlap)} are both in 'base' and in 'grid'")
     if int(s.workers) != s.workers or s.workers < 1:
         raise ValueError(f"workers must be a positive integer, got {s.workers}")
     if s.cpus_per_task <= 0 or s.gpus_per_task < 0:
@@ -153,13 +157,14 @@ def run_id(point: dict) -> str:
 
 
 def expand(spec: SweepSpec) -> list[tuple[str, dict]]:
-    """All runs of the grid as (run_id, full config) in grid order; validates each config."""
-    keys = list(spec.grid)
+    """All runs as (run_id, full config) in grid order; validates each config. A list of grids
+    gives the union of their outer products (e.g. one grid per protocol)."""
     runs = []
-    for values in itertools.product(*(spec.grid[k] for k in keys)):
-        point = dict(zip(keys, values, strict=True))
-        config = {**spec.base, **point}
-        runs.append((run_id(point), config))
+    for grid in spec.grid if isinstance(spec.grid, list | tuple) else [spec.grid]:
+        keys = list(grid)
+        for values in itertools.product(*(grid[k] for k in keys)):
+            point = dict(zip(keys, values, strict=True))
+            runs.append((run_id(point), {**spec.base, **point}))
     ids = [r for r, _ in runs]
     if len(set(ids)) != len(ids):
         raise ValueError("grid values collide in run names (values equal to 3 significant digits)")
