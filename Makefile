@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml
 venv: $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/thermosgd isotropic --preset quick --out runs/demo
+	$(BIN)/thermosgd reproduce --preset quick --out runs/demo
 
 test: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks

@@ -17,13 +17,13 @@ from pathlib import Path
 
 import numpy as np
 
-from thermosgd.cli import PRESETS_ISOTROPIC, parse_list
 from thermosgd.isotropic import IsotropicConfig, run_study
+from thermosgd.reproduce import ISOTROPIC_PRESETS, parse_list
 from thermosgd.tables import read_csv
 
 
 def paper_configs(scale: float) -> list[IsotropicConfig]:
-    p = PRESETS_ISOTROPIC["paper"]
+    p = ISOTROPIC_PRESETS["paper"]
     return [IsotropicConfig(protocol=proto, **{k: parse_list(v) for k, v in p[proto].items()},
                             steps=int(p["steps"] * scale), dim=3, sigma=1.0,
                             queue_size=p["queue_size"])

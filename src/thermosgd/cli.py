@@ -6,27 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
-import numpy as np
-
-PRESETS_ISOTROPIC = {
-    # the paper's study (paper.md section 8): 17x17 grids, 2e6 steps, d=3, sigma=1
-    "paper": {
-        "lr": {"lr": "log:1e-3:1e-1:17", "wd": "log:1e-3:1e-1:17"},
-        "elr": {"elr": "log:1e-3:1e-1:17", "wd": "log:1e-3:1e-1:17"},
-        "sphere": {"elr": "log:1e-3:1e-1:17", "radius": "log:1e-1:1e1:17"},
-        # 4000 direction snapshots over the stationary window (the paper's NN queue size; its
-        # toy averaged ten overlapping 1000-snapshot windows): halves the entropy noise, which
-        # sets the precision of the Gibbs-potential argmin on a 1/8-decade grid
-        "steps": 2_000_000, "dim": 3, "sigma": 1.0, "queue_size": 4000,
-    },
-    # a reduced study that runs in about a minute on 2 cores
-    "quick": {
-        "lr": {"lr": "log:1e-2:1e-1:5", "wd": "log:1e-2:1e-1:5"},
-        "elr": {"elr": "log:1e-2:1e-1:5", "wd": "log:1e-2:1e-1:5"},
-        "sphere": {"elr": "log:1e-2:1e-1:5", "radius": "log:1e-1:1e1:5"},
-        "steps": 300_000, "dim": 3, "sigma": 1.0, "queue_size": 1000,
-    },
-}
+from thermosgd.reproduce import ISOTROPIC_PRESETS, PRESETS, isotropic_configs
+from thermosgd.reproduce import parse_list as _parse_list
 
 
 class UsageError(argparse.ArgumentTypeError, ValueError):
@@ -42,27 +23,11 @@ class _Parser(argparse.ArgumentParser):
 
 
 def parse_list(text: str) -> tuple[float, ...]:
-    """'0.1,0.2,0.5' or 'log:START:STOP:NUM' (NUM log-spaced values from START to STOP)."""
-    text = text.strip()
+    """'0.1,0.2,0.5' or 'log:START:STOP:NUM' (see `thermosgd.reproduce.parse_list`)."""
     try:
-        if text.startswith("log:"):
-            parts = text.split(":")
-            if len(parts) != 4:
-                raise ValueError
-            start, stop, num = float(parts[1]), float(parts[2]), int(parts[3])
-            if start <= 0 or stop <= 0 or num < 1:
-                raise UsageError(f"log range {text!r}: START and STOP must be > 0, NUM >= 1")
-            return tuple(float(v) for v in np.geomspace(start, stop, num))
-        values = tuple(float(v) for v in text.split(",") if v.strip())
-    except UsageError:
-        raise
-    except ValueError:
-        raise UsageError(
-            f"cannot parse {text!r}: use comma-separated numbers or log:START:STOP:NUM"
-        ) from None
-    if not values:
-        raise UsageError("empty list of values")
-    return values
+        return _parse_list(text)
+    except ValueError as e:
+        raise UsageError(str(e)) from None
 
 
 def _add_isotropic(sub) -> None:
@@ -79,7 +44,7 @@ def _add_isotropic(sub) -> None:
         ),
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    p.add_argument("--preset", choices=sorted(PRESETS_ISOTROPIC),
+    p.add_argument("--preset", choices=sorted(ISOTROPIC_PRESETS),
                    help="run a named study of all three protocols: 'paper' is the paper's exact "
                         "study (17x17 grids, 2e6 steps, d=3); 'quick' a reduced one")
     p.add_argument("--protocol", choices=["lr", "elr", "sphere"],
@@ -123,14 +88,8 @@ def cmd_isotropic(args) -> int:
     if args.preset:
         if args.protocol or any(getattr(args, k) for k in ("lr", "elr", "wd", "radius")):
             raise UsageError("--preset runs its own grids: drop --protocol and the grid lists")
-        preset = PRESETS_ISOTROPIC[args.preset]
-        for key in ("steps", "dim", "sigma", "queue_size"):
-            common[key] = preset[key]
-        configs = [
-            IsotropicConfig(protocol=proto, **{k: parse_list(v) for k, v in preset[proto].items()},
-                            **common)
-            for proto in ("elr", "lr", "sphere")
-        ]
+        configs = isotropic_configs(args.preset, seed=args.seed, replicas=args.replicas,
+                                    burn_in=args.burn_in, init_radius=args.init_radius)
         outs = [args.out / c.protocol for c in configs]
     else:
         if not args.protocol:
@@ -428,6 +387,42 @@ def cmd_report(args) -> int:
     return 0
 
 
+def _add_reproduce(sub) -> None:
+    presets = "; ".join(f"{k}: {v.description}" for k, v in PRESETS.items())
+    p = sub.add_parser(
+        "reproduce",
+        help="reproduce the paper end to end (isotropic model, network sweeps, analysis, report)",
+        description=(
+            "Run a named study end to end: the isotropic-model study, the network sweep of the "
+            "three protocols, the analysis (equation of state, Maxwell relations, collapse, "
+            "Gibbs potential) and OUT/report.html. Resumable: finished parts are not redone. "
+            f"Presets: {presets}."
+        ),
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument("--preset", choices=list(PRESETS), default="quick", help="the study to run")
+    p.add_argument("--out", type=Path, default=None,
+                   help="output directory (default: runs/<preset>)")
+    p.add_argument("--data-dir", default=None,
+                   help="dataset directory (CIFAR python-pickle archives for the paper-* presets)")
+    p.add_argument("--executor", choices=["local", "ray"], default="local",
+                   help="how the network runs execute: local processes or a Ray cluster")
+    p.add_argument("--workers", type=int, default=1, help="local executor: worker processes")
+    p.add_argument("--ray-address", default=None, help="Ray cluster address (auto or HOST:PORT)")
+    p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
+                   help="progress bars (default: only when stderr is a terminal)")
+    p.set_defaults(func=cmd_reproduce)
+
+
+def cmd_reproduce(args) -> int:
+    from thermosgd.reproduce import reproduce
+
+    out = args.out or Path("runs") / args.preset
+    reproduce(args.preset, out, data_dir=args.data_dir, executor=args.executor,
+              workers=args.workers, ray_address=args.ray_address, progress=args.progress)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="thermosgd",
@@ -438,6 +433,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_isotropic(sub)
     _add_train(sub)
     _add_sweep(sub)
+    _add_reproduce(sub)
     _add_analyze(sub)
     _add_report(sub)
     return parser
