@@ -1,0 +1,254 @@
+"""The isotropic-noise model under heavy-ball momentum SGD and AdamW (fixed learning rate).
+
+Same model as `thermosgd.isotropic`: L(w) = 1 + <mu, w/||w||>, stochastic gradient
+g(w) = (mu - <mu, wbar> wbar)/||w|| + (sigma/||w||) P_perp(w) xi, xi ~ N(0, I_d). Optimizers:
+
+* ``"momentum"`` (heavy ball, coupled WD, PyTorch SGD): v <- beta v + g + lambda w;
+  w <- w - eta v.
+* ``"adamw"`` (decoupled WD, PyTorch AdamW): m <- b1 m + (1-b1) g; s <- b2 s + (1-b2) g*g;
+  w <- w - eta (m_hat / (sqrt(s_hat) + eps) + lambda w), bias-corrected m_hat, s_hat.
+
+Every point of a list of hyperparameters (lr, wd, beta1[, beta2, eps]) times replicas is one
+chain of a float64 state (chains, d), advanced by a numba kernel in parallel over chains, each
+with its own random stream (`thermosgd._rng`). Stationary statistics are accumulated over the
+window after ``burn_in`` in batch means: radius r, loss L, ||grad_S L||^2 = 1 - <mu, wbar>^2 and
+the squared angle between successive iterates.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+
+import numba as nb
+import numpy as np
+
+from thermosgd import optimizers, vmf
+from thermosgd._rng import chain_states, normal, ziggurat_tables
+from thermosgd.isotropic import _pooled_mean_and_stderr, loss_direction
+
+OPTIMIZERS = {"momentum": 0, "adamw": 1}
+_N_STATS = 4  # r, loss, grad_norm2, angle^2 (+ count)
+
+
+@nb.njit(parallel=True, cache=True)
+def _kernel(
+    w, buf1, buf2, mu, lr, wd, beta1, beta2, eps, mode, sigma, states, kn, wn, fn, t_start,
+    t_stop, burn_in, window, block_sum,
+):  # pragma: no cover - compiled
+    """Advance every chain from step t_start to t_stop (exclusive), in place.
+
+    buf1 = momentum v (heavy ball) or first moment m (AdamW); buf2 = second moment s (AdamW).
+    block_sum[b, k, j] sums (r, L, 1 - <mu,wbar>^2, angle^2) of step t over the k-th block of
+    the window; block_sum[b, k, 4] counts the steps. A diverging chain is frozen at NaN.
+    """
+    n_chains, d = w.shape
+    n_blocks = block_sum.shape[1]
+    for b in nb.prange(n_chains):
+        s = states[b]
+        wb = w[b]
+        m = buf1[b]
+        v = buf2[b]
+        xi = np.empty(d)
+        w_old = np.empty(d)
+        for t in range(t_start, t_stop):
+            r2 = 0.0
+            mw = 0.0
+            for i in range(d):
+                r2 += wb[i] * wb[i]
+                mw += mu[i] * wb[i]
+            r = math.sqrt(r2)
+            if not (r > 0.0 and r < 1e150):
+                for i in range(d):
+                    wb[i] = np.nan
+                break
+            inv_r = 1.0 / r
+            c = mw * inv_r
+            xi_w = 0.0
+            for i in range(d):
+                xi[i] = normal(s, kn, wn, fn)
+                xi_w += xi[i] * wb[i]
+            xi_w *= inv_r
+            sn = sigma * inv_r
+            eta = lr[b]
+            lam = wd[b]
+            b1 = beta1[b]
+            b2 = beta2[b]
+            bc1 = 1.0
+            bc2 = 1.0
+            if mode == 1:
+                bc1 = 1.0 - b1 ** (t + 1)
+                bc2 = 1.0 - b2 ** (t + 1)
+            rp2 = 0.0
+            for i in range(d):
+                w_old[i] = wb[i]
+                wbar_i = wb[i] * inv_r
+                g = (mu[i] - c * wbar_i) * inv_r + sn * (xi[i] - xi_w * wbar_i)
+                if mode == 0:
+                    m[i] = b1 * m[i] + g + lam * wb[i]
+                    wb[i] -= eta * m[i]
+                else:
+                    m[i] = b1 * m[i] + (1.0 - b1) * g
+                    v[i] = b2 * v[i] + (1.0 - b2) * g * g
+                    u = (m[i] / bc1) / (math.sqrt(v[i] / bc2) + eps[b])
+                    wb[i] -= eta * (u + lam * wb[i])
+                rp2 += wb[i] * wb[i]
+            if t >= burn_in:
+                inv_rp = 1.0 / math.sqrt(rp2)
+                chord2 = 0.0
+                for i in range(d):
+                    dlt = wb[i] * inv_rp - w_old[i] * inv_r
+                    chord2 += dlt * dlt
+                ang = 2.0 * math.asin(min(1.0, 0.5 * math.sqrt(chord2)))
+                blk = min((t - burn_in) * n_blocks // window, n_blocks - 1)
+                block_sum[b, blk, 0] += r
+                block_sum[b, blk, 1] += 1.0 + c
+                block_sum[b, blk, 2] += 1.0 - c * c
+                block_sum[b, blk, 3] += ang * ang
+                block_sum[b, blk, 4] += 1.0
+
+
+@dataclass
+class MomentumRun:
+    """Stationary measurements per point (pooled over replicas) and the predictions.
+
+    Arrays have one entry per point of the broadcast hyperparameters, in their order.
+    """
+
+    optimizer: str
+    dim: int
+    sigma: float
+    lr: np.ndarray
+    wd: np.ndarray
+    beta1: np.ndarray
+    beta2: np.ndarray
+    steps: int
+    burn_in: int
+    radius: np.ndarray
+    radius_se: np.ndarray
+    energy: np.ndarray
+    energy_se: np.ndarray
+    grad_norm2: np.ndarray
+    angular_update: np.ndarray  # RMS angle between successive iterates (radians)
+    seconds: float
+
+    def predictions(self) -> dict[str, np.ndarray]:
+        """Theory at every point: radius (SDE and with the measured mean-gradient term),
+        RMS angular update, temperature and the exact vMF energy at that temperature."""
+        d, s2 = self.dim, self.sigma**2
+        ts = (d - 1) * s2
+        if self.optimizer == "momentum":
+            b = self.beta1
+            out = {
+                "radius_sde": optimizers.momentum_radius(self.lr, self.wd, b, s2, d),
+                "radius_discrete": optimizers.momentum_radius_discrete(
+                    self.lr, self.wd, b, ts, self.grad_norm2),
+                "angular_update": optimizers.momentum_angular_update(self.lr, self.wd, b),
+                "temperature": optimizers.momentum_temperature(self.lr, self.wd, b, s2, d),
+            }
+        else:
+            out = {
+                "radius_sde": optimizers.adamw_radius(self.lr, self.wd, d) + 0.0 * self.beta1,
+                "radius_discrete": optimizers.adamw_radius_discrete(
+                    self.lr, self.wd, self.beta1, d, ts, self.grad_norm2),
+                "angular_update": optimizers.adamw_angular_update(self.lr, self.wd, self.beta1),
+                "temperature": optimizers.adamw_temperature(self.lr, self.wd, s2, d)
+                + 0.0 * self.beta1,
+            }
+        out["energy"] = vmf.mean_energy(d, 1.0 / out["temperature"])
+        return {k: np.asarray(v, dtype=float) for k, v in out.items()}
+
+
+def default_burn_in(optimizer: str, lr, wd, beta1) -> int:
+    """Six radius relaxation times of the slowest point (the chains start at the SDE radius,
+    a few percent off at most, so this leaves < 0.1%), plus 5000 steps for the momentum
+    buffers and AdamW's second moment (b2 = 0.999) to settle."""
+    if optimizer == "momentum":
+        tau = optimizers.momentum_relaxation_time(lr, wd, beta1)
+    else:
+        tau = optimizers.adamw_relaxation_time(lr, wd)
+    return int(5000 + 6 * float(np.max(tau)))
+
+
+def simulate(
+    optimizer: str, *, dim: int, lr, wd, beta1, beta2=0.999, eps: float = 1e-8,
+    sigma: float = 1.0, steps: int, burn_in: int | None = None, replicas: int = 1,
+    seed: int = 0, init_radius=None, n_blocks: int = 20, chunk: int = 20_000, mu=None,
+) -> MomentumRun:
+    """Run ``replicas`` chains per point of the broadcast (lr, wd, beta1, beta2) for ``steps``
+    steps and measure the stationary window after ``burn_in`` (default `default_burn_in`).
+
+    ``beta1`` is the heavy-ball momentum beta or AdamW's b1; ``beta2``, ``eps`` are AdamW's.
+    Chains start from one random direction at ``init_radius`` (default: the SDE prediction),
+    with zero optimizer buffers. ``mu`` (unit vector of the loss) defaults to the seeded random
+    direction of `thermosgd.isotropic.loss_direction`; ``mu="diagonal"`` takes (1, ..., 1)/sqrt(d),
+    whose minimum has equal coordinates (equal AdamW second moments in every coordinate).
+    """
+    if optimizer not in OPTIMIZERS:
+        raise ValueError(f"optimizer must be one of {tuple(OPTIMIZERS)}, got {optimizer!r}")
+    if int(dim) != dim or dim < 2:
+        raise ValueError(f"dim must be an integer >= 2, got {dim!r}")
+    if not (math.isfinite(sigma) and sigma > 0):
+        raise ValueError(f"sigma must be finite and > 0, got {sigma!r}")
+    if not (math.isfinite(eps) and eps >= 0):
+        raise ValueError(f"eps must be finite and >= 0, got {eps!r}")
+    lr_a, wd_a, b1_a, b2_a = (np.atleast_1d(np.asarray(x, dtype=float)).ravel() for x in
+                              np.broadcast_arrays(lr, wd, beta1, beta2))
+    optimizers.momentum_effective_lr(lr_a, b1_a)  # validates lr > 0 and beta1 in [0, 1)
+    optimizers.adamw_relaxation_time(lr_a, wd_a)  # validates wd > 0
+    if optimizer == "adamw":
+        optimizers.momentum_noise_factor(b2_a)  # validates beta2 in [0, 1)
+    if burn_in is None:
+        burn_in = default_burn_in(optimizer, lr_a, wd_a, b1_a)
+    if not (0 <= burn_in < steps) or steps - burn_in < n_blocks:
+        raise ValueError(f"burn_in must be in [0, steps - n_blocks), got {burn_in} "
+                         f"with steps={steps}")
+    if int(replicas) != replicas or replicas < 1:
+        raise ValueError(f"replicas must be a positive integer, got {replicas!r}")
+    n_pts = lr_a.size
+    rep = lambda a: np.ascontiguousarray(np.repeat(a, replicas))  # noqa: E731
+    lr_c, wd_c, b1_c, b2_c = rep(lr_a), rep(wd_a), rep(b1_a), rep(b2_a)
+    n_chains = n_pts * replicas
+    if init_radius is None:
+        if optimizer == "momentum":
+            init_radius = optimizers.momentum_radius(lr_c, wd_c, b1_c, sigma**2, dim)
+        else:
+            init_radius = optimizers.adamw_radius(lr_c, wd_c, dim)
+    r0 = np.broadcast_to(np.asarray(init_radius, dtype=float), (n_chains,))
+    if mu is None:
+        mu = loss_direction(dim, seed)
+    elif isinstance(mu, str) and mu == "diagonal":
+        mu = np.full(dim, 1.0 / math.sqrt(dim))
+    else:
+        mu = np.asarray(mu, dtype=float)
+        if mu.shape != (dim,) or not np.all(np.isfinite(mu)) or np.linalg.norm(mu) == 0:
+            raise ValueError(f"mu must be 'diagonal' or a finite nonzero vector of length {dim}")
+        mu = mu / np.linalg.norm(mu)
+    w0 = np.random.default_rng([seed, 42]).standard_normal(dim)
+    w0 /= np.linalg.norm(w0)
+    w = np.ascontiguousarray(w0[None, :] * r0[:, None])
+    buf1 = np.zeros_like(w)
+    buf2 = np.zeros_like(w)
+    eps_c = np.full(n_chains, float(eps))
+    block_sum = np.zeros((n_chains, n_blocks, _N_STATS + 1))
+    states = chain_states(n_chains, np.random.SeedSequence([seed, 7, OPTIMIZERS[optimizer]]))
+    tables = ziggurat_tables()
+    window = steps - burn_in
+    t0 = time.perf_counter()
+    with np.errstate(all="ignore"):
+        for start in range(0, steps, chunk):
+            stop = min(steps, start + chunk)
+            _kernel(w, buf1, buf2, mu, lr_c, wd_c, b1_c, b2_c, eps_c, OPTIMIZERS[optimizer],
+                    float(sigma), states, *tables, start, stop, burn_in, window, block_sum)
+    seconds = time.perf_counter() - t0
+    radius, radius_se = _pooled_mean_and_stderr(block_sum, 0, replicas)
+    energy, energy_se = _pooled_mean_and_stderr(block_sum, 1, replicas)
+    gn2, _ = _pooled_mean_and_stderr(block_sum, 2, replicas)
+    ang2, _ = _pooled_mean_and_stderr(block_sum, 3, replicas)
+    return MomentumRun(
+        optimizer=optimizer, dim=int(dim), sigma=float(sigma), lr=lr_a, wd=wd_a, beta1=b1_a,
+        beta2=b2_a, steps=int(steps), burn_in=int(burn_in), radius=radius, radius_se=radius_se,
+        energy=energy, energy_se=energy_se, grad_norm2=gn2, angular_update=np.sqrt(ang2),
+        seconds=seconds,
+    )
