@@ -1,0 +1,278 @@
+"""Heavy-ball momentum and AdamW on the isotropic model: closed forms vs simulation.
+
+Runs small grids (d in {3, 10, 100}, a few (eta, lambda, beta)) with
+`thermosgd.isotropic_momentum.simulate`, compares the stationary radius, the RMS angular update
+and the energy with `thermosgd.optimizers`, prints the tables and writes the section
+"Momentum and AdamW" of docs/theory.md (derivation + measured errors; other sections of the file
+are kept). About 20 s on 2 cores.
+
+    .venv/bin/python benchmarks/momentum_adamw_isotropic.py [--no-write]
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import re
+import time
+from pathlib import Path
+
+import numpy as np
+
+from thermosgd.isotropic_momentum import simulate
+
+DOC = Path(__file__).resolve().parents[1] / "docs" / "theory.md"
+TITLE = "## Momentum and AdamW"
+TOL = 0.05  # acceptance: radius predictions within 5%
+
+HB_POINTS = [(0.05, 0.01), (0.2, 0.01), (0.01, 0.05)]  # (eta, lambda)
+HB_BETAS = [0.0, 0.5, 0.9, 0.99]
+ADAM_POINTS = [(0.01, 0.05), (0.003, 0.1), (0.03, 0.01)]
+ADAM_BETAS = [0.0, 0.9]
+DIMS = [3, 10, 100]
+
+DERIVATION = r"""
+Model and notation as in the isotropic simulator (`thermosgd.isotropic`): L = 1 + <mu, w/|w|>,
+g = grad L + (sigma/r) P_perp xi, so g is tangent to w and E||g||^2 = Q / r^2 with
+Q = tr Sigma + ||grad L||^2 on the unit sphere (`trace_sigma` = (d-1) sigma^2, `grad_norm2`).
+Closed forms: `thermosgd.optimizers`; simulator: `thermosgd.isotropic_momentum` (numba,
+vectorized over chains, per-chain random streams of `thermosgd._rng`).
+
+### Heavy ball with coupled weight decay
+
+v <- beta v + g + lambda w, w <- w - eta v (PyTorch `SGD(momentum=beta, weight_decay=lambda)`).
+
+*Exact balance.* ||w_{t+1}||^2 = ||w_t||^2 - 2 eta <w_t, v_{t+1}> + eta^2 ||v_{t+1}||^2, so at
+stationarity 2 E<w_t, v_{t+1}> = eta E||v||^2. Split v = v_g + v_lambda (gradient and weight-decay
+parts); to leading order in eta lambda, E<w_t, v_lambda> = lambda r^2 / (1 - beta). For the
+gradient part use tangency, <w_s, g_s> = 0, so <w_t, g_{t-k}> = <w_t - w_{t-k}, g_{t-k}> =
+-eta sum_{j=1..k} <v_{t-k+j}, g_{t-k}>, and g_s = v_{s+1} - beta v_s. With the velocity
+autocovariance R(j) = E<v_s, v_{s-j}>:
+
+E<w_t, v_g> = -eta sum_{j>=1} (R(j-1) - beta R(j)) beta^j / (1 - beta) = -eta beta R(0) / (1 - beta)
+
+(the sum telescopes, whatever the time correlations of g). Hence
+
+**2 lambda r*^2 = eta (1 + beta) E||v_g||^2**, and the RMS angular update per step is
+eta sqrt(E||v||^2) / r* = **sqrt(2 eta lambda / (1 + beta))** (Wan et al.'s spherical motion
+dynamics; Kosson et al.'s SGDM rotational equilibrium).
+
+*Velocity variance.* For white noise v_g is AR(1): E||v_g||^2 = G / (1 - beta^2), G = (d-1)
+sigma^2 / r^2, which gives
+
+**r*^4 = eta (d-1) sigma^2 / (2 lambda (1 - beta))**,
+
+i.e. plain SGD with eta -> eta / (1 - beta): the momentum correlation factor c(beta) of the brief is
+exactly 1 (the 1/(1+beta) of the AR(1) variance is cancelled by the correlation term
+2 beta/(1-beta) of <w, v>). With the restoring force of a well of curvature h per tangent
+direction, each tangent coordinate is AR(2) and E||v_g||^2 = G / ((1-beta^2)(1 - eta-tilde_eff h
+(1-beta) / (2 (1+beta)))); at low temperature grad_norm2 / trace_sigma = eta-tilde_eff h / 2,
+so the finite-step radius is
+
+r*^4 = eta (trace_sigma + grad_norm2 (1-beta)/(1+beta)) / (2 lambda (1 - beta))
+
+(`momentum_radius_discrete`; beta = 0 is the paper's "discr." radius). Treating the mean
+gradient as coherent over the momentum memory would give the inverse weight (1+beta)/(1-beta),
+which the simulation rejects (12% off at d = 3, beta = 0.9): the restoring-force correlations
+between earlier noise and the current gradient cancel it.
+
+*Temperature.* Over times longer than 1/(1-beta) the direction follows Langevin dynamics with
+step eta-tilde_eff = eta / ((1-beta) r^2) and noise variance eta-tilde_eff^2 sigma^2 per step
+(the filtered noise has zero-frequency gain 1/(1-beta) like the drift; the per-step variance is
+smaller by the noise factor (1-beta)/(1+beta), `momentum_noise_factor`, which is what the angular
+update sees). So T = eta-tilde_eff sigma^2 / 2 and at r*:
+
+**T = sqrt(eta lambda sigma^2 / (2 (d-1) (1 - beta)))**, and the gas law lambda r*^2 = (d-1) T
+holds unchanged. Radius relaxation time (1-beta)/(4 eta lambda) steps.
+
+*Where it fails: long momentum memory in low dimension.* The derivation treats w as fixed over the
+momentum memory 1/(1-beta) (E<w_t, w_{t-k}> = r^2 in the weight-decay term) and the velocity as
+tangent. At beta = 0.99 in d = 3 (T ~ 0.1-0.2) the measured radius is 6-9% above the prediction
+and the angular update 14-18% above sqrt(2 eta lambda/(1+beta)), so the exact balance
+2 lambda r^2 = eta (1+beta) E||v||^2 itself is violated there; our hypothesis is that the
+direction turns appreciably while the buffer still holds old velocity and old weight-decay terms
+(not derived). The miss falls to 1.5% at d = 10 and 0.3% at d = 100 (same beta, similar T).
+The beta <= 0.9 points are all within 0.8%.
+
+### AdamW with decoupled weight decay
+
+m <- b1 m + (1-b1) g, s <- b2 s + (1-b2) g^2, w <- w - eta (m_hat / (sqrt(s_hat) + eps) +
+lambda w). The normalized update u = m_hat / sqrt(s_hat) does not scale with r (s ~ 1/r^2).
+
+*Balance.* 2 eta lambda r^2 = eta^2 E||u||^2 - 2 eta E<w, u> (dropping eta^2 lambda^2). If the
+second moments are equal in every coordinate (preconditioner proportional to I), u/(1-b1) is a
+heavy-ball velocity of the tangent vector g / sqrt(s) and the same telescoping gives
+E<w, u> = -eta b1 E||u||^2 / (1 - b1), i.e.
+
+**2 lambda r*^2 = eta E||u||^2 (1 + b1) / (1 - b1)**, RMS angular update
+eta sqrt(E||u||^2) / r* = **sqrt(2 eta lambda (1 - b1) / (1 + b1))** (rotational equilibrium).
+
+With noise-dominated gradients each coordinate of m has variance (1-b1)/(1+b1) times that of g and
+s equals the latter, so E||u||^2 = d (1-b1)/(1+b1) and
+
+**r*^2 = eta d / (2 lambda)**, independent of sigma, b1 and b2.
+
+The mean gradient counts in s like the noise and enters the velocity variance with the heavy-ball
+weight: r*^2 = eta d / (2 lambda) (trace_sigma + grad_norm2 (1-b1)/(1+b1)) / (trace_sigma +
+grad_norm2) (`adamw_radius_discrete`).
+
+*Temperature and gas law.* The direction moves by -(eta / (sqrt(s) r^2)) (grad_S L + sigma xi) on
+the unit sphere, with sqrt(s) = sigma sqrt((d-1)/d) / r: a Langevin step eta-tilde = eta /
+(sqrt(s) r^2), so **T = sigma sqrt(eta lambda / (2 (d-1)))** (same expression as plain SGD).
+The ideal-gas law holds with the coupled-equivalent pressure p = lambda sqrt(s) =
+lambda sigma sqrt((d-1)/d) / r (decoupled WD eta lambda w equals a coupled WD p at the gradient
+step eta / sqrt(s)): p r*^2 = (d-1) T. Radius relaxation: d r^2/dt = -2 eta lambda r^2 + eta^2 d,
+time 1/(2 eta lambda).
+
+*Where it fails: unequal second moments.* Adam's per-coordinate normalization is not rotation
+invariant. If the stationary direction has unequal |coordinates| (s_i ~ 1 - wbar_i^2 differ), the
+preconditioned step is not tangent, the stationary direction is shifted by O(T) from the minimum
+and the preconditioned mean gradient gets a radial component of first order in eta: E<w, u> != 0
+and the radius exceeds eta d / (2 lambda). The closed form above needs equal second moments, which
+the "diagonal" loss direction mu = (1,...,1)/sqrt(d) provides and a random mu provides only in
+high dimension (coordinates ~ 1/sqrt(d)). A linear-response estimate of the shift (fixed diagonal
+preconditioner, Lyapunov covariance C = (eps sigma^2/2) Pi Q Pi) reproduces the sign and the
+d-dependence but not the size (it overestimates the excess of r^2 by ~20-30%), so it is not
+implemented; the measured misses are listed below.
+"""
+
+
+def _hb_rows(steps: int) -> list[dict]:
+    rows = []
+    for d in DIMS:
+        lr, wd, beta = (np.array(v) for v in zip(*[(e, lam, b) for e, lam in HB_POINTS
+                                                    for b in HB_BETAS], strict=True))
+        run = simulate("momentum", dim=d, lr=lr, wd=wd, beta1=beta, steps=steps, replicas=2,
+                       seed=11)
+        rows += _rows(run, d, "momentum", "")
+    return rows
+
+
+def _adam_rows(steps: int, mu) -> list[dict]:
+    rows = []
+    for d in DIMS:
+        lr, wd, beta = (np.array(v) for v in zip(*[(e, lam, b) for e, lam in ADAM_POINTS
+                                                    for b in ADAM_BETAS], strict=True))
+        run = simulate("adamw", dim=d, lr=lr, wd=wd, beta1=beta, steps=steps, replicas=2,
+                       seed=11, mu=mu)
+        rows += _rows(run, d, "adamw", "diagonal" if mu == "diagonal" else "random")
+    return rows
+
+
+def _rows(run, d: int, opt: str, mu: str) -> list[dict]:
+    p = run.predictions()
+    out = []
+    for k in range(run.lr.size):
+        out.append({
+            "optimizer": opt, "mu": mu, "d": d, "lr": run.lr[k], "wd": run.wd[k],
+            "beta": run.beta1[k], "radius": run.radius[k], "radius_se": run.radius_se[k],
+            "radius_sde": p["radius_sde"][k], "radius_discrete": p["radius_discrete"][k],
+            "err_sde": run.radius[k] / p["radius_sde"][k] - 1,
+            "err_discrete": run.radius[k] / p["radius_discrete"][k] - 1,
+            "err_angle": run.angular_update[k] / p["angular_update"][k] - 1,
+            "err_energy": run.energy[k] / p["energy"][k] - 1,
+            "temperature": p["temperature"][k],
+        })
+    return out
+
+
+def _table(rows: list[dict]) -> str:
+    head = ("| d | eta | lambda | beta | T | r measured | r SDE | err SDE | err discr. | "
+            "angular update err | U vs vMF(T) err |\n|---|---|---|---|---|---|---|---|---|---|---|")
+    lines = [head]
+    for r in rows:
+        lines.append(
+            f"| {r['d']} | {r['lr']:g} | {r['wd']:g} | {r['beta']:g} | {r['temperature']:.4f} | "
+            f"{r['radius']:.4f} +- {r['radius_se']:.4f} | {r['radius_sde']:.4f} | "
+            f"{100 * r['err_sde']:+.2f}% | {100 * r['err_discrete']:+.2f}% | "
+            f"{100 * r['err_angle']:+.2f}% | {100 * r['err_energy']:+.1f}% |")
+    return "\n".join(lines)
+
+
+def _acceptance(summary: list[tuple[str, float]]) -> str:
+    ok = [n for n, v in summary if "radius" in n and v <= TOL]
+    bad = [f"{n} ({100 * v:.1f}%)" for n, v in summary if "radius" in n and v > TOL]
+    return ("Acceptance (\"the momentum and AdamW radius predictions are within 5% on the "
+            "isotropic model\"): met for " + "; ".join(ok) + ". Not met for: "
+            + ("; ".join(bad) if bad else "none") + ".")
+
+
+def _worst(rows: list[dict], key: str) -> float:
+    return max(abs(r[key]) for r in rows)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--no-write", action="store_true", help="print only")
+    ap.add_argument("--steps", type=int, default=40_000)
+    a = ap.parse_args()
+    t0 = time.perf_counter()
+    hb = _hb_rows(a.steps)
+    adam = _adam_rows(a.steps, "diagonal")
+    adam_rand = _adam_rows(a.steps, None)
+    secs = time.perf_counter() - t0
+    hb_ok = [r for r in hb if r["beta"] < 0.99]
+    summary = [
+        ("heavy ball, beta <= 0.9: radius (SDE formula)", _worst(hb_ok, "err_sde")),
+        ("heavy ball, beta <= 0.9: radius (with grad_norm2 term)", _worst(hb_ok, "err_discrete")),
+        ("heavy ball, beta = 0.99: radius (SDE formula)",
+         _worst([r for r in hb if r["beta"] >= 0.99], "err_sde")),
+        ("heavy ball, beta = 0.99: radius (with grad_norm2 term)",
+         _worst([r for r in hb if r["beta"] >= 0.99], "err_discrete")),
+        ("heavy ball: angular update sqrt(2 eta lambda/(1+beta))", _worst(hb, "err_angle")),
+        ("AdamW, equal second moments: radius eta d/(2 lambda)", _worst(adam, "err_sde")),
+        ("AdamW, equal second moments: radius with grad_norm2 term",
+         _worst(adam, "err_discrete")),
+        ("AdamW, equal second moments: angular update", _worst(adam, "err_angle")),
+        ("AdamW, random mu, d=3: radius eta d/(2 lambda)",
+         _worst([r for r in adam_rand if r["d"] == 3], "err_sde")),
+        ("AdamW, random mu, d=10: radius", _worst([r for r in adam_rand if r["d"] == 10],
+                                                 "err_sde")),
+        ("AdamW, random mu, d=100: radius", _worst([r for r in adam_rand if r["d"] == 100],
+                                                  "err_sde")),
+    ]
+    lines = [f"| check | worst abs. error | within {TOL:.0%} |", "|---|---|---|"]
+    lines += [f"| {name} | {100 * v:.2f}% | {'yes' if v <= TOL else 'NO'} |"
+              for name, v in summary]
+    measured = "\n".join([
+        "### Measured errors",
+        "",
+        f"Generated by `python benchmarks/momentum_adamw_isotropic.py` on "
+        f"{datetime.date.today().isoformat()} ({a.steps} steps, 2 replicas per point, burn-in "
+        f"5000 steps + 6 radius relaxation times, chains started at the SDE radius; "
+        f"{secs:.0f} s). sigma = 1. Radius standard errors are batch means over 20 blocks. "
+        "The energy column compares the window mean of L with the exact von Mises-Fisher "
+        "energy at the predicted T (a check of the temperature; its statistical error is a few "
+        "percent).",
+        "",
+        "\n".join(lines),
+        "",
+        _acceptance(summary),
+        "",
+        "#### Heavy ball (coupled WD), random mu",
+        "",
+        _table(hb),
+        "",
+        "#### AdamW (decoupled WD, b2 = 0.999, eps = 1e-8), mu = (1,...,1)/sqrt(d)",
+        "",
+        _table(adam),
+        "",
+        "#### AdamW, random mu (unequal second moments)",
+        "",
+        _table(adam_rand),
+    ])
+    section = f"{TITLE}\n{DERIVATION}\n{measured}\n"
+    print(section)
+    if not a.no_write:
+        text = DOC.read_text() if DOC.exists() else "# Theory\n\n"
+        pat = re.compile(rf"^{re.escape(TITLE)}\n.*?(?=^## |\Z)", re.S | re.M)
+        if pat.search(text):
+            text = pat.sub(lambda _: section + "\n", text)
+        else:
+            text = text.rstrip("\n") + "\n\n" + section
+        DOC.write_text(text.rstrip("\n") + "\n")
+        print(f"wrote {DOC}")
+
+
+if __name__ == "__main__":
+    main()
