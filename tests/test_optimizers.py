@@ -50,6 +50,8 @@ def test_adamw_closed_forms_are_consistent():
     lambda: optimizers.adamw_radius(0.1, 0.0, 3),
     lambda: optimizers.adamw_angular_update(0.1, 0.1, -0.1),
     lambda: optimizers.adamw_temperature(0.1, 0.1, 1.0, 1),
+    lambda: optimizers.adamw_radius_ratio_isotropic([0.0, 1.0, 0.0]),
+    lambda: optimizers.adamw_radius_ratio_isotropic([0.0, 0.0]),
     lambda: simulate("lion", dim=3, lr=0.1, wd=0.1, beta1=0.9, steps=100),
     lambda: simulate("adamw", dim=3, lr=0.1, wd=0.1, beta1=0.9, steps=100, burn_in=100),
     lambda: simulate("adamw", dim=3, lr=0.1, wd=0.1, beta1=0.9, steps=100, mu=[1.0, 0.0]),
@@ -94,6 +96,17 @@ def test_adamw_unequal_second_moments_break_the_closed_form_in_low_dim():
     assert abs(lo.radius[0] / lo.predictions()["radius_sde"][0] - 1) > 0.05
     hi = simulate("adamw", dim=100, lr=0.01, wd=0.05, beta1=0.0, steps=20_000, seed=1)
     assert abs(hi.radius[0] / hi.predictions()["radius_sde"][0] - 1) < 0.01
+
+
+def test_adamw_linear_response_ratio():
+    # equal |mu_i| (any signs): K = 0 exactly
+    assert optimizers.adamw_radius_ratio_isotropic([1.0, -1.0, 1.0, 1.0]) == pytest.approx(1.0)
+    # the d=3 seed-1 direction of the failure test: predicted r^2 excess 27% (measured 18%,
+    # see docs/theory.md); only the sign and rough size are claimed
+    from thermosgd.isotropic import loss_direction
+
+    ratio = optimizers.adamw_radius_ratio_isotropic(loss_direction(3, 1))
+    assert 1.1 < ratio < 1.4
 
 
 def test_simulation_is_reproducible():

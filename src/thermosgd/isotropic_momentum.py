@@ -132,6 +132,7 @@ class MomentumRun:
     grad_norm2: np.ndarray
     angular_update: np.ndarray  # RMS angle between successive iterates (radians)
     seconds: float
+    mu: np.ndarray | None = None  # (dim,) loss direction
 
     def predictions(self) -> dict[str, np.ndarray]:
         """Theory at every point: radius (SDE and with the measured mean-gradient term),
@@ -250,5 +251,5 @@ def simulate(
         optimizer=optimizer, dim=int(dim), sigma=float(sigma), lr=lr_a, wd=wd_a, beta1=b1_a,
         beta2=b2_a, steps=int(steps), burn_in=int(burn_in), radius=radius, radius_se=radius_se,
         energy=energy, energy_se=energy_se, grad_norm2=gn2, angular_update=np.sqrt(ang2),
-        seconds=seconds,
+        seconds=seconds, mu=mu,
     )

@@ -35,6 +35,7 @@ __all__ = [
     "adamw_pressure",
     "adamw_radius",
     "adamw_radius_discrete",
+    "adamw_radius_ratio_isotropic",
     "adamw_relaxation_time",
     "adamw_temperature",
     "adamw_update_norm2",
@@ -177,6 +178,36 @@ def adamw_radius_discrete(lr, wd, beta1, dim, trace_sigma, grad_norm2):
     gn = _nonnegative("grad_norm2", grad_norm2)
     factor = (ts + gn * (1.0 - b1) / (1.0 + b1)) / (ts + gn)
     return _out(np.sqrt(lr * d * factor / (2.0 * wd)))
+
+
+def adamw_radius_ratio_isotropic(mu) -> np.float64:
+    """Linear-response estimate of r*^2 / (eta d / (2 lambda)) for AdamW on the isotropic model
+    with loss direction ``mu`` (unequal second moments s_i ~ 1 - mu_i^2): (d - K) / d with
+
+    K = tr(A) b^T A^+ b - |b|^2 + tr(A^2) - tr(A) mu^T Q mu,  Q = diag(1/sqrt(1 - mu_i^2)),
+    A = Pi Q Pi, b = Pi Q mu, Pi = I - mu mu^T.
+
+    From the balance 2 lambda r^2 = eta (E||u||^2 - 2 E<w, u> / eta) with E||u||^2 = d: the
+    preconditioned mean gradient has a radial part E<w, u> = eta K / 2, computed from the
+    stationary covariance C = (eps sigma^2 / 2) A of the direction's tangent offset and its
+    noise-induced mean (second order in the step, fixed preconditioner). K = 0 when all
+    |mu_i| are equal. Leading order only: it gets the sign and size of the excess but
+    overestimates it (docs/theory.md lists the measured errors).
+    """
+    m = _as_float("mu", mu)
+    if m.ndim != 1 or m.size < 2 or not np.linalg.norm(m) > 0:
+        raise ValueError(f"mu must be a nonzero vector of length >= 2, got {mu!r}")
+    m = m / np.linalg.norm(m)
+    if np.max(np.abs(m)) >= 1.0 - 1e-12:
+        raise ValueError("mu must not lie on a coordinate axis (a zero second moment)")
+    d = m.size
+    q = 1.0 / np.sqrt(1.0 - m * m)
+    pi = np.eye(d) - np.outer(m, m)
+    a = pi @ np.diag(q) @ pi
+    b = pi @ (q * m)
+    k = (np.trace(a) * b @ np.linalg.pinv(a) @ b - b @ b + np.trace(a @ a)
+         - np.trace(a) * (m @ (q * m)))
+    return np.float64((d - k) / d)
 
 
 def adamw_angular_update(lr, wd, beta1):
