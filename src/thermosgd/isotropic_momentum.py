@@ -29,7 +29,9 @@ from thermosgd._rng import chain_states, normal, ziggurat_tables
 from thermosgd.isotropic import _pooled_mean_and_stderr, loss_direction
 
 OPTIMIZERS = {"momentum": 0, "adamw": 1}
-_N_STATS = 4  # r, loss, grad_norm2, angle^2 (+ count)
+# block_sum columns: r, loss, grad_norm2, angle^2, count, r^2, 1/r^2, ||w_{t+1} - w_t||^2
+# (count stays at index 4, where isotropic._pooled_mean_and_stderr reads it)
+_N_COLS = 8
 
 
 @nb.njit(parallel=True, cache=True)
@@ -41,7 +43,9 @@ def _kernel(
 
     buf1 = momentum v (heavy ball) or first moment m (AdamW); buf2 = second moment s (AdamW).
     block_sum[b, k, j] sums (r, L, 1 - <mu,wbar>^2, angle^2) of step t over the k-th block of
-    the window; block_sum[b, k, 4] counts the steps. A diverging chain is frozen at NaN.
+    the window (j = 0..3), r^2, 1/r^2 and the squared step ||w_{t+1} - w_t||^2 (j = 5, 6, 7);
+    block_sum[b, k, 4] counts the steps. A
+    diverging chain is frozen at NaN.
     """
     n_chains, d = w.shape
     n_blocks = block_sum.shape[1]
@@ -97,9 +101,11 @@ def _kernel(
             if t >= burn_in:
                 inv_rp = 1.0 / math.sqrt(rp2)
                 chord2 = 0.0
+                step2 = 0.0
                 for i in range(d):
                     dlt = wb[i] * inv_rp - w_old[i] * inv_r
                     chord2 += dlt * dlt
+                    step2 += (wb[i] - w_old[i]) * (wb[i] - w_old[i])
                 ang = 2.0 * math.asin(min(1.0, 0.5 * math.sqrt(chord2)))
                 blk = min((t - burn_in) * n_blocks // window, n_blocks - 1)
                 block_sum[b, blk, 0] += r
@@ -107,6 +113,9 @@ def _kernel(
                 block_sum[b, blk, 2] += 1.0 - c * c
                 block_sum[b, blk, 3] += ang * ang
                 block_sum[b, blk, 4] += 1.0
+                block_sum[b, blk, 5] += r2
+                block_sum[b, blk, 6] += inv_r * inv_r
+                block_sum[b, blk, 7] += step2
 
 
 @dataclass
@@ -133,6 +142,23 @@ class MomentumRun:
     angular_update: np.ndarray  # RMS angle between successive iterates (radians)
     seconds: float
     mu: np.ndarray | None = None  # (dim,) loss direction
+    radius2: np.ndarray | None = None  # window mean of r^2
+    inv_radius2: np.ndarray | None = None  # window mean of 1/r^2
+    step_ratio: np.ndarray | None = None  # sqrt(E||w_{t+1} - w_t||^2 / E[r^2])
+
+    @property
+    def radius_balance(self) -> np.ndarray:
+        """The radius the one-step balance fixes: (E[r^2] / E[1/r^2])^(1/4) for heavy ball
+        (lambda E[r^2] = eta (d-1) sigma^2 E[1/r^2] / (2 (1-beta))), sqrt(E[r^2]) for AdamW
+        (2 lambda E[r^2] = eta d). Equal to the mean radius when r hardly fluctuates."""
+        if self.optimizer == "momentum":
+            return (self.radius2 / self.inv_radius2) ** 0.25
+        return np.sqrt(self.radius2)
+
+    @property
+    def radius_rel_std(self) -> np.ndarray:
+        """Relative standard deviation of the radius over the window (all chains of a point)."""
+        return np.sqrt(np.maximum(self.radius2 - self.radius**2, 0.0)) / self.radius
 
     def predictions(self) -> dict[str, np.ndarray]:
         """Theory at every point: radius (SDE and with the measured mean-gradient term),
@@ -232,7 +258,7 @@ def simulate(
     buf1 = np.zeros_like(w)
     buf2 = np.zeros_like(w)
     eps_c = np.full(n_chains, float(eps))
-    block_sum = np.zeros((n_chains, n_blocks, _N_STATS + 1))
+    block_sum = np.zeros((n_chains, n_blocks, _N_COLS))
     states = chain_states(n_chains, np.random.SeedSequence([seed, 7, OPTIMIZERS[optimizer]]))
     tables = ziggurat_tables()
     window = steps - burn_in
@@ -247,9 +273,13 @@ def simulate(
     energy, energy_se = _pooled_mean_and_stderr(block_sum, 1, replicas)
     gn2, _ = _pooled_mean_and_stderr(block_sum, 2, replicas)
     ang2, _ = _pooled_mean_and_stderr(block_sum, 3, replicas)
+    r2, _ = _pooled_mean_and_stderr(block_sum, 5, replicas)
+    rm2, _ = _pooled_mean_and_stderr(block_sum, 6, replicas)
+    step2, _ = _pooled_mean_and_stderr(block_sum, 7, replicas)
     return MomentumRun(
         optimizer=optimizer, dim=int(dim), sigma=float(sigma), lr=lr_a, wd=wd_a, beta1=b1_a,
         beta2=b2_a, steps=int(steps), burn_in=int(burn_in), radius=radius, radius_se=radius_se,
         energy=energy, energy_se=energy_se, grad_norm2=gn2, angular_update=np.sqrt(ang2),
-        seconds=seconds, mu=mu,
+        seconds=seconds, mu=mu, radius2=r2, inv_radius2=rm2,
+        step_ratio=np.sqrt(step2 / r2),
     )

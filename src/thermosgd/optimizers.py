@@ -80,7 +80,9 @@ def momentum_radius(lr, wd, momentum, sigma2, dim):
     E||v||^2 = G / (1-beta^2) (G = E||g||^2 = (d-1) sigma2 / r^2) and
     E<w_t, v_{t+1}> = lambda r^2 / (1-beta) - eta G beta / ((1-beta)(1-beta^2)) (the momentum
     correlation: w_t has already moved along the noise still held in v). This gives
-    2 lambda r^2 = eta G / (1-beta): the correction factor c(beta) is exactly 1.
+    2 lambda r^2 = eta G / (1-beta): the correction factor c(beta) is exactly 1. When r
+    fluctuates (strong momentum, low d) the balance reads lambda E[r^2] = eta (d-1) sigma2
+    E[1/r^2] / (2 (1-beta)): r*^4 predicts E[r^2] / E[1/r^2], not (E r)^4.
     """
     lr = _positive("lr", lr)
     wd = _positive("wd", wd)
@@ -121,8 +123,13 @@ def momentum_temperature(lr, wd, momentum, sigma2, dim):
 
 
 def momentum_angular_update(lr, wd, momentum):
-    """Equilibrium RMS angular update per step of heavy ball: eta sqrt(E||v||^2) / r* =
-    sqrt(2 eta lambda / (1+beta)) (Wan et al.'s spherical motion dynamics, Kosson et al.)."""
+    """Equilibrium angular update per step of heavy ball: sqrt(2 eta lambda / (1+beta)) (Wan et
+    al.'s spherical motion dynamics, Kosson et al.).
+
+    Exact at stationarity as a ratio of means, E||w_{t+1} - w_t||^2 = 2 eta lambda E[r^2] /
+    (1+beta) (only <w_t, g_t> = 0 is used); the RMS of the per-step angle equals it when r
+    hardly fluctuates.
+    """
     lr = _positive("lr", lr)
     wd = _positive("wd", wd)
     b = _beta("momentum", momentum)
