@@ -120,7 +120,7 @@ PRESETS: dict[str, Preset] = {
     "cpu": Preset(
         "the paper's isotropic study + BN-MLP 64-32-32 on digits with 30% random labels, "
         "5x5 grids per protocol, 6e4 steps: the paper's network fits on 2 CPU cores "
-        "(about 30 minutes)",
+        "(about 13 minutes measured)",
         isotropic="paper",
         base={**_DIGITS, "steps": 60_000},
         grid=_nn_grids(_geom(4e-3, 4e-2, 5), _geom(3e-3, 3e-2, 5), _geom(0.3, 3.0, 5),
