@@ -58,7 +58,6 @@ import dataclasses
 import json
 import math
 import os
-import sys
 import tempfile
 import time
 from collections.abc import Callable, Sequence
@@ -73,6 +72,7 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from thermosgd import theory
+from thermosgd._progress import progress_disabled
 from thermosgd.data import (
     FASHION_MNIST_DIR,
     Dataset,
@@ -779,10 +779,6 @@ def _write_doc(out: Path, doc: dict) -> dict:
 # --------------------------------------------------------------------------------------------
 
 
-def _quiet(progress: bool | None) -> bool:
-    return not sys.stderr.isatty() if progress is None else not progress
-
-
 class _Engine:
     """Steps G configs together (G = 1 for a single model) and measures each of them."""
 
@@ -973,7 +969,7 @@ class _Engine:
             unit="step",
             unit_scale=True,
             desc=desc,
-            disable=_quiet(progress),
+            disable=progress_disabled(progress),
             leave=False,
         )
         t0 = time.perf_counter()
