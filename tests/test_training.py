@@ -353,3 +353,65 @@ def test_train_command_never_partially_overwrites_an_earlier_run(tmp_path, capsy
     assert main([*base, "--elr", "0.02", "--steps", "80"]) == 0
     assert json.loads((old / "stationary.json").read_text()) == json.loads(
         before["stationary.json"])
+
+
+# --------------------------------------------------------------------------------------------
+# test-set evaluations (generalization of the stationary state)
+
+
+def test_evaluations_match_a_direct_computation_and_the_batched_engine(tmp_path):
+    kw = dict(test_fraction=0.2, test_evals=4)
+    cs = [tiny(elr=0.01, wd=0.01, **kw), tiny(elr=0.02, wd=0.003, **kw)]
+    b = train_grid(cs, [tmp_path / "b0", tmp_path / "b1"])
+    s = train_grid(cs, [tmp_path / "s0", tmp_path / "s1"], batched=False)
+    ds = training.load_data(cs[0])
+    assert ds.n_test == round(0.2 * 1797)
+    for i in range(2):
+        ck = torch.load(tmp_path / f"s{i}" / "checkpoint.pt", weights_only=False)
+        assert [e["step"] for e in ck["evals"]] == [75, 90, 105, 120]
+        # the last evaluation is at the final weights: recompute it by hand (eval-mode BN)
+        model = training.build_model(cs[i], ds)
+        model.load_state_dict(ck["model"])
+        model.eval()
+        with torch.no_grad():
+            for split in ("train", "test"):
+                x, y = getattr(ds, f"x_{split}"), getattr(ds, f"y_{split}")
+                logits = model(x).double()
+                loss = float(torch.nn.functional.cross_entropy(logits, y))
+                acc = float((logits.argmax(1) == y).double().mean())
+                assert ck["evals"][-1][f"{split}_loss"] == pytest.approx(loss, rel=1e-6)
+                assert ck["evals"][-1][f"{split}_acc"] == pytest.approx(acc, abs=1e-12)
+        ev = {k: np.array([e[k] for e in ck["evals"]]) for k in ck["evals"][0]}
+        assert s[i]["n_evals"] == 4
+        assert s[i]["eval_test_loss"] == pytest.approx(ev["test_loss"].mean(), rel=1e-12)
+        gap = ev["test_loss"] - ev["train_loss"]
+        assert s[i]["gap_loss"] == pytest.approx(gap.mean(), rel=1e-9)
+        assert s[i]["gap_loss_se"] == pytest.approx(gap.std(ddof=1) / 2, rel=1e-9)
+        assert s[i]["gap_acc"] == pytest.approx((ev["train_acc"] - ev["test_acc"]).mean())
+        # batched and single engines agree to float32 round-off (see the test above)
+        for k in ("eval_train_loss", "eval_test_loss", "gap_loss"):
+            assert b[i][k] == pytest.approx(s[i][k], rel=1e-4, abs=1e-5), k
+
+
+def test_no_test_set_gives_train_evaluations_only_and_old_configs_still_resume(tmp_path):
+    c = tiny()
+    doc = train(c, tmp_path / "run")
+    assert doc["n_evals"] == 8 and doc["eval_train_acc"] > 0
+    assert doc["eval_test_loss"] is None and doc["gap_acc"] is None  # NaN in the JSON
+    # a config.json written before test_evals/test_fraction existed still matches
+    cfg = json.loads((tmp_path / "run" / "config.json").read_text())
+    del cfg["test_evals"], cfg["test_fraction"]
+    assert training._config_diff(cfg, c) == []
+    assert training._config_diff(cfg, tiny(test_evals=3)) == ["test_evals: 8 != 3"]
+
+
+@pytest.mark.parametrize("kw,msg", [
+    (dict(test_fraction=1.0), "test_fraction must be a fraction in"),
+    (dict(test_fraction=0.2, data="synthetic"), "has its own test set"),
+    (dict(test_evals=-1), "test_evals must be"),
+    (dict(test_evals=100), r"test_evals \(100\) must be <= window"),
+])
+def test_bad_evaluation_settings_are_one_line_errors(kw, msg):
+    with pytest.raises(ValueError, match=msg) as e:
+        tiny(**kw)
+    assert "\n" not in str(e.value)

@@ -172,12 +172,19 @@ class Schedule:
     queue_size: int
     checkpoint_every: int
     init_radius: float
+    test_evals: int = 0
 
     def snapshot_steps(self, steps: int) -> np.ndarray:
         """Steps after which a snapshot is pushed: ``queue_size`` evenly spaced over the window,
         the last one at ``steps``."""
         k = np.arange(1, self.queue_size + 1)
         return self.window_start + (k * self.window) // self.queue_size
+
+    def eval_steps(self, steps: int) -> np.ndarray:
+        """Steps after which train and test loss/accuracy are evaluated: ``test_evals`` evenly
+        spaced over the window, the last one at ``steps``."""
+        k = np.arange(1, self.test_evals + 1)
+        return self.window_start + (k * self.window) // max(1, self.test_evals)
 
     def noise_fraction(self) -> float:
         """Extra gradient evaluations per training step spent on noise probes."""
@@ -195,7 +202,8 @@ class TrainConfig:
     * data "digits", "fashion-mnist" (``data_dir``, default the Debian package's directory),
       "cifar10"/"cifar100" (``data_dir`` required, no download) or "synthetic"
       (teacher-student, vectors: mlp only); ``label_noise`` randomizes that fraction of the
-      training labels with ``data_seed``.
+      training labels with ``data_seed``; ``test_fraction`` (digits only, default 0 = train on
+      all 1797 as the paper's pilot does) holds out that fraction as the test set.
     * ``seed`` drives the minibatch sequence (and, derived from it, the noise probes);
       ``init_seed`` the initial weights (1, the same for every run, as in the paper).
     * ``init_radius``: r of the SI vector before the first step (default 1; the sphere starts
@@ -205,6 +213,9 @@ class TrainConfig:
       ``queue_size`` = min(1000, window); ``noise_every`` = a multiple of ``log_every`` that is
       at least 10 * noise_batches (<= 10% extra compute) and at least window / 64;
       ``checkpoint_every`` = about steps / 10.
+    * ``test_evals``: evaluations of the loss and accuracy on the whole training and test sets
+      (BN in eval mode, running statistics), evenly spaced over the stationary window (0: none).
+      Their means give the generalization gap of the stationary state.
     * ``device``: "auto" (CUDA when available), "cpu" or "cuda".
     """
 
@@ -220,6 +231,7 @@ class TrainConfig:
     data: str = "digits"
     data_dir: str | None = None
     label_noise: float = 0.0
+    test_fraction: float = 0.0
     batch_size: int = 128
     seed: int = 1
     data_seed: int = 1
@@ -231,6 +243,7 @@ class TrainConfig:
     queue_size: int | None = None
     window: int | None = None
     checkpoint_every: int | None = None
+    test_evals: int = 8
     device: str = "auto"
 
     def __post_init__(self) -> None:
@@ -240,7 +253,7 @@ class TrainConfig:
         if not isinstance(hidden, (tuple, list)) or not all(_is_int(h) for h in hidden):
             raise ValueError(f"hidden must be a sequence of positive ints, got {self.hidden!r}")
         object.__setattr__(self, "hidden", tuple(int(h) for h in hidden))
-        for name in ("lr", "elr", "wd", "radius", "init_radius", "label_noise"):
+        for name in ("lr", "elr", "wd", "radius", "init_radius", "label_noise", "test_fraction"):
             v = getattr(self, name)
             if _is_int(v):
                 object.__setattr__(self, name, float(v))
@@ -304,7 +317,15 @@ def _schedule(c: TrainConfig) -> Schedule:
     else:
         r0 = c.radius if c.protocol == "sphere" else 1.0
     return Schedule(
-        log_every, noise_every, c.noise_batches, window, c.steps - window, queue, ckpt, float(r0)
+        log_every,
+        noise_every,
+        c.noise_batches,
+        window,
+        c.steps - window,
+        queue,
+        ckpt,
+        float(r0),
+        c.test_evals,
     )
 
 
@@ -348,6 +369,13 @@ def validate_config(c: TrainConfig) -> None:
         or not 0.0 <= c.label_noise <= 1.0
     ):
         raise ValueError(f"label_noise must be a fraction in [0, 1], got {c.label_noise!r}")
+    tf = c.test_fraction
+    if isinstance(tf, bool) or not isinstance(tf, (int, float)) or not 0.0 <= tf < 1.0:
+        raise ValueError(f"test_fraction must be a fraction in [0, 1), got {tf!r}")
+    if tf and c.data != "digits":
+        raise ValueError(
+            f"test_fraction is for digits (a held-out split); {c.data!r} has its own test set"
+        )
     _check_int("steps", c.steps)
     _check_int("batch_size", c.batch_size)
     for name in ("seed", "data_seed", "init_seed"):
@@ -359,6 +387,7 @@ def validate_config(c: TrainConfig) -> None:
             )
         _check_positive("init_radius", c.init_radius)
     _check_int("noise_batches", c.noise_batches, 3)
+    _check_int("test_evals", c.test_evals, 0)
     for name in ("log_every", "noise_every", "queue_size", "window", "checkpoint_every"):
         v = getattr(c, name)
         if v is not None:
@@ -377,6 +406,8 @@ def validate_config(c: TrainConfig) -> None:
             f"queue_size must be in [3, window={s.window}] (one snapshot per step at most), "
             f"got {s.queue_size}; raise steps or window"
         )
+    if s.test_evals > s.window:
+        raise ValueError(f"test_evals ({s.test_evals}) must be <= window ({s.window})")
 
 
 def run_name(c: TrainConfig) -> str:
@@ -409,7 +440,7 @@ def load_data(c: TrainConfig, device: str | torch.device = "cpu") -> Dataset:
     images = c.model != "mlp"
     kw = {"label_noise": c.label_noise, "seed": c.data_seed, "device": device}
     if c.data == "digits":
-        ds = load_digits(as_images=images, **kw)
+        ds = load_digits(as_images=images, test_fraction=c.test_fraction, **kw)
     elif c.data == "fashion-mnist":
         ds = load_fashion_mnist(c.data_dir or FASHION_MNIST_DIR, flatten=not images, **kw)
     elif c.data == "cifar10":
@@ -469,6 +500,35 @@ def _flat(tensors: Sequence[Tensor]) -> Tensor:
     return torch.cat([t.reshape(-1) for t in tensors])
 
 
+@torch.no_grad()
+def _evaluate(
+    model: nn.Module,
+    x: Tensor,
+    y: Tensor,
+    as_batched: Callable[[Tensor], Tensor],
+    chunk: int = 2048,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Mean cross-entropy and accuracy per config over (x, y), BN in eval mode (running
+    statistics), in chunks of ``chunk`` samples; ``as_batched`` maps logits to (G, B, K)."""
+    was_training = model.training
+    model.eval()
+    try:
+        loss = correct = None
+        for i in range(0, x.shape[0], chunk):
+            logits = as_batched(model(x[i : i + chunk])).double()
+            t = y[i : i + chunk]
+            lk = F.cross_entropy(
+                logits.transpose(1, 2), t.expand(logits.shape[0], -1), reduction="none"
+            ).sum(dim=1)
+            ck = (logits.argmax(dim=2) == t).sum(dim=1, dtype=torch.float64)
+            loss = lk if loss is None else loss + lk
+            correct = ck if correct is None else correct + ck
+    finally:
+        model.train(was_training)
+    n = x.shape[0]
+    return (loss / n).cpu().numpy(), (correct / n).cpu().numpy()
+
+
 class _SingleNet:
     """One model + one protocol optimizer, seen as G = 1 configs."""
 
@@ -496,6 +556,9 @@ class _SingleNet:
             (None if pre is None else pre.reshape(1)),
             r.square() * gn2,
         )
+
+    def evaluate(self, x: Tensor, y: Tensor) -> tuple[np.ndarray, np.ndarray]:
+        return _evaluate(self.model, x, y, lambda logits: logits.unsqueeze(0))
 
     def grads(self, x: Tensor, y: Tensor) -> Tensor:
         loss = F.cross_entropy(self.model(x), y)
@@ -541,6 +604,9 @@ class _BatchedNet:
             for p in self.params
         )
         return losses.detach(), r, g["last_norm"], r.square() * gn2
+
+    def evaluate(self, x: Tensor, y: Tensor) -> tuple[np.ndarray, np.ndarray]:
+        return _evaluate(self.model, x, y, lambda logits: logits)
 
     def grads(self, x: Tensor, y: Tensor) -> Tensor:
         losses = batched_cross_entropy(self.model(x), y)
@@ -602,11 +668,13 @@ class _Run:
         )
         if ckpt is None:
             self.rows: list[dict] = []
+            self.evals: list[dict] = []
             self.diverged_at: int | None = None
             self.seconds = 0.0
         else:
             self.monitor.load_state_dict(ckpt["monitor"])
             self.rows = [dict(r) for r in ckpt["metrics"]]
+            self.evals = [dict(r) for r in ckpt.get("evals", [])]
             self.diverged_at = ckpt["diverged_at"]
             self.seconds = float(ckpt["seconds"])
 
@@ -631,7 +699,13 @@ def _read_checkpoint(path: Path) -> dict:
 
 
 def _config_diff(saved: dict, config: TrainConfig) -> list[str]:
+    """Differences between a saved config dict and ``config``; a field missing from the saved
+    dict (written before the field existed) counts as its default."""
     mine = config.to_dict()
+    defaults = {
+        f.name: f.default for f in dataclasses.fields(TrainConfig) if f.name not in saved
+    }
+    saved = {**defaults, **saved}
     keys = sorted((set(saved) | set(mine)) - {"device"})
     return [
         f"{k}: {saved.get(k)!r} != {mine.get(k)!r}" for k in keys if saved.get(k) != mine.get(k)
@@ -723,6 +797,27 @@ def _steps_noise(run: _Run) -> dict[str, float]:
     return out
 
 
+_EVAL_KEYS = ("train_loss", "train_acc", "test_loss", "test_acc")
+
+
+def _generalization(run: _Run) -> dict[str, float]:
+    """Window means of the whole-set evaluations (``eval_<key>``, with the standard error of
+    the mean over the ``n_evals`` evaluations, spaced over the window and treated as
+    independent) and the generalization gaps gap_loss = test - train loss, gap_acc = train -
+    test accuracy (the SE of a gap comes from the per-evaluation differences)."""
+    nan = math.nan
+    ev = [e for e in run.evals if e["step"] >= run.schedule.window_start]
+    out: dict[str, float] = {"n_evals": len(ev)}
+    cols = {k: np.array([e[k] for e in ev], dtype=np.float64) for k in _EVAL_KEYS}
+    cols["gap_loss"] = cols["test_loss"] - cols["train_loss"]
+    cols["gap_acc"] = cols["train_acc"] - cols["test_acc"]
+    for k, v in cols.items():
+        name = k if k.startswith("gap") else f"eval_{k}"
+        out[name] = float(v.mean()) if v.size else nan
+        out[f"{name}_se"] = float(v.std(ddof=1) / math.sqrt(v.size)) if v.size > 1 else nan
+    return out
+
+
 def _stationary_doc(run: _Run, steps_done: int, device: torch.device) -> dict:
     c = run.config
     status = "diverged" if run.diverged_at is not None else "complete"
@@ -764,6 +859,7 @@ def _stationary_doc(run: _Run, steps_done: int, device: torch.device) -> dict:
         "seconds": run.seconds,
         **state,
         **_steps_noise(run),
+        **_generalization(run),
         "summary": summary,
     }
 
@@ -802,6 +898,8 @@ class _Engine:
             self._restore(ckpts)
         self.snap_steps = self.s.snapshot_steps(c0.steps)
         self.snap_i = int(np.searchsorted(self.snap_steps, self.step, side="right"))
+        self.eval_steps = self.s.eval_steps(c0.steps)
+        self.eval_i = int(np.searchsorted(self.eval_steps, self.step, side="right"))
 
     # -- state ------------------------------------------------------------------------------
 
@@ -843,6 +941,7 @@ class _Engine:
             "block": {"n": self.block_n, **{k: float(v[g]) for k, v in self.acc.items()}},
             "monitor": run.monitor.state_dict(),
             "metrics": [dict(r) for r in run.rows],
+            "evals": [dict(r) for r in run.evals],
             "seconds": run.seconds,
         }
 
@@ -912,6 +1011,23 @@ class _Engine:
         for g in active:
             if np.isfinite(w[g]).all():  # a diverging config is caught at the block's end
                 self.runs[g].monitor.push_snapshot(w[g])
+
+    def _evaluate(self, active: list[int]) -> None:
+        """Loss and accuracy of every active config on the whole training and test sets."""
+        ds = self.ds
+        train = self.net.evaluate(ds.x_train, ds.y_train)
+        nan = np.full(self.G, np.nan)
+        test = self.net.evaluate(ds.x_test, ds.y_test) if ds.n_test else (nan, nan)
+        for g in active:
+            self.runs[g].evals.append(
+                {
+                    "step": self.step,
+                    "train_loss": float(train[0][g]),
+                    "train_acc": float(train[1][g]),
+                    "test_loss": float(test[0][g]),
+                    "test_acc": float(test[1][g]),
+                }
+            )
 
     def _probe(self, active: list[int]) -> None:
         """noise_batches extra minibatch gradients per config at the current weights (probe
@@ -988,6 +1104,9 @@ class _Engine:
                 if self.snap_i < len(self.snap_steps) and step == self.snap_steps[self.snap_i]:
                     self.snap_i += 1
                     self._snapshot(active)
+                if self.eval_i < len(self.eval_steps) and step == self.eval_steps[self.eval_i]:
+                    self.eval_i += 1
+                    self._evaluate(active)
                 if step % s.log_every == 0 or step == steps:
                     for g in self._flush(active):
                         self.net.freeze(g)
@@ -1122,7 +1241,15 @@ def _finished_doc(c: TrainConfig, out: Path, ckpt: dict) -> dict:
 
 
 def _data_key(c: TrainConfig, device: torch.device) -> tuple:
-    return (c.data, c.data_dir, c.label_noise, c.data_seed, c.model == "mlp", str(device))
+    return (
+        c.data,
+        c.data_dir,
+        c.label_noise,
+        c.test_fraction,
+        c.data_seed,
+        c.model == "mlp",
+        str(device),
+    )
 
 
 def _batch_key(c: TrainConfig, device: torch.device, ckpt: dict | None) -> tuple:
@@ -1139,6 +1266,7 @@ def _batch_key(c: TrainConfig, device: torch.device, ckpt: dict | None) -> tuple
         s.window,
         s.queue_size,
         s.checkpoint_every,
+        s.test_evals,
         0 if ckpt is None else int(ckpt["step"]),
     )
 
