@@ -7,7 +7,9 @@ from torch import nn
 
 from thermosgd.models import (
     BNMLP,
+    MLP_VARIANTS,
     BatchedBNMLP,
+    VariantMLP,
     batched_cross_entropy,
     bn_mlp,
     convnet,
@@ -16,6 +18,8 @@ from thermosgd.models import (
     si_dim,
     si_named_parameters,
     si_parameters,
+    thermo_named_parameters,
+    variant_mlp,
 )
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")  # see conftest.py
@@ -216,3 +220,79 @@ def test_batched_bad_inputs():
         batched_cross_entropy(torch.randn(2, 4, 10), torch.zeros(3, dtype=torch.long))
     with pytest.raises(ValueError, match="same"):
         BatchedBNMLP.from_models([bn_mlp(), bn_mlp(hidden=(16, 16))])
+
+
+# ------------------------------------------------------------------ non-SI variants (issue 6)
+
+
+def _variant_batch(n=64, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(n, 64, generator=g), torch.randint(0, 10, (n,), generator=g)
+
+
+@pytest.mark.parametrize(
+    "variant, extra",
+    [
+        ("si", 0),
+        ("bn-affine", 2 * (32 + 32)),  # gamma and beta of both BatchNorms
+        ("bias", 32 + 32 + 10),  # a shift after each BatchNorm + the head bias
+        ("head", 32 * 10),  # the head weight
+        ("layernorm", 0),
+        ("layernorm-affine", 2 * (32 + 32)),
+    ],
+)
+def test_variant_parameters(variant, extra):
+    m = variant_mlp(variant)
+    trainable = [p for p in m.parameters() if p.requires_grad]
+    assert sum(p.numel() for p in trainable) == 3072 + extra
+    assert sum(p.numel() for _, p in thermo_named_parameters(m)) == 3072 + extra
+    # the hidden weights are the SI parameters in every variant, initialised as in BNMLP
+    si = si_parameters(m)
+    ref = bn_mlp()
+    assert [p.shape for p in si] == [p.shape for p in ref.si_parameters()]
+    for a, b in zip(si, ref.si_parameters(), strict=True):
+        assert torch.equal(a, b)
+    if variant != "si":
+        assert isinstance(m, VariantMLP) and m.dim == 3072 + extra
+    assert isinstance(m(_variant_batch()[0]), torch.Tensor)
+
+
+def test_variant_si_is_bnmlp_and_head_init():
+    x, _ = _variant_batch()
+    assert isinstance(variant_mlp("si"), BNMLP)
+    head = variant_mlp("head")
+    assert torch.equal(head.head.weight, bn_mlp().head.weight)  # the frozen head's init
+    assert head.head.weight.requires_grad and head.head.bias is None
+    b = variant_mlp("bias")
+    assert b.head.bias.requires_grad and not b.head.weight.requires_grad
+    # at init (zero shifts, BatchNorm gamma = 1, beta = 0) bn-affine computes the si function
+    torch.testing.assert_close(variant_mlp("bn-affine")(x), bn_mlp()(x), rtol=RTOL, atol=ATOL)
+
+
+def test_variant_scale_invariance_structure():
+    """SI variants pass the strict check; the others fail it, each for its own parameters."""
+    from thermosgd.scale_invariance import check_scale_invariance
+
+    batch = _variant_batch()
+    for variant in MLP_VARIANTS:
+        m = variant_mlp(variant)
+        if variant == "bias":  # zero shifts at init would hide the bias; move them off zero
+            with torch.no_grad():
+                for p in m.parameters():
+                    if p.requires_grad and p.dim() == 1:
+                        p.add_(0.5)
+        params = [p for p in m.parameters() if p.requires_grad]
+        if variant in ("si", "layernorm"):
+            check_scale_invariance(m, F.cross_entropy, batch, params)
+        else:
+            with pytest.raises(ValueError, match="not scale-invariant"):
+                check_scale_invariance(m, F.cross_entropy, batch, params)
+        # the hidden weights alone stay SI in every variant
+        check_scale_invariance(m, F.cross_entropy, batch, si_parameters(m))
+
+
+def test_variant_errors():
+    with pytest.raises(ValueError, match="variant must be one of"):
+        variant_mlp("dropout")
+    with pytest.raises(ValueError, match="hidden"):
+        VariantMLP("bias", hidden=())

@@ -21,8 +21,11 @@ from thermosgd.scale_invariance import (
     find_scale_invariant_groups,
     flatten,
     group_radius,
+    radial_gradient,
+    radial_gradient_stats,
     set_batched_group_radius,
     set_group_radius,
+    si_distance,
 )
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")  # see conftest.py
@@ -227,3 +230,90 @@ def test_bad_arguments():
         check_scale_invariance(m, F.cross_entropy, MLP_BATCH[0], ps)
     with pytest.raises(ValueError, match="trainable"):
         find_scale_invariant_groups(m.requires_grad_(False), F.cross_entropy, MLP_BATCH)
+
+
+# ------------------------------------------------------------------ distance from SI (issue 6)
+
+
+def test_radial_gradient_functions():
+    w = torch.tensor([[3.0, 4.0], [1.0, 0.0]])
+    g = torch.tensor([[4.0, -3.0], [2.0, 0.0]])  # tangent (0) and purely radial (1)
+    torch.testing.assert_close(radial_gradient(g, w), torch.tensor([0.0, 1.0], dtype=torch.float64))
+    assert float(radial_gradient(torch.zeros(2), torch.ones(2))) == 0.0
+    # stats against a direct computation on random gradients
+    gen = torch.Generator().manual_seed(0)
+    grads = torch.randn(3, 5, 7, generator=gen, dtype=torch.float64)
+    ws = torch.randn(3, 7, generator=gen, dtype=torch.float64)
+    mean, rms = radial_gradient_stats(grads, ws)
+    for k in range(3):
+        gbar = grads[k].mean(0)
+        want = abs(float(gbar @ ws[k])) / float(gbar.norm() * ws[k].norm())
+        assert math.isclose(float(mean[k]), want, rel_tol=1e-12)
+        dots = grads[k] @ ws[k]
+        want_rms = math.sqrt(float(dots.square().mean())) / (
+            math.sqrt(float(grads[k].square().sum(1).mean())) * float(ws[k].norm()))
+        assert math.isclose(float(rms[k]), want_rms, rel_tol=1e-12)
+    # every gradient tangent -> both 0; every gradient radial -> both 1
+    tang = torch.tensor([[[0.0, 1.0], [0.0, -2.0]]])
+    rad = torch.tensor([[[3.0, 0.0], [1.0, 0.0]]])
+    assert radial_gradient_stats(tang, torch.tensor([[2.0, 0.0]]))[1].item() == 0.0
+    assert math.isclose(radial_gradient_stats(rad, torch.tensor([[2.0, 0.0]]))[1].item(), 1.0)
+    with pytest.raises(ValueError, match="shape"):
+        radial_gradient_stats(torch.zeros(5, 3), torch.zeros(4))
+    with pytest.raises(ValueError, match="last axis"):
+        radial_gradient(torch.zeros(3), torch.zeros(4))
+
+
+def test_si_distance_matches_finite_differences():
+    """<grad L, w> = dL(c w)/dlog c at c = 1: central difference in log c, float64 model.
+    Truncation error O(h^2 L''') with h = 1e-4 is ~1e-8 relative; round-off ~1e-16 / h."""
+    from thermosgd.models import variant_mlp
+
+    torch.manual_seed(0)
+    m = variant_mlp("bn-affine").double()
+    x, y = MLP_BATCH
+    x = x.double()
+    params = [p for p in m.parameters() if p.requires_grad]
+    dist = si_distance(m, F.cross_entropy, (x, y), params, scales=(0.5, 2.0, 1.5))
+
+    def loss_at(c):
+        saved = [p.detach().clone() for p in params]
+        with torch.no_grad():
+            for p in params:
+                p.mul_(c)
+            out = float(F.cross_entropy(m(x), y))
+            for p, s in zip(params, saved, strict=True):
+                p.copy_(s)
+        return out
+
+    m.train()
+    h = 1e-4
+    fd = (loss_at(math.exp(h)) - loss_at(math.exp(-h))) / (2 * h)
+    assert math.isclose(dist.radial_derivative, fd, rel_tol=1e-6)
+    l0 = loss_at(1.0)
+    assert math.isclose(dist.loss, l0, rel_tol=1e-12)
+    for c in (0.5, 2.0, 1.5):
+        assert math.isclose(dist.loss_change[c], abs(loss_at(c) - l0) / l0, rel_tol=1e-9)
+    assert dist.loss_change_max == max(dist.loss_change.values()) > 1e-2
+    assert math.isclose(dist.radial, abs(fd) / (dist.grad_norm * dist.radius), rel_tol=1e-5)
+
+
+def test_si_distance_on_known_models():
+    """SI models: ~0 with eps neutralised, O(eps / var) with it; non-SI variants: > 1e-2."""
+    from thermosgd.models import variant_mlp
+
+    batch = MLP_BATCH
+    m = bn_mlp()
+    state = {k: v.clone() for k, v in m.state_dict().items()}
+    exact = si_distance(m, F.cross_entropy, batch, m.si_parameters(), ignore_eps=True)
+    assert exact.radial < SI_TOL and exact.loss_change_max < SI_TOL
+    as_run = si_distance(m, F.cross_entropy, batch, m.si_parameters())
+    assert as_run.loss_change_max < 1e-2  # eps = 1e-5 against pre-activation variances ~1e-1
+    for k, v in m.state_dict().items():  # state restored
+        assert torch.equal(v, state[k])
+    for variant in ("bn-affine", "head", "layernorm-affine"):
+        mv = variant_mlp(variant)
+        d = si_distance(mv, F.cross_entropy, batch, [p for p in mv.parameters() if p.requires_grad])
+        assert d.radial > 1e-2 and d.loss_change_max > 1e-2
+    with pytest.raises(ValueError, match="scales"):
+        si_distance(m, F.cross_entropy, batch, m.si_parameters(), scales=(1.0,))

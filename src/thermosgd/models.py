@@ -41,10 +41,12 @@ from torch import Tensor, nn
 
 __all__ = [
     "BNMLP",
+    "MLP_VARIANTS",
     "BatchedBNMLP",
     "ConvNet",
     "PreActBlock",
     "PreActResNet18",
+    "VariantMLP",
     "batched_cross_entropy",
     "bn_mlp",
     "convnet",
@@ -53,6 +55,8 @@ __all__ = [
     "si_dim",
     "si_named_parameters",
     "si_parameters",
+    "thermo_named_parameters",
+    "variant_mlp",
 ]
 
 
@@ -446,6 +450,155 @@ def preact_resnet18(
         head_bias=head_bias,
         init_seed=init_seed,
     )
+
+
+# --------------------------------------------------------------------------------------------
+# MLP variants that break scale invariance (issue 6: non-SI networks)
+# --------------------------------------------------------------------------------------------
+
+#: variant -> (normalization, trainable norm affine, trainable biases, trainable head, note)
+MLP_VARIANTS: dict[str, tuple[str, bool, bool, bool, str]] = {
+    "si": ("batch", False, False, False, "the paper's BN-MLP: every trainable weight SI"),
+    "bn-affine": ("batch", True, False, False, "BatchNorm gamma, beta trained"),
+    "bias": (
+        "batch",
+        False,
+        True,
+        False,
+        "a trainable bias after every BatchNorm and in the head (a bias before a BatchNorm "
+        "would be cancelled by its mean subtraction)",
+    ),
+    "head": ("batch", False, False, True, "the Linear head (no bias) trained"),
+    "layernorm": ("layer", False, False, False, "LayerNorm without affine: still SI"),
+    "layernorm-affine": ("layer", True, False, False, "LayerNorm gamma, beta trained"),
+}
+
+
+class _Shift(nn.Module):
+    """x -> x + b with a trainable bias b (zeros at init): a bias that a norm cannot cancel."""
+
+    def __init__(self, features: int) -> None:
+        super().__init__()
+        self.bias = nn.Parameter(torch.zeros(features))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x + self.bias
+
+
+class VariantMLP(nn.Module):
+    """x -> [Linear(no bias) -> Norm -> (+ bias) -> ReLU] * len(hidden) -> head, by ``variant``.
+
+    ``variant`` (see `MLP_VARIANTS`): "si" is exactly `BNMLP`; "bn-affine" trains BatchNorm's
+    gamma (init 1) and beta (init 0); "bias" adds a trainable bias (init 0) after every
+    BatchNorm and trains the head's bias (init U(+-1/sqrt(h))); "head" trains the head weight
+    (init: the frozen head of norm ``head_norm``); "layernorm" uses LayerNorm(affine=False)
+    (SI per layer, per sample); "layernorm-affine" trains LayerNorm's gamma and beta. The
+    hidden Linear weights are SI in every variant (`si_named_parameters`); the other trainable
+    parameters break the joint invariance of the trainable vector
+    (`thermo_named_parameters`). Weights are initialised exactly as in `BNMLP` (same seeds).
+    """
+
+    @_keep_global_rng
+    def __init__(
+        self,
+        variant: str = "si",
+        in_features: int = 64,
+        hidden: Sequence[int] = (32, 32),
+        num_classes: int = 10,
+        *,
+        head_norm: float = 10.0,
+        head_seed: int = 4,
+        init_seed: int = 1,
+        norm_eps: float = 1e-5,
+    ) -> None:
+        super().__init__()
+        if variant not in MLP_VARIANTS:
+            raise ValueError(f"variant must be one of {', '.join(MLP_VARIANTS)}, got {variant!r}")
+        _check_positive_int("in_features", in_features)
+        _check_positive_int("num_classes", num_classes)
+        hidden = _check_hidden(hidden)
+        norm, affine, bias, head_trained, _ = MLP_VARIANTS[variant]
+        self.variant, self.in_features, self.hidden = variant, in_features, hidden
+        self.num_classes = num_classes
+        layers: list[nn.Module] = []
+        prev = in_features
+        for h in hidden:
+            layers.append(nn.Linear(prev, h, bias=False))
+            if norm == "batch":
+                layers.append(nn.BatchNorm1d(h, affine=affine, eps=norm_eps))
+            else:
+                layers.append(nn.LayerNorm(h, eps=norm_eps, elementwise_affine=affine))
+            if bias:
+                layers.append(_Shift(h))
+            layers.append(nn.ReLU())
+            prev = h
+        self.layers = nn.Sequential(*layers)
+        self.head = frozen_linear(prev, num_classes, bias=bias, norm=head_norm, seed=head_seed)
+        if head_trained:
+            self.head.weight.requires_grad_(True)
+        if bias:
+            self.head.bias.requires_grad_(True)
+        _init_si_weights(self.layers, init_seed)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.head(self.layers(x.flatten(1)))
+
+    def si_named_parameters(self) -> list[tuple[str, nn.Parameter]]:
+        """The hidden Linear weights: SI (each alone and jointly) in every variant."""
+        return [
+            (f"layers.{i}.weight", m.weight)
+            for i, m in enumerate(self.layers)
+            if isinstance(m, nn.Linear)
+        ]
+
+    def si_parameters(self) -> list[nn.Parameter]:
+        return [p for _, p in self.si_named_parameters()]
+
+    def thermo_named_parameters(self) -> list[tuple[str, nn.Parameter]]:
+        """Every trainable parameter, SI or not: the group the protocols train as one vector."""
+        return [(n, p) for n, p in self.named_parameters() if p.requires_grad]
+
+    @property
+    def dim(self) -> int:
+        """d, the number of trainable parameters (the SI weights plus the non-SI ones)."""
+        return sum(p.numel() for _, p in self.thermo_named_parameters())
+
+
+def variant_mlp(
+    variant: str,
+    in_features: int = 64,
+    hidden: Sequence[int] = (32, 32),
+    num_classes: int = 10,
+    *,
+    head_norm: float = 10.0,
+    head_seed: int = 4,
+    init_seed: int = 1,
+) -> nn.Module:
+    """The MLP of ``variant`` (see `MLP_VARIANTS`): a `BNMLP` for "si", else a `VariantMLP`."""
+    if variant == "si":
+        return bn_mlp(
+            in_features,
+            hidden,
+            num_classes,
+            head_norm=head_norm,
+            head_seed=head_seed,
+            init_seed=init_seed,
+        )
+    return VariantMLP(
+        variant,
+        in_features,
+        hidden,
+        num_classes,
+        head_norm=head_norm,
+        head_seed=head_seed,
+        init_seed=init_seed,
+    )
+
+
+def thermo_named_parameters(model: nn.Module) -> list[tuple[str, nn.Parameter]]:
+    """(name, parameter) of the group the protocols train: every trainable parameter (for the
+    SI models of this module these are exactly the SI parameters)."""
+    return [(n, p) for n, p in model.named_parameters() if p.requires_grad]
 
 
 # --------------------------------------------------------------------------------------------

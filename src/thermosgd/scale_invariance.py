@@ -37,14 +37,18 @@ from torch import Tensor, nn
 
 __all__ = [
     "SICheck",
+    "SIDistance",
     "SIGroup",
     "batched_group_radius",
     "check_scale_invariance",
     "find_scale_invariant_groups",
     "flatten",
     "group_radius",
+    "radial_gradient",
+    "radial_gradient_stats",
     "set_batched_group_radius",
     "set_group_radius",
+    "si_distance",
 ]
 
 LossFn = Callable[[Tensor, Tensor], Tensor]
@@ -524,3 +528,132 @@ def find_scale_invariant_groups(
                 "or freeze the non-SI parameters"
             )
     return groups
+
+
+# --------------------------------------------------------------------------------------------
+# distance from scale invariance (non-SI groups, issue 6)
+# --------------------------------------------------------------------------------------------
+
+
+def _as_float64(x) -> Tensor:
+    t = torch.as_tensor(x)
+    if not t.is_floating_point():
+        raise ValueError(f"expected floating-point values, got dtype {t.dtype}")
+    return t.double()
+
+
+def radial_gradient(grad, w) -> Tensor:
+    """Relative radial gradient |<g, w>| / (||g|| ||w||) over the last axis (0 for an SI group).
+
+    ``grad`` and ``w`` have shape (..., d) (leading axes broadcast, e.g. (G, d) for G configs);
+    returns a float64 tensor of the leading shape, 0 where ||g|| ||w|| = 0. This is
+    |cos| of the angle between the gradient and the radial direction: an SI loss has
+    <grad L(w), w> = d L(c w)/d log c at c = 1 = 0.
+    """
+    g, v = _as_float64(grad), _as_float64(w)
+    if g.dim() == 0 or v.dim() == 0 or g.shape[-1] != v.shape[-1]:
+        raise ValueError(
+            f"grad and w need the same last axis, got {tuple(g.shape)} and {tuple(v.shape)}"
+        )
+    den = torch.linalg.vector_norm(g, dim=-1) * torch.linalg.vector_norm(v, dim=-1)
+    num = (g * v).sum(-1).abs()
+    return torch.where(den > 0, num / torch.where(den > 0, den, 1.0), torch.zeros_like(num))
+
+
+def radial_gradient_stats(grads, w) -> tuple[Tensor, Tensor]:
+    """(mean, rms) relative radial components of n minibatch gradients at weights w.
+
+    ``grads`` (..., n, d), ``w`` (..., d). With gbar = mean_i g_i:
+
+    * mean = |<gbar, w>| / (||gbar|| ||w||): the radial part of the (estimated) full gradient;
+    * rms  = sqrt(mean_i <g_i, w>^2) / (sqrt(mean_i ||g_i||^2) ||w||): the radial part of the
+      minibatch steps themselves (0 only when every minibatch loss is SI).
+
+    Both are 0 for an SI group and at most 1. Float64 tensors of the leading shape.
+    """
+    g, v = _as_float64(grads), _as_float64(w)
+    if g.dim() < 2 or g.shape[-1] != v.shape[-1] or g.shape[:-2] != v.shape[:-1]:
+        raise ValueError(
+            f"grads must have shape (..., n, d) and w (..., d), got "
+            f"{tuple(g.shape)} and {tuple(v.shape)}"
+        )
+    if g.shape[-2] < 1:
+        raise ValueError("grads must hold at least one gradient (n >= 1)")
+    mean = radial_gradient(g.mean(-2), v)
+    radial = torch.einsum("...nd,...d->...n", g, v)
+    num = radial.square().mean(-1).sqrt()
+    den = g.square().sum(-1).mean(-1).sqrt() * torch.linalg.vector_norm(v, dim=-1)
+    rms = torch.where(den > 0, num / torch.where(den > 0, den, 1.0), torch.zeros_like(num))
+    return mean, rms
+
+
+@dataclass(frozen=True)
+class SIDistance:
+    """How far a group is from scale invariance (see `si_distance`)."""
+
+    loss: float
+    radial_derivative: float
+    radial: float
+    loss_change: dict[float, float]
+    grad_norm: float
+    radius: float
+
+    @property
+    def loss_change_max(self) -> float:
+        """max over the scales c of |L(c w) - L(w)| / |L(w)|."""
+        return max(self.loss_change.values())
+
+
+def si_distance(
+    model: nn.Module,
+    loss_fn: LossFn,
+    batch: tuple[Tensor, Tensor],
+    params: Iterable[nn.Parameter] | Iterable[str],
+    *,
+    scales: Sequence[float] = (0.5, 2.0),
+    ignore_eps: bool = False,
+    seed: int = 0,
+) -> SIDistance:
+    """Distance of ``params`` (one joint group w) from scale invariance on ``batch = (x, y)``.
+
+    * ``radial_derivative`` = <grad L(w), w> = d L(c w) / d log c at c = 1 (absolute);
+    * ``radial`` = |<grad L, w>| / (||grad L|| ||w||) (0 for SI, see `radial_gradient`);
+    * ``loss_change[c]`` = |L(c w) - L(w)| / max(|L(w)|, 1e-12) for c in ``scales``.
+
+    Unlike `check_scale_invariance` this measures the model as it runs by default
+    (``ignore_eps=False``: a normalization's eps counts as part of the model) and never raises
+    for a non-SI group. Train mode; the model's state is restored afterwards.
+    """
+    scales = _check_scales(scales)
+    _, plist = _resolve_params(model, params)
+    with _Sandbox(model, seed, ignore_eps) as box:
+        loss0 = box.loss(loss_fn, batch)
+        if not torch.isfinite(loss0):
+            raise ValueError(f"the loss is not finite ({float(loss0)})")
+        grads = torch.autograd.grad(loss0, plist, allow_unused=True)
+        g = torch.cat(
+            [
+                (torch.zeros_like(p) if gr is None else gr).reshape(-1).double()
+                for p, gr in zip(plist, grads, strict=True)
+            ]
+        )
+        w = torch.cat([p.detach().reshape(-1).double() for p in plist])
+        l0 = float(loss0.detach())
+        w_saved = [p.detach().clone() for p in plist]
+        changes: dict[float, float] = {}
+        for c in scales:
+            with torch.no_grad():
+                for p in plist:
+                    p.mul_(c)
+                lc = float(box.loss(loss_fn, batch))
+                for p, saved in zip(plist, w_saved, strict=True):
+                    p.copy_(saved)
+            changes[c] = abs(lc - l0) / max(abs(l0), 1e-12) if lc == lc else float("inf")
+    return SIDistance(
+        loss=l0,
+        radial_derivative=float(g @ w),
+        radial=float(radial_gradient(g, w)),
+        loss_change=changes,
+        grad_norm=float(g.norm()),
+        radius=float(w.norm()),
+    )
