@@ -19,6 +19,7 @@ from thermosgd.protocols import (
     FixedELR,
     FixedLR,
     FixedSphere,
+    MomentumLR,
     batched_step_,
     fixed_elr_step_,
     make_optimizer,
@@ -358,3 +359,192 @@ def test_functional_batched_steps():
         BatchedProtocol(w, "elr", elr=0.1)
     with pytest.raises(ValueError, match="sphere"):
         BatchedProtocol([nn.Parameter(p) for p in w], "elr", elr=0.1, wd=0.1).last_pressure()
+
+
+# ------------------------------------------------------------------ momentum and AdamW
+
+
+def _train64(model, opt, steps, seed, closure=None):
+    gen = torch.Generator().manual_seed(seed)
+    x, y = X.double(), Y
+    for _ in range(steps):
+        idx = torch.randint(0, len(x), (64,), generator=gen)
+        opt.zero_grad()
+        F.cross_entropy(model(x[idx]), y[idx]).backward()
+        opt.step()
+        if closure is not None:
+            closure()
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_momentum_is_torch_sgd_with_momentum(dtype):
+    """Heavy ball with coupled WD == torch SGD(momentum, weight_decay, dampening 0): bit for bit
+    (same operations in the same order), in float32 and float64."""
+    a = _model().to(dtype)
+    b = copy.deepcopy(a)
+    opt_a = make_optimizer("lr", a.si_parameters(), lr=0.05, wd=1e-2, optimizer="momentum",
+                           momentum=0.9)
+    opt_b = torch.optim.SGD(b.si_parameters(), lr=0.05, momentum=0.9, weight_decay=1e-2,
+                            dampening=0, nesterov=False, foreach=False)
+    radii = []
+    if dtype == torch.float64:
+        _train64(a, opt_a, 12, 3, closure=lambda: radii.append(opt_a.last_radius()))
+        _train64(b, opt_b, 12, 3)
+    else:
+        _train(a, opt_a, 12, seed=3)
+        _train(b, opt_b, 12, seed=3)
+    assert all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters(), strict=True))
+    for p, q in zip(a.si_parameters(), b.si_parameters(), strict=True):
+        assert torch.equal(opt_a.state[p]["momentum_buffer"], opt_b.state[q]["momentum_buffer"])
+    if radii:  # the radius recorded is the one before each step: it changes every step
+        assert len(set(radii)) == len(radii)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_adamw_is_torch_adamw(dtype):
+    """AdamW with decoupled WD, bias correction and eps == torch.optim.AdamW bit for bit."""
+    a = _model().to(dtype)
+    b = copy.deepcopy(a)
+    opt_a = make_optimizer("lr", a.si_parameters(), lr=3e-3, wd=0.1, optimizer="adamw",
+                           momentum=0.8, beta2=0.99)
+    opt_b = torch.optim.AdamW(b.si_parameters(), lr=3e-3, betas=(0.8, 0.99), eps=1e-8,
+                              weight_decay=0.1, foreach=False)
+    if dtype == torch.float64:
+        _train64(a, opt_a, 12, 5)
+        _train64(b, opt_b, 12, 5)
+    else:
+        _train(a, opt_a, 12, seed=5)
+        _train(b, opt_b, 12, seed=5)
+    assert all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters(), strict=True))
+    for p, q in zip(a.si_parameters(), b.si_parameters(), strict=True):
+        for k in ("exp_avg", "exp_avg_sq"):
+            assert torch.equal(opt_a.state[p][k], opt_b.state[q][k])
+        assert float(opt_a.state[p]["step"]) == float(opt_b.state[q]["step"]) == 12
+
+
+def test_adamw_first_step_formula():
+    """Independent float64 check of one AdamW step: m_hat = g, s_hat = g^2, so
+    w1 = (1 - lr wd) w0 - lr g / (|g| + eps)."""
+    m = _model().double()
+    w0 = [p.detach().clone() for p in m.si_parameters()]
+    opt = make_optimizer("lr", m.si_parameters(), lr=1e-2, wd=0.5, optimizer="adamw")
+    idx = torch.arange(64)
+    F.cross_entropy(m(X.double()[idx]), Y[idx]).backward()
+    gs = [p.grad.clone() for p in m.si_parameters()]
+    opt.step()
+    for p, w, g in zip(m.si_parameters(), w0, gs, strict=True):
+        want = (1 - 1e-2 * 0.5) * w - 1e-2 * g / (g.abs() + 1e-8)
+        torch.testing.assert_close(p.detach(), want, rtol=1e-12, atol=1e-15)
+
+
+@pytest.mark.parametrize("optimizer", ["momentum", "adamw"])
+def test_momentum_adamw_resume_bit_identical(optimizer):
+    """state_dict carries the buffers: a round trip continues exactly as without it."""
+    a = _model()
+    opt_a = make_optimizer("lr", a.si_parameters(), lr=0.02, wd=0.05, optimizer=optimizer)
+    _train(a, opt_a, 5, seed=7)
+    b = copy.deepcopy(a)
+    opt_b = make_optimizer("lr", b.si_parameters(), lr=0.02, wd=0.05, optimizer=optimizer)
+    opt_b.load_state_dict(copy.deepcopy(opt_a.state_dict()))
+    _train(a, opt_a, 5, seed=8)
+    _train(b, opt_b, 5, seed=8)
+    assert all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters(), strict=True))
+    assert opt_a.last_radius() == opt_b.last_radius()
+    sgd = make_optimizer("lr", copy.deepcopy(a).si_parameters(), lr=0.02, wd=0.05)
+    with pytest.raises(ValueError, match="optimizer"):
+        sgd.load_state_dict(opt_a.state_dict())
+
+
+def test_momentum_non_si_group_uses_the_rule():
+    """A non-SI group with a rate follows the optimizer's rule too (own buffer)."""
+    m = _model()
+    extra = nn.Parameter(torch.ones(3))
+    opt = MomentumLR([{"params": m.si_parameters()},
+                      {"params": [extra], "si": False, "lr": 0.1}], lr=0.05, wd=1e-2)
+    ref = torch.optim.SGD([extra.detach().clone().requires_grad_()], lr=0.1, momentum=0.9)
+    for _ in range(3):
+        opt.zero_grad()
+        ref.zero_grad()
+        (F.cross_entropy(m(X[:64]), Y[:64]) + extra.square().sum()).backward()
+        q = ref.param_groups[0]["params"][0]
+        q.square().sum().backward()
+        opt.step()
+        ref.step()
+    torch.testing.assert_close(extra.detach(), q.detach(), rtol=0, atol=0)
+    assert opt.si_groups == [0] and opt.param_groups[1]["optimizer"] == "momentum"
+
+
+@pytest.mark.parametrize(
+    ("kw", "match"),
+    [
+        ({"protocol": "elr", "elr": 0.01, "wd": 0.01, "optimizer": "momentum"}, "protocol 'lr'"),
+        ({"protocol": "lr", "lr": 0.1, "wd": 0.01, "optimizer": "adam"}, "optimizer must be"),
+        ({"protocol": "lr", "lr": 0.1, "wd": 0.01, "optimizer": "momentum", "momentum": 1.0},
+         r"\[0, 1\)"),
+        ({"protocol": "lr", "lr": 0.1, "wd": 0.01, "optimizer": "adamw", "momentum": -0.1},
+         r"beta1"),
+        ({"protocol": "lr", "lr": 0.1, "wd": 0.01, "optimizer": "adamw", "beta2": 1.5},
+         "beta2"),
+        ({"protocol": "lr", "lr": 0.1, "wd": 0.01, "momentum": 0.9}, "not 'sgd'"),
+        ({"protocol": "lr", "lr": 0.1, "wd": 0.01, "optimizer": "momentum", "beta2": 0.9},
+         "beta2 is for"),
+        ({"protocol": "lr", "lr": 0.1, "optimizer": "adamw"}, "exactly lr and wd"),
+    ],
+)
+def test_optimizer_errors(kw, match):
+    with pytest.raises(ValueError, match=match):
+        make_optimizer(params=_model().si_parameters(), **kw)
+    if kw.get("optimizer") not in (None, "adam") and kw["protocol"] == "lr" and "lr" in kw \
+            and "wd" in kw:
+        G = 2
+        bm = BatchedBNMLP(G, 64, (32, 32), 10)
+        with pytest.raises(ValueError, match=match):
+            BatchedProtocol(bm.si_parameters(), **kw)
+
+
+@pytest.mark.parametrize("optimizer", ["momentum", "adamw"])
+def test_batched_momentum_adamw_equal_single(optimizer):
+    """float64, no resynchronization: G batched configs (own lr, wd, betas) == G single
+    optimizers over 10 steps, weights and radii to 1e-10 relative."""
+    G = 3
+    models = [_model(seed=s).double() for s in range(G)]
+    bm = BatchedBNMLP.from_models(models).double()
+    lr = torch.tensor([0.02, 0.05, 0.01] if optimizer == "momentum" else [1e-3, 3e-3, 1e-2],
+                      dtype=torch.float64)
+    wd = torch.tensor([1e-2, 3e-2, 0.1], dtype=torch.float64)
+    beta = torch.tensor([0.9, 0.5, 0.0], dtype=torch.float64)
+    kw = {"beta2": torch.tensor([0.999, 0.99, 0.9])} if optimizer == "adamw" else {}
+    bopt = BatchedProtocol(bm.si_parameters(), "lr", lr=lr, wd=wd, optimizer=optimizer,
+                           momentum=beta, **kw)
+    opts = [make_optimizer("lr", m.si_parameters(), lr=float(lr[g]), wd=float(wd[g]),
+                           optimizer=optimizer, momentum=float(beta[g]),
+                           **({"beta2": float(kw["beta2"][g])} if kw else {}))
+            for g, m in enumerate(models)]
+    gen = torch.Generator().manual_seed(4)
+    x = X.double()
+    for _ in range(10):
+        idx = torch.randint(0, len(x), (64,), generator=gen)
+        bopt.zero_grad()
+        batched_cross_entropy(bm(x[idx]), Y[idx]).sum().backward()
+        bopt.step()
+        for g, (m, o) in enumerate(zip(models, opts, strict=True)):
+            o.zero_grad()
+            F.cross_entropy(m(x[idx]), Y[idx]).backward()
+            o.step()
+            assert float(bopt.last_radius()[g]) == pytest.approx(o.last_radius(), rel=1e-12)
+    for g, m in enumerate(models):
+        for i in range(2):
+            torch.testing.assert_close(bm.weights[i][g], m.layers[3 * i].weight.T,
+                                       rtol=1e-10, atol=1e-13)
+    # a state_dict round trip of the batched optimizer continues bit-identically
+    bm2 = copy.deepcopy(bm)
+    bopt2 = BatchedProtocol(bm2.si_parameters(), "lr", lr=lr, wd=wd, optimizer=optimizer,
+                            momentum=beta, **kw)
+    bopt2.load_state_dict(copy.deepcopy(bopt.state_dict()))
+    for model, opt in ((bm, bopt), (bm2, bopt2)):
+        idx = torch.arange(64)
+        opt.zero_grad()
+        batched_cross_entropy(model(x[idx]), Y[idx]).sum().backward()
+        opt.step()
+    assert all(torch.equal(p, q) for p, q in zip(bm.si_parameters(), bm2.si_parameters(),
+                                                  strict=True))

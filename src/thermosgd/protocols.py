@@ -12,21 +12,35 @@ minibatch gradient of the group:
   r' = ||w'|| measures the sphere's pressure, lambda_eff = (r' - r) / (elr r^3)
   (``last_pressure``; average it over a stationary window).
 
-Groups with ``si=False`` are plain SGD, w <- w - lr (g + wd w), with ``lr`` and ``wd``
-defaulting to 0: non-SI parameters stay untouched unless the user gives them a rate.
+Two more optimizers run the fixed-LR protocol ("lr") with per-parameter state:
+
+* `MomentumLR`  (optimizer ``"momentum"``): heavy ball with coupled L2, exactly
+  ``torch.optim.SGD(momentum=beta, weight_decay=wd, dampening=0, nesterov=False)``:
+  d = g + wd w; v <- beta v + d (v = d at the first step); w <- w - lr v;
+* `AdamWLR`     (optimizer ``"adamw"``): decoupled weight decay, exactly ``torch.optim.AdamW``
+  (amsgrad off): w <- (1 - lr wd) w; m <- b1 m + (1-b1) g; s <- b2 s + (1-b2) g^2;
+  w <- w - (lr / (1 - b1^t)) m / (sqrt(s) / sqrt(1 - b2^t) + eps).
+
+Their closed forms (stationary radius, temperature) are in `thermosgd.optimizers`.
+
+Groups with ``si=False`` follow the optimizer's rule (SGD for the three protocols), with ``lr``
+and ``wd`` defaulting to 0: non-SI parameters stay untouched unless the user gives them a rate.
 
 Every step records, per SI group, the radius before the step (and, for the sphere, the norm
 after the update, before the projection) as float64 0-dim tensors on the group's device (no
 host sync): ``last_radius(i)``, ``last_preprojection_norm(i)`` (for lr and elr, which do not
 project, the latter is the current radius, computed when asked). They travel in
 ``state_dict()``.
-The optimizers keep no per-parameter state, so a ``state_dict`` round trip followed by the
-same batches continues bit-identically.
+The three protocols keep no per-parameter state; `MomentumLR` / `AdamWLR` keep theirs (momentum
+buffer; step, exp_avg, exp_avg_sq) in ``state``, as torch does. Either way a ``state_dict`` round
+trip followed by the same batches continues bit-identically.
 
 The functional batched form (`batched_step_`, `fixed_lr_step_`, `fixed_elr_step_`,
 `sphere_step_`, and the `BatchedProtocol` optimizer) applies the same rules to parameters with
 a leading config axis G (e.g. `thermosgd.models.BatchedBNMLP`), each config g with its own
-lr/elr/wd/radius given as tensors of shape (G,).
+lr/elr/wd/radius given as tensors of shape (G,); `momentum_step_` and `adamw_step_` do the same
+for heavy ball and AdamW (``BatchedProtocol(..., optimizer="momentum" | "adamw")``), with their
+buffers as tensors of the parameters' shapes.
 """
 
 from __future__ import annotations
@@ -41,21 +55,32 @@ from torch import Tensor
 from thermosgd.scale_invariance import _batched_radius_sq, _radius_sq
 
 __all__ = [
+    "OPTIMIZERS",
     "PROTOCOLS",
+    "AdamWLR",
     "BatchedProtocol",
     "FixedELR",
     "FixedLR",
     "FixedSphere",
+    "MomentumLR",
     "StepStats",
+    "adamw_step_",
     "batched_step_",
     "fixed_elr_step_",
     "fixed_lr_step_",
     "make_optimizer",
+    "momentum_step_",
     "sphere_pressure",
     "sphere_step_",
 ]
 
 PROTOCOLS = ("lr", "elr", "sphere")
+#: optimizers; "momentum" and "adamw" run the fixed-LR protocol only
+OPTIMIZERS = ("sgd", "momentum", "adamw")
+#: default betas: heavy-ball beta and AdamW (beta1, beta2), as torch's defaults (SGD has none)
+DEFAULT_MOMENTUM = 0.9
+DEFAULT_BETA2 = 0.999
+DEFAULT_EPS = 1e-8
 
 
 def _positive(name: str, value: Any) -> float:
@@ -74,6 +99,14 @@ def _nonnegative(name: str, value: Any) -> float:
     return float(value)
 
 
+def _beta(name: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError(f"{name} must be a number in [0, 1), got {value!r}")
+    if not 0.0 <= value < 1.0:
+        raise ValueError(f"{name} must be in [0, 1), got {value!r}")
+    return float(value)
+
+
 def sphere_pressure(preprojection_norm: float, radius: float, elr: float) -> float:
     """Sphere pressure lambda_eff = (r' - r) / (elr r^3) from the pre-projection norm r'."""
     return (preprojection_norm - radius) / (elr * radius**3)
@@ -88,7 +121,9 @@ class _ProtocolOptimizer(torch.optim.Optimizer):
     """Shared machinery: SI / non-SI groups, tracking, state_dict checks."""
 
     protocol: str = ""
+    optimizer: str = "sgd"
     _hyper: tuple[str, ...] = ()  # the SI-group hyperparameters of this protocol
+    _extra: tuple[str, ...] = ()  # the optimizer's own settings (every group, defaults given)
 
     def __init__(self, params, defaults: dict[str, Any]) -> None:
         super().__init__(params, defaults)
@@ -121,6 +156,9 @@ class _ProtocolOptimizer(torch.optim.Optimizer):
             for k in self._hyper:
                 group.setdefault(k, None)
             group["protocol"] = "sgd"
+        for k in self._extra:
+            group[k] = self._check_extra(k, group.get(k, self.defaults[k]))
+        group["optimizer"] = self.optimizer
         group.setdefault("last_radius", None)
         group.setdefault("last_norm", None)
         params = group["params"]
@@ -134,6 +172,9 @@ class _ProtocolOptimizer(torch.optim.Optimizer):
         super().add_param_group(group)
         if si and self.protocol == "sphere" and getattr(self, "_project_init", True):
             self._project(group)
+
+    def _check_extra(self, name: str, value: Any) -> Any:
+        return value
 
     @torch.no_grad()
     def _project(self, group: dict[str, Any]) -> None:
@@ -186,6 +227,11 @@ class _ProtocolOptimizer(torch.optim.Optimizer):
                     f"state_dict group {i} is for protocol {saved.get('protocol')!r}, "
                     f"this optimizer's group {i} is {mine['protocol']!r}"
                 )
+            if saved.get("optimizer", "sgd") != mine["optimizer"]:
+                raise ValueError(
+                    f"state_dict group {i} is for optimizer {saved.get('optimizer', 'sgd')!r}, "
+                    f"this optimizer is {mine['optimizer']!r}"
+                )
         super().load_state_dict(state_dict)
 
     # -- step --------------------------------------------------------------------------------
@@ -206,15 +252,18 @@ class _ProtocolOptimizer(torch.optim.Optimizer):
                     raise ValueError("sparse gradients are not supported")
             if not group["si"]:
                 if group["lr"] > 0:
-                    for p in params:
-                        if p.grad is not None:
-                            _sgd_update_(p, p.grad, group["lr"], group["wd"])
+                    self._update(group, [p for p in params if p.grad is not None])
                 continue
             self._si_step(group)
         return loss
 
     def _si_step(self, group: dict[str, Any]) -> None:
         raise NotImplementedError
+
+    def _update(self, group: dict[str, Any], params: list[Tensor]) -> None:
+        """The optimizer's rule with the group's lr and wd (non-SI groups; the fixed-LR step)."""
+        for p in params:
+            _sgd_update_(p, _grad_or_zero(p), group["lr"], group["wd"])
 
 
 def _grad_or_zero(p: Tensor) -> Tensor:
@@ -301,6 +350,116 @@ class FixedSphere(_ProtocolOptimizer):
         return sphere_pressure(float(g["last_norm"]), g["radius"], g["elr"])
 
 
+class MomentumLR(_ProtocolOptimizer):
+    """Fixed learning rate with heavy-ball momentum and coupled weight decay, exactly
+    ``torch.optim.SGD(lr, momentum, weight_decay=wd, dampening=0, nesterov=False)``:
+    d = g + wd w;  v <- momentum v + d  (v = d at the first step);  w <- w - lr v.
+
+    The buffer v is ``state[p]["momentum_buffer"]`` (as torch's), carried by ``state_dict``.
+    """
+
+    protocol = "lr"
+    optimizer = "momentum"
+    _hyper = ("lr", "wd")
+    _extra = ("momentum",)
+
+    def __init__(self, params, lr: float, wd: float, momentum: float = DEFAULT_MOMENTUM) -> None:
+        super().__init__(
+            params,
+            {
+                "lr": _positive("lr", lr),
+                "wd": _positive("wd", wd),
+                "momentum": _beta("momentum", momentum),
+            },
+        )
+
+    def _check_extra(self, name: str, value: Any) -> Any:
+        return _beta(name, value)
+
+    def _si_step(self, group):
+        params = group["params"]
+        group["last_radius"] = _radius_sq(params).sqrt()
+        self._update(group, params)
+
+    def _update(self, group, params):
+        beta = group["momentum"]
+        for p in params:
+            d_p = _grad_or_zero(p)
+            if group["wd"] != 0:
+                d_p = d_p.add(p, alpha=group["wd"])
+            state = self.state[p]
+            buf = state.get("momentum_buffer")
+            if buf is None:
+                buf = state["momentum_buffer"] = d_p.detach().clone()
+            else:
+                buf.mul_(beta).add_(d_p)
+            p.add_(buf, alpha=-group["lr"])
+
+
+class AdamWLR(_ProtocolOptimizer):
+    """Fixed learning rate with AdamW (decoupled weight decay), exactly ``torch.optim.AdamW(lr,
+    betas=(beta1, beta2), eps, weight_decay=wd)`` (amsgrad off): with t the step count,
+    w <- (1 - lr wd) w;  m <- b1 m + (1-b1) g;  s <- b2 s + (1-b2) g^2;
+    w <- w - (lr / (1 - b1^t)) m / (sqrt(s) / sqrt(1 - b2^t) + eps).
+
+    ``state[p]`` holds ``step`` (a float32 0-dim tensor), ``exp_avg`` and ``exp_avg_sq``, as
+    torch's; ``state_dict`` carries them.
+    """
+
+    protocol = "lr"
+    optimizer = "adamw"
+    _hyper = ("lr", "wd")
+    _extra = ("beta1", "beta2", "eps")
+
+    def __init__(
+        self,
+        params,
+        lr: float,
+        wd: float,
+        beta1: float = DEFAULT_MOMENTUM,
+        beta2: float = DEFAULT_BETA2,
+        eps: float = DEFAULT_EPS,
+    ) -> None:
+        super().__init__(
+            params,
+            {
+                "lr": _positive("lr", lr),
+                "wd": _positive("wd", wd),
+                "beta1": _beta("beta1", beta1),
+                "beta2": _beta("beta2", beta2),
+                "eps": _positive("eps", eps),
+            },
+        )
+
+    def _check_extra(self, name: str, value: Any) -> Any:
+        return _positive(name, value) if name == "eps" else _beta(name, value)
+
+    def _si_step(self, group):
+        params = group["params"]
+        group["last_radius"] = _radius_sq(params).sqrt()
+        self._update(group, params)
+
+    def _update(self, group, params):
+        lr, wd, b1, b2, eps = (group[k] for k in ("lr", "wd", "beta1", "beta2", "eps"))
+        for p in params:
+            grad = _grad_or_zero(p)
+            state = self.state[p]
+            if not state:
+                state["step"] = torch.tensor(0.0, dtype=torch.float32)
+                state["exp_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+                state["exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+            state["step"] += 1
+            step = float(state["step"])
+            if wd != 0:
+                p.mul_(1 - lr * wd)
+            m, s = state["exp_avg"], state["exp_avg_sq"]
+            m.lerp_(grad, 1 - b1)
+            s.mul_(b2).addcmul_(grad, grad, value=1 - b2)
+            step_size = lr / (1 - b1**step)
+            denom = (s.sqrt() / (1 - b2**step) ** 0.5).add_(eps)
+            p.addcdiv_(m, denom, value=-step_size)
+
+
 def make_optimizer(
     protocol: str,
     params,
@@ -309,11 +468,26 @@ def make_optimizer(
     elr: float | None = None,
     wd: float | None = None,
     radius: float | None = None,
+    optimizer: str = "sgd",
+    momentum: float | None = None,
+    beta2: float | None = None,
 ) -> _ProtocolOptimizer:
     """Build the optimizer of ``protocol`` in {"lr", "elr", "sphere"} with exactly its arguments.
 
     "lr" takes lr and wd; "elr" takes elr and wd; "sphere" takes elr and radius (no wd).
+    ``optimizer``: "sgd" (the protocols as in the paper), or, with protocol "lr" only,
+    "momentum" (`MomentumLR`, heavy-ball ``momentum`` beta, default 0.9) or "adamw" (`AdamWLR`,
+    ``momentum`` = beta1, default 0.9, and ``beta2``, default 0.999).
     """
+    _check_optimizer(protocol, optimizer, momentum, beta2)
+    if optimizer != "sgd":
+        if lr is None or wd is None or elr is not None or radius is not None:
+            raise ValueError(f"optimizer {optimizer!r} takes exactly lr and wd")
+        b1 = DEFAULT_MOMENTUM if momentum is None else momentum
+        if optimizer == "momentum":
+            return MomentumLR(params, lr=lr, wd=wd, momentum=b1)
+        b2 = DEFAULT_BETA2 if beta2 is None else beta2
+        return AdamWLR(params, lr=lr, wd=wd, beta1=b1, beta2=b2)
     given = {
         k: v for k, v in {"lr": lr, "elr": elr, "wd": wd, "radius": radius}.items() if v is not None
     }
@@ -332,6 +506,30 @@ def make_optimizer(
     if missing:
         raise ValueError(f"protocol {protocol!r} needs {missing}")
     return cls(params, **given)
+
+
+def _check_optimizer(
+    protocol: str, optimizer: str, momentum: Any = None, beta2: Any = None
+) -> None:
+    """One-line errors for a bad optimizer / protocol / betas combination (numbers are checked
+    to lie in [0, 1); tensors are checked per config by the batched steps)."""
+    if optimizer not in OPTIMIZERS:
+        raise ValueError(f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {optimizer!r}")
+    if protocol not in PROTOCOLS:
+        raise ValueError(f"protocol must be one of {PROTOCOLS}, got {protocol!r}")
+    if optimizer != "sgd" and protocol != "lr":
+        raise ValueError(
+            f"optimizer {optimizer!r} runs the fixed-LR protocol only (protocol 'lr'), "
+            f"got protocol {protocol!r}"
+        )
+    if optimizer == "sgd" and momentum is not None:
+        raise ValueError("momentum is for optimizer 'momentum' or 'adamw' (beta1), not 'sgd'")
+    if optimizer != "adamw" and beta2 is not None:
+        raise ValueError(f"beta2 is for optimizer 'adamw', not {optimizer!r}")
+    if momentum is not None and not isinstance(momentum, Tensor):
+        _beta("momentum" if optimizer == "momentum" else "momentum (beta1)", momentum)
+    if beta2 is not None and not isinstance(beta2, Tensor):
+        _beta("beta2", beta2)
 
 
 # --------------------------------------------------------------------------------------------
@@ -445,6 +643,93 @@ def sphere_step_(
     return StepStats(before, norm)
 
 
+def _per_config_beta(name: str, value: float | Tensor, G: int, device, check: bool) -> Tensor:
+    t = _per_config(name, value, G, device, check=False)
+    if check and bool(((t < 0) | (t >= 1) | ~torch.isfinite(t)).any()):
+        raise ValueError(f"{name} must be in [0, 1) for every config")
+    return t
+
+
+def _check_buffers(params: Sequence[Tensor], buffers: Sequence[Tensor], name: str) -> None:
+    if len(buffers) != len(params) or any(
+        b.shape != p.shape or b.dtype != p.dtype for p, b in zip(params, buffers, strict=False)
+    ):
+        raise ValueError(f"{name} must hold one tensor of each param's shape and dtype")
+
+
+@torch.no_grad()
+def momentum_step_(
+    params: Sequence[Tensor],
+    grads: Sequence[Tensor],
+    buffers: Sequence[Tensor],
+    lr: float | Tensor,
+    wd: float | Tensor,
+    momentum: float | Tensor,
+    *,
+    check: bool = True,
+) -> StepStats:
+    """In place, per config g (heavy ball, coupled WD; torch SGD with momentum, dampening 0):
+    d = g_g + wd_g w_g;  v_g <- beta_g v_g + d;  w_g <- w_g - lr_g v_g.
+
+    ``buffers`` (the velocities v, updated in place) start at zero, which reproduces torch's
+    first step v = d exactly."""
+    G = _check_batched(params, grads) if check else params[0].shape[0]
+    if check:
+        _check_buffers(params, buffers, "buffers")
+    dev = params[0].device
+    lr_t = _per_config("lr", lr, G, dev, check)
+    wd_t = _per_config("wd", wd, G, dev, check)
+    beta_t = _per_config_beta("momentum", momentum, G, dev, check)
+    before = _batched_radius_sq(params).sqrt()
+    for p, g, v in zip(params, grads, buffers, strict=True):
+        d_p = torch.addcmul(g, p, _bview(wd_t, p))
+        v.mul_(_bview(beta_t, p)).add_(d_p)
+        p.addcmul_(v, _bview(lr_t, p), value=-1)
+    return StepStats(before, None)
+
+
+@torch.no_grad()
+def adamw_step_(
+    params: Sequence[Tensor],
+    grads: Sequence[Tensor],
+    exp_avgs: Sequence[Tensor],
+    exp_avg_sqs: Sequence[Tensor],
+    step: int,
+    lr: float | Tensor,
+    wd: float | Tensor,
+    beta1: float | Tensor,
+    beta2: float | Tensor,
+    eps: float | Tensor = DEFAULT_EPS,
+    *,
+    check: bool = True,
+) -> StepStats:
+    """In place, per config g (torch AdamW), ``step`` = t the count including this step (>= 1):
+    w <- (1 - lr wd) w;  m <- b1 m + (1-b1) g;  s <- b2 s + (1-b2) g^2;
+    w <- w - (lr / (1 - b1^t)) m / (sqrt(s) / sqrt(1 - b2^t) + eps); m, s start at zero."""
+    G = _check_batched(params, grads) if check else params[0].shape[0]
+    if check:
+        _check_buffers(params, exp_avgs, "exp_avgs")
+        _check_buffers(params, exp_avg_sqs, "exp_avg_sqs")
+        if isinstance(step, bool) or not isinstance(step, int) or step < 1:
+            raise ValueError(f"step must be an integer >= 1, got {step!r}")
+    dev = params[0].device
+    lr_t = _per_config("lr", lr, G, dev, check)
+    wd_t = _per_config("wd", wd, G, dev, check)
+    b1 = _per_config_beta("beta1", beta1, G, dev, check)
+    b2 = _per_config_beta("beta2", beta2, G, dev, check)
+    eps_t = _per_config("eps", eps, G, dev, check)
+    before = _batched_radius_sq(params).sqrt()
+    step_size = lr_t / (1 - b1**step)
+    bc2_sqrt = (1 - b2**step).sqrt()
+    for p, g, m, s in zip(params, grads, exp_avgs, exp_avg_sqs, strict=True):
+        p.mul_(_bview(1 - lr_t * wd_t, p))
+        m.lerp_(g, _bview(1 - b1, p))
+        s.mul_(_bview(b2, p)).addcmul_(g * g, _bview(1 - b2, p))
+        denom = (s.sqrt() / _bview(bc2_sqrt, p)).add_(_bview(eps_t, p))
+        p.addcmul_(m / denom, _bview(step_size, p), value=-1)
+    return StepStats(before, None)
+
+
 def batched_step_(
     protocol: str,
     params: Sequence[Tensor],
@@ -469,6 +754,10 @@ def batched_step_(
     return fn(params, grads, *(given[k] for k in need), check=check)
 
 
+#: per-parameter buffers of the batched optimizers, in ``BatchedProtocol.state[p]``
+BUFFERS = {"sgd": (), "momentum": ("momentum_buffer",), "adamw": ("exp_avg", "exp_avg_sq")}
+
+
 class BatchedProtocol(torch.optim.Optimizer):
     """One protocol for G configs at once, on parameters with a leading config axis G.
 
@@ -476,6 +765,11 @@ class BatchedProtocol(torch.optim.Optimizer):
     one joint group per config); hyperparameters are numbers or tensors of shape (G,).
     ``last_radius`` / ``last_preprojection_norm`` return the per-config (G,) float64 tensors of
     the last step. For the sphere, the constructor puts every config on its sphere.
+
+    ``optimizer`` "momentum" / "adamw" (protocol "lr" only) step `momentum_step_` /
+    `adamw_step_` with per-config ``momentum`` (beta; AdamW's beta1) and ``beta2`` (defaults
+    0.9, 0.999); their buffers (`BUFFERS`, shaped like the parameters) live in ``state[p]``
+    and the AdamW step count in the group's ``step``, all carried by ``state_dict``.
     """
 
     def __init__(
@@ -487,6 +781,9 @@ class BatchedProtocol(torch.optim.Optimizer):
         elr: float | Tensor | None = None,
         wd: float | Tensor | None = None,
         radius: float | Tensor | None = None,
+        optimizer: str = "sgd",
+        momentum: float | Tensor | None = None,
+        beta2: float | Tensor | None = None,
     ) -> None:
         params = list(params)
         if not params:
@@ -506,10 +803,22 @@ class BatchedProtocol(torch.optim.Optimizer):
                 f"protocol {protocol!r} takes exactly {list(need)}; "
                 f"extra {extra}, missing {missing}"
             )
+        _check_optimizer(protocol, optimizer, momentum, beta2)
         defaults = {k: _per_config(k, given[k], G, dev).clone() for k in need}
-        defaults.update(protocol=protocol, last_radius=None, last_norm=None)
+        if optimizer != "sgd":
+            b1 = DEFAULT_MOMENTUM if momentum is None else momentum
+            defaults["momentum"] = _per_config_beta("momentum", b1, G, dev, True).clone()
+        if optimizer == "adamw":
+            b2 = DEFAULT_BETA2 if beta2 is None else beta2
+            defaults["beta2"] = _per_config_beta("beta2", b2, G, dev, True).clone()
+            defaults["eps"] = _per_config("eps", DEFAULT_EPS, G, dev).clone()
+            defaults["step"] = 0
+        defaults.update(protocol=protocol, optimizer=optimizer, last_radius=None, last_norm=None)
         super().__init__([{"params": params}], defaults)
-        self.protocol, self.num_configs = protocol, G
+        self.protocol, self.optimizer, self.num_configs = protocol, optimizer, G
+        for p in params:
+            for name in BUFFERS[optimizer]:
+                self.state[p][name] = torch.zeros_like(p)
         if protocol == "sphere":
             from thermosgd.scale_invariance import set_batched_group_radius
 
@@ -521,10 +830,16 @@ class BatchedProtocol(torch.optim.Optimizer):
         super().add_param_group(param_group)
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        saved = state_dict.get("param_groups", [{}])[0].get("protocol")
+        group = state_dict.get("param_groups", [{}])[0]
+        saved = group.get("protocol")
         if saved != self.protocol:
             raise ValueError(
                 f"state_dict is for protocol {saved!r}, this optimizer is {self.protocol!r}"
+            )
+        if group.get("optimizer", "sgd") != self.optimizer:
+            raise ValueError(
+                f"state_dict is for optimizer {group.get('optimizer', 'sgd')!r}, this optimizer "
+                f"is {self.optimizer!r}"
             )
         super().load_state_dict(state_dict)
 
@@ -539,8 +854,29 @@ class BatchedProtocol(torch.optim.Optimizer):
         if all(p.grad is None for p in params):
             return loss
         grads = [_grad_or_zero(p) for p in params]
-        hyper = {k: group[k] for k in ("lr", "elr", "wd", "radius") if k in group}
-        stats = batched_step_(self.protocol, params, grads, check=False, **hyper)
+        if self.optimizer == "momentum":
+            bufs = [self.state[p]["momentum_buffer"] for p in params]
+            stats = momentum_step_(
+                params, grads, bufs, group["lr"], group["wd"], group["momentum"], check=False
+            )
+        elif self.optimizer == "adamw":
+            group["step"] += 1
+            stats = adamw_step_(
+                params,
+                grads,
+                [self.state[p]["exp_avg"] for p in params],
+                [self.state[p]["exp_avg_sq"] for p in params],
+                group["step"],
+                group["lr"],
+                group["wd"],
+                group["momentum"],
+                group["beta2"],
+                group["eps"],
+                check=False,
+            )
+        else:
+            hyper = {k: group[k] for k in ("lr", "elr", "wd", "radius") if k in group}
+            stats = batched_step_(self.protocol, params, grads, check=False, **hyper)
         group["last_radius"], group["last_norm"] = stats.radius_before, stats.norm_after
         return loss
 
