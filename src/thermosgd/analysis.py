@@ -5,8 +5,9 @@ pandas is never imported here), with the columns that training runs write in
 ``stationary.json``: protocol, lr, elr, wd, radius_set, dim, temperature, pressure, volume,
 energy, entropy, sigma2, trace_sigma, grad_norm2, radius, radius_sde, radius_discrete,
 pressure_sde, pressure_discrete, stationary, and optionally entropy_dir, reasons, diverged,
-run, test_loss, test_acc. Isotropic-study tables (``results.csv`` of ``thermosgd isotropic``)
-are accepted too: their ``*_theory`` columns stand for the ``*_sde`` ones.
+run, and the whole-set evaluations eval_train_loss, eval_train_acc, eval_test_loss,
+eval_test_acc, gap_loss, gap_acc. Isotropic-study tables (``results.csv`` of ``thermosgd
+isotropic``) are accepted too: their ``*_theory`` columns stand for the ``*_sde`` ones.
 
 For each protocol present, `analyze_protocol` computes, on the stationary runs only:
 
@@ -21,6 +22,10 @@ For each protocol present, `analyze_protocol` computes, on the stationary runs o
   (T*, p*) of a few target runs, its argmin over the measured states and the distance in grid
   cells (`potential_argmin`);
 * the excluded runs (not stationary, diverged, or missing a value) and why.
+
+`analyze` also relates the stationary entropy and temperature to generalization (test loss and
+accuracy, generalization gaps) across the stationary runs of each protocol and of all protocols
+together: Spearman rank correlations with bootstrap intervals (`thermosgd.generalization`).
 
 `analyze` does this for every protocol and adds the acceptance checks of the reproduction;
 `write_analysis` writes ``analysis.json``; `run_analysis` does load, analyze, figures, write.
@@ -51,6 +56,7 @@ __all__ = [
     "collapse_variable",
     "equation_of_state",
     "fit_quadratic",
+    "generalization_groups",
     "grid_cells",
     "load_table",
     "maxwell_checks",
@@ -110,8 +116,9 @@ ACCEPTANCE = {"maxwell_max_rel_error": {"elr": 0.10, "lr": 0.15},
 
 _NUMERIC = ("lr", "elr", "wd", "radius_set", "dim", "temperature", "pressure", "volume",
             "energy", "entropy", "entropy_dir", "sigma2", "trace_sigma", "grad_norm2", "radius",
-            "radius_sde", "radius_discrete", "pressure_sde", "pressure_discrete", "test_loss",
-            "test_acc")
+            "radius_sde", "radius_discrete", "pressure_sde", "pressure_discrete",
+            "eval_train_loss", "eval_train_acc", "eval_test_loss", "eval_test_acc", "gap_loss",
+            "gap_acc")
 _ALIASES = {"radius_sde": "radius_theory", "pressure_sde": "pressure_theory"}
 # columns every analysed row needs (per protocol: the axes and the equation-of-state ones)
 _NEEDED = ("temperature", "energy", "entropy", "sigma2", "volume")
@@ -848,11 +855,41 @@ def analyze(table, *, strict: bool = True, targets: Mapping[str, Sequence[int]] 
                                    "reasons": f"failed: {_text(cols, 'error', k)}"
                                    if _text(cols, "error", k) else "no protocol"})
     result["acceptance"] = acceptance_checks(result)
-    extra = [k for k in ("test_loss", "test_acc") if k in cols]
-    if extra:
-        result["test_metrics"] = {k: {"min": _f(np.nanmin(cols[k])), "max": _f(np.nanmax(cols[k]))}
-                                  for k in extra if np.isfinite(cols[k]).any()}
+    gen = generalization_groups(cols)
+    if gen:
+        result["generalization"] = gen
     return result
+
+
+def generalization_groups(cols: dict, *, n_boot: int = 2000, seed: int = 0) -> list[dict]:
+    """`thermosgd.generalization.relate` over the stationary runs (`split_rows`) of each
+    protocol (and optimizer, when the table has that column) and, when several protocols are
+    present, over all of them together ("all"). Empty when the table has no evaluations."""
+    from thermosgd.generalization import OUTCOMES, relate
+
+    if not any(k in cols and np.isfinite(cols[k]).any() for k in OUTCOMES):
+        return []
+    groups: list[tuple[str, str | None, np.ndarray]] = []
+    for p in ("elr", "lr", "sphere"):
+        if not (cols["protocol"] == p).any():
+            continue
+        try:
+            used = split_rows(cols, p)[0]
+        except ValueError:
+            continue
+        opt = cols.get("optimizer")
+        names = np.array([str(v) for v in opt[used]]) if opt is not None else None
+        for o in (sorted(set(names)) if names is not None else [None]):
+            groups.append((p, o, used if o is None else used[names == o]))
+    if len(groups) > 1:
+        groups.append(("all", None, np.concatenate([g[2] for g in groups])))
+    out = []
+    for p, o, rows in groups:
+        rel = relate(cols, rows, n_boot=n_boot, seed=seed)
+        if rel:
+            out.append({"protocol": p, "optimizer": o, "runs": int(rows.size),
+                        "correlations": rel})
+    return out
 
 
 def write_analysis(result: dict, directory: str | os.PathLike) -> Path:

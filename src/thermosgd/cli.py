@@ -175,6 +175,13 @@ def _add_train(sub) -> None:
     p.add_argument("--label-noise", type=float, default=0.0,
                    help="fraction of training labels replaced by random labels (fixed seed); "
                         "0.3 keeps a small net from interpolating (T > 0)")
+    p.add_argument("--test-fraction", type=float, default=0.0,
+                   help="digits only: fraction held out as the test set (default 0: train on "
+                        "all 1797 samples, as the paper's pilot does)")
+    p.add_argument("--test-evals", type=int, default=8,
+                   help="evaluations of train/test loss and accuracy (whole sets, BN in eval "
+                        "mode) spread over the stationary window; their means give the "
+                        "generalization gap (0: none)")
     p.add_argument("--protocol", choices=["lr", "elr", "sphere"], required=True,
                    help="lr: fixed learning rate + weight decay; elr: fixed effective LR "
                         "(step eta-tilde*|w|^2) + weight decay; sphere: fixed radius, ELR step, "
@@ -229,6 +236,7 @@ def cmd_train(args) -> int:
 
     common = {"model": args.model, "hidden": args.hidden, "width": args.width,
               "data": args.data, "data_dir": args.data_dir, "label_noise": args.label_noise,
+              "test_fraction": args.test_fraction, "test_evals": args.test_evals,
               "steps": args.steps, "batch_size": args.batch_size, "seed": args.seed,
               "init_radius": args.init_radius, "log_every": args.log_every,
               "noise_every": args.noise_every, "noise_batches": args.noise_batches,

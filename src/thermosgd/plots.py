@@ -158,7 +158,57 @@ def nn_figures(table, result: dict, out_dir: str | os.PathLike) -> list[Path]:
         paths.append(_nn_collapse(cols, proto, res, used, Path(out_dir)))
         paths.append(_nn_entropy(cols, proto, res, used, Path(out_dir)))
         paths.append(_nn_potential(cols, proto, res, used, Path(out_dir)))
+    if result.get("generalization"):
+        paths.append(_nn_generalization(cols, result["generalization"], Path(out_dir)))
     return paths
+
+
+_GEN_LABEL = {"temperature": "temperature $T$", "entropy": "entropy $S$ (nats)",
+              "gap_loss": "generalization gap (test - train loss)",
+              "eval_test_acc": "test accuracy"}
+
+
+def _nn_generalization(cols: dict, groups: list[dict], out: Path) -> Path:
+    """Generalization gap and test accuracy against T and S, one colour per protocol group,
+    Spearman rho [bootstrap interval] of each group in the legend."""
+    per = [g for g in groups if g["protocol"] != "all"]
+    rho = {(g["protocol"], g["optimizer"], c["x"], c["y"]): c
+           for g in groups for c in g["correlations"]}
+    fig, axes = plt.subplots(2, 2, figsize=(10, 8), squeeze=False)
+    colors = _colors(max(len(per), 1))
+    for i, yn in enumerate(("gap_loss", "eval_test_acc")):
+        for j, xn in enumerate(("temperature", "entropy")):
+            ax = axes[i, j]
+            for g, col in zip(per, colors, strict=True):
+                rows = _group_rows(cols, g)
+                x, y = cols.get(xn), cols.get(yn)
+                if x is None or y is None or rows.size == 0:
+                    continue
+                c = rho.get((g["protocol"], g["optimizer"], xn, yn))
+                name = g["protocol"] + (f" {g['optimizer']}" if g["optimizer"] else "")
+                label = (name if c is None else
+                         f"{name}: rho {c['rho']:+.2f} [{c['ci_low']:+.2f}, {c['ci_high']:+.2f}]")
+                err = cols.get(f"{yn}_se")
+                ax.errorbar(x[rows], y[rows], yerr=None if err is None else err[rows],
+                            fmt="o", ms=4, color=col, label=label, capsize=2)
+            if xn == "temperature":
+                ax.set_xscale("log")
+            ax.set_xlabel(_GEN_LABEL[xn])
+            ax.set_ylabel(_GEN_LABEL[yn])
+            ax.legend(fontsize=7)
+    fig.suptitle("stationary state vs generalization (stationary runs; Spearman rho with "
+                 "95% bootstrap interval)", fontsize=10)
+    fig.tight_layout()
+    return _save(fig, out / "generalization.png")
+
+
+def _group_rows(cols: dict, group: dict) -> np.ndarray:
+    from thermosgd.analysis import split_rows
+
+    used = split_rows(cols, group["protocol"])[0]
+    if group["optimizer"] is None or "optimizer" not in cols:
+        return used
+    return used[np.array([str(v) for v in cols["optimizer"][used]]) == group["optimizer"]]
 
 
 def _nn_axes(cols: dict, proto: str):

@@ -325,13 +325,42 @@ def _nn_section(result: dict, figures: dict[str, Path], title: str, sid: str,
         ["protocol", "", "d", "runs", "stationary"], setup, left=2))
     if directory is not None:
         out.append(_config_block(directory))
-    if result.get("test_metrics"):
-        out.append("<p>Test metrics over the runs: " + "; ".join(
-            f"{_e(k)} in [{_num(v['min'])}, {_num(v['max'])}]"
-            for k, v in result["test_metrics"].items()) + "</p>")
     out.append(_acceptance(result))
     for r in result["protocols"].values():
         out.append(_nn_protocol(r, figures))
+    if result.get("generalization"):
+        out.append(_generalization(result["generalization"], figures))
+    return "".join(out)
+
+
+_GEN_NAMES = {"entropy": "S", "entropy_dir": "S_dir", "temperature": "T",
+              "gap_loss": "gap (test - train loss)", "gap_acc": "gap (train - test acc.)",
+              "eval_test_loss": "test loss", "eval_test_acc": "test accuracy"}
+
+
+def _generalization(groups: list[dict], figures: dict[str, Path]) -> str:
+    out = ['<h3 id="generalization">Entropy, temperature and generalization</h3>',
+           "<p>Across the stationary runs: Spearman rank correlation &rho; of each state "
+           "variable with each generalization outcome (window means of whole-set evaluations, "
+           "BN in eval mode), with a 95% percentile bootstrap interval over runs and the "
+           "p-value of &rho; = 0. Intervals that exclude 0 are shown in bold. Train loss and "
+           "accuracy are measured on the training labels (including any random labels), test "
+           "ones on clean held-out labels.</p>"]
+    for g in groups:
+        name = ("all protocols together" if g["protocol"] == "all" else
+                f"protocol {g['protocol']}" + (f", {g['optimizer']}" if g["optimizer"] else ""))
+        rows = []
+        for c in g["correlations"]:
+            sig = c["ci_low"] > 0 or c["ci_high"] < 0
+            rho = f"{c['rho']:+.3f}"
+            rows.append([_e(_GEN_NAMES.get(c["x"], c["x"])), _e(_GEN_NAMES.get(c["y"], c["y"])),
+                         f"<b>{rho}</b>" if sig else rho,
+                         f"[{c['ci_low']:+.3f}, {c['ci_high']:+.3f}]", _num(c["p_value"], 2),
+                         str(c["n"])])
+        out.append(f"<h4>{_e(name)} ({g['runs']} runs)</h4>" + _table(
+            ["state", "outcome", "&rho;", "95% interval", "p", "runs"], rows, left=2))
+    if "generalization.png" in figures:
+        out.append(_img(figures["generalization.png"], "generalization against T and S"))
     return "".join(out)
 
 
