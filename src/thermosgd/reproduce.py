@@ -126,6 +126,27 @@ PRESETS: dict[str, Preset] = {
         grid=_nn_grids(_geom(4e-3, 4e-2, 5), _geom(3e-3, 3e-2, 5), _geom(0.3, 3.0, 5),
                        _geom(3e-3, 3e-2, 5), _geom(4e-3, 4e-2, 5), [1.0, 1.41, 2.0, 2.83, 4.0]),
     ),
+    "cpu-generalization": Preset(
+        "entropy and temperature against generalization: BN-MLP 64-32-32 on digits with 30% "
+        "random labels and 20% of the samples held out as a clean test set, 5x5 ELR and LR "
+        "grids, 3e4 steps, train/test loss and accuracy evaluated 8 times over the window",
+        isotropic=None,
+        base={**_DIGITS, "steps": 30_000, "test_fraction": 0.2},
+        grid=_nn_grids(_geom(4e-3, 4e-2, 5), _geom(3e-3, 3e-2, 5), _geom(0.3, 3.0, 5),
+                       _geom(3e-3, 3e-2, 5), [], [])[:2],
+    ),
+    "cpu-nonsi": Preset(
+        "BN-MLP 64-32-32 on digits (30% random labels) in six variants, the SI baseline, "
+        "LayerNorm (also SI) and four that break scale invariance (BatchNorm affine trained, "
+        "biases after BatchNorm and in the head, a trainable head, LayerNorm affine), each on a "
+        "3x3 (elr, wd) grid, 6e3 steps: how the gas-law and Maxwell errors grow with the "
+        "distance from scale invariance (about 8 minutes on one core)",
+        isotropic=None,
+        base={**_DIGITS, "steps": 6_000},
+        grid=[{"protocol": ["elr"],
+               "variant": ["si", "layernorm", "bias", "bn-affine", "layernorm-affine", "head"],
+               "elr": [5e-3, 1e-2, 2e-2], "wd": [5e-3, 1e-2, 2e-2]}],
+    ),
 }
 # the paper's network grids (paper.md 9.3), for users with a GPU and CIFAR on disk
 _PAPER_ELR = _geom(1e-4, 1e-2, 13)
