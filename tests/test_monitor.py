@@ -7,7 +7,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from thermosgd import theory
+from thermosgd import optimizers, theory
 from thermosgd.data import iid_batches, load_digits
 from thermosgd.models import BatchedBNMLP, batched_cross_entropy, bn_mlp, si_parameters
 from thermosgd.monitor import (
@@ -18,7 +18,7 @@ from thermosgd.monitor import (
     minibatch_gradients,
     noise_from_gradients,
 )
-from thermosgd.protocols import FixedELR, FixedLR, FixedSphere
+from thermosgd.protocols import FixedELR, FixedLR, FixedSphere, make_optimizer
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -612,9 +612,12 @@ def test_attach_bad_input():
     model = bn_mlp()
     with pytest.raises(ValueError, match="optimizer"):
         ThermoMonitor.attach(model, torch.optim.Adam(si_parameters(model)))
-    with pytest.raises(ValueError, match="momentum"):
+    with pytest.raises(ValueError, match="nesterov"):
         ThermoMonitor.attach(
-            model, torch.optim.SGD(si_parameters(model), lr=0.1, momentum=0.9, weight_decay=0.1)
+            model,
+            torch.optim.SGD(
+                si_parameters(model), lr=0.1, momentum=0.9, nesterov=True, weight_decay=0.1
+            ),
         )
     opt = FixedLR(si_parameters(model), lr=0.1, wd=0.1)
     with pytest.raises(ValueError, match="together"):
@@ -627,3 +630,82 @@ def test_attach_bad_input():
     with pytest.raises(ValueError, match="criteria"):
         ThermoMonitor("lr", 10, lr=0.1, wd=0.1, criteria={"z": 3})
     assert StationarityCriteria().z == 3.0
+
+
+# ------------------------------------------------------------------ momentum and AdamW
+
+
+def test_momentum_formulas():
+    """Heavy ball: the radius, temperature, effective step and relaxation time of
+    `thermosgd.optimizers`, recorded with the optimizer and its beta."""
+    d, lr, wd, beta = 51, 0.01, 0.5, 0.9  # tau = (1 - beta) / (4 lr wd) = 5 steps
+    mon = ThermoMonitor("lr", d, lr=lr, wd=wd, optimizer="momentum", momentum=beta)
+    _fill(mon, radius=lambda t: 1.5)
+    s = mon.stationary_state()
+    sigma2 = 50.0 / (d - 1)
+    assert s["stationary"], s["reasons"]
+    assert (s["optimizer"], s["momentum"], s["beta2"]) == ("momentum", 0.9, None)
+    assert s["temperature"] == pytest.approx(
+        math.sqrt(lr * wd * sigma2 / (2 * (d - 1) * (1 - beta))))
+    assert s["elr_effective"] == pytest.approx(lr / ((1 - beta) * s["radius"] ** 2))
+    assert s["radius_sde"] == pytest.approx(optimizers.momentum_radius(lr, wd, beta, sigma2, d))
+    # grad_norm2 enters with weight (1 - beta) / (1 + beta)
+    assert s["radius_discrete"] == pytest.approx(
+        (lr * (50.0 + 5.0 * 0.1 / 1.9) / (2 * wd * 0.1)) ** 0.25)
+    assert s["relaxation_time"] == pytest.approx(0.1 / (4 * lr * wd))
+    assert s["pressure"] == wd
+    # gas law at the predicted radius: (d-1) T / r*^2 = lambda
+    r = s["radius_sde"]
+    assert (d - 1) * s["temperature"] / r**2 == pytest.approx(wd)
+    assert "momentum, lr=0.01, wd=0.5, beta=0.9" in mon.summary()
+
+
+def test_adamw_formulas():
+    """AdamW: sigma-independent radius eta d / (2 lambda), the pressure lambda sqrt(s), and the
+    ideal-gas law p r*^2 = (d-1) T at the predicted radius."""
+    d, lr, wd = 51, 0.01, 0.5
+    r_star = math.sqrt(lr * d / (2 * wd))
+    mon = ThermoMonitor("lr", d, lr=lr, wd=wd, optimizer="adamw")
+    _fill(mon, radius=lambda t: r_star)
+    s = mon.stationary_state()
+    sigma2 = 50.0 / (d - 1)
+    assert s["stationary"], s["reasons"]
+    assert (s["optimizer"], s["momentum"], s["beta2"]) == ("adamw", 0.9, 0.999)
+    assert s["radius_sde"] == pytest.approx(r_star) and s["radius"] == pytest.approx(r_star,
+                                                                                   rel=1e-3)
+    assert s["radius_discrete"] == pytest.approx(
+        optimizers.adamw_radius_discrete(lr, wd, 0.9, d, 50.0, 5.0))
+    assert s["temperature"] == pytest.approx(math.sqrt(sigma2) * math.sqrt(lr * wd / (2 * (d - 1))))
+    assert s["pressure"] == pytest.approx(wd * math.sqrt(sigma2 * (d - 1) / d) / s["radius"])
+    assert s["pressure"] * s["radius"] ** 2 == pytest.approx((d - 1) * s["temperature"],
+                                                             rel=2e-3)
+    assert s["pressure_sde"] == pytest.approx(s["pressure"], rel=2e-3)
+    assert s["relaxation_time"] == pytest.approx(1 / (2 * lr * wd))
+
+
+def test_optimizer_monitor_errors_and_state():
+    with pytest.raises(ValueError, match="protocol 'lr'"):
+        ThermoMonitor("elr", 10, elr=0.1, wd=0.1, optimizer="momentum")
+    with pytest.raises(ValueError, match=r"\[0, 1\)"):
+        ThermoMonitor("lr", 10, lr=0.1, wd=0.1, optimizer="momentum", momentum=1.0)
+    with pytest.raises(ValueError, match="beta2 is for"):
+        ThermoMonitor("lr", 10, lr=0.1, wd=0.1, optimizer="momentum", beta2=0.9)
+    mon = ThermoMonitor("lr", 10, lr=0.1, wd=0.1, optimizer="momentum", momentum=0.5)
+    mon.record_step(0, radius=1.0, loss=1.0)
+    other = ThermoMonitor("lr", 10, lr=0.1, wd=0.1, optimizer="momentum", momentum=0.9)
+    with pytest.raises(ValueError, match="optimizer"):
+        other.load_state_dict(mon.state_dict())
+    same = ThermoMonitor("lr", 10, lr=0.1, wd=0.1, optimizer="momentum", momentum=0.5)
+    same.load_state_dict(mon.state_dict())
+    assert same.history()["radius"].tolist() == [1.0]
+
+
+def test_attach_momentum_and_adamw():
+    model = bn_mlp()
+    am = ThermoMonitor.attach(model, torch.optim.SGD(si_parameters(model), lr=0.1, momentum=0.8,
+                                                     weight_decay=1e-3))
+    assert (am.monitor.optimizer, am.monitor.momentum) == ("momentum", 0.8)
+    opt = make_optimizer("lr", si_parameters(model), lr=1e-3, wd=0.1, optimizer="adamw",
+                         beta2=0.99)
+    am = ThermoMonitor.attach(model, opt)
+    assert (am.monitor.optimizer, am.monitor.momentum, am.monitor.beta2) == ("adamw", 0.9, 0.99)

@@ -1,5 +1,7 @@
 """Tests of thermosgd.optimizers (closed forms) against thermosgd.isotropic_momentum."""
 
+import math
+
 import numpy as np
 import pytest
 
@@ -133,3 +135,56 @@ def test_simulation_is_reproducible():
     a = simulate("adamw", dim=4, lr=0.01, wd=0.1, beta1=0.9, steps=3000, burn_in=1000, seed=5)
     b = simulate("adamw", dim=4, lr=0.01, wd=0.1, beta1=0.9, steps=3000, burn_in=1000, seed=5)
     np.testing.assert_array_equal(a.radius, b.radius)
+
+
+# ------------------------------------------------------------------ fixed-LR dispatch
+
+
+def test_lr_dispatch_sgd_is_theory_lr():
+    kw = {"lr": 0.1, "wd": 0.01}
+    assert optimizers.lr_radius_sde("sgd", sigma2=2.0, dim=100, **kw) == pytest.approx(
+        theory.radius_sde("lr", sigma2=2.0, dim=100, **kw), rel=1e-14)
+    assert optimizers.lr_temperature("sgd", sigma2=2.0, dim=100, **kw) == pytest.approx(
+        theory.temperature("lr", sigma2=2.0, dim=100, **kw), rel=1e-14)
+    assert optimizers.lr_radius_discrete(
+        "sgd", dim=100, trace_sigma=3.0, grad_norm2=1.0, **kw) == pytest.approx(
+        theory.radius_discrete("lr", trace_sigma=3.0, grad_norm2=1.0, **kw), rel=1e-14)
+    assert optimizers.lr_relaxation_time("sgd", **kw) == pytest.approx(
+        theory.relaxation_time("lr", **kw))
+    assert optimizers.lr_maxwell_slope("sgd", 101) == theory.maxwell_slope("lr", 101)
+
+
+@pytest.mark.parametrize("opt", ["sgd", "momentum", "adamw"])
+def test_lr_dispatch_gas_law_and_maxwell_slope(opt):
+    """At the predicted radius: p r*^2 = (d-1) T and T = eta-tilde sigma2 / 2 (eta-tilde from
+    `lr_effective_step`); the Maxwell slope by finite differences of S = S_dir(eta lambda)
+    + (d-1) log r* (any S_dir of eta lambda; here the isotropic (d-1)/2 log T)."""
+    d, s2, beta = 50, 1.7, 0.9
+    m = None if opt == "sgd" else beta
+
+    def state(lr, wd):
+        r = float(optimizers.lr_radius_sde(opt, lr=lr, wd=wd, sigma2=s2, dim=d, momentum=m))
+        T = float(optimizers.lr_temperature(opt, lr=lr, wd=wd, sigma2=s2, dim=d, momentum=m))
+        return r, T
+
+    lr, wd = 0.03, 0.02
+    r, T = state(lr, wd)
+    p = optimizers.lr_pressure(opt, wd=wd, radius=r, sigma2=s2, dim=d)
+    assert p * r**2 == pytest.approx((d - 1) * T, rel=1e-12)
+    step = optimizers.lr_effective_step(opt, lr=lr, radius=r, sigma2=s2, dim=d, momentum=m)
+    assert step * s2 / 2 == pytest.approx(T, rel=1e-12)
+
+    def S(a, b):
+        r_, T_ = state(math.exp(a), math.exp(b))
+        return (d - 1) / 2 * math.log(T_) + math.sin(T_) + (d - 1) * math.log(r_)
+
+    h, a, b = 1e-5, math.log(lr), math.log(wd)
+    slope = (S(a + h, b) - S(a - h, b)) / (2 * h) - (S(a, b + h) - S(a, b - h)) / (2 * h)
+    assert slope == pytest.approx(optimizers.lr_maxwell_slope(opt, d), rel=1e-6)
+
+
+def test_lr_dispatch_errors():
+    with pytest.raises(ValueError, match="optimizer must be"):
+        optimizers.lr_temperature("adam", lr=0.1, wd=0.1, sigma2=1.0, dim=10)
+    with pytest.raises(ValueError, match="needs momentum"):
+        optimizers.lr_radius_sde("momentum", lr=0.1, wd=0.1, sigma2=1.0, dim=10)

@@ -55,6 +55,7 @@ import torch
 from scipy import stats
 from torch import Tensor, nn
 
+from thermosgd import optimizers as _opt
 from thermosgd import theory
 from thermosgd.entropy import EntropyQueue
 
@@ -552,11 +553,15 @@ class ThermoMonitor:
     """Records of one SI group's training run and its measured thermodynamic state.
 
     ``protocol`` in {"lr", "elr", "sphere"} with its hyperparameters (lr + wd, elr + wd,
-    elr + radius); ``dim`` = d, the number of SI parameters. ``record_step`` is cheap (three
-    floats appended) and may be called at any cadence; ``record_noise`` stores a
-    `NoiseEstimate` (e.g. from `estimate_gradient_noise`); ``push_snapshot`` feeds an
-    `EntropyQueue` of ``queue_capacity`` snapshots stored as ``dtype``. Non-finite values are
-    recorded (the run is then reported as diverged); negative radii or norms raise.
+    elr + radius); ``dim`` = d, the number of SI parameters. ``optimizer`` "momentum" (heavy
+    ball, ``momentum`` = beta, default 0.9) or "adamw" (``momentum`` = beta1, default 0.9,
+    ``beta2`` default 0.999) with protocol "lr" switches the predictions (radius, temperature,
+    pressure, relaxation time) to that optimizer's closed forms (`thermosgd.optimizers`).
+    ``record_step`` is cheap (three floats appended) and may be called at any cadence;
+    ``record_noise`` stores a `NoiseEstimate` (e.g. from `estimate_gradient_noise`);
+    ``push_snapshot`` feeds an `EntropyQueue` of ``queue_capacity`` snapshots stored as
+    ``dtype``. Non-finite values are recorded (the run is then reported as diverged); negative
+    radii or norms raise.
     """
 
     def __init__(
@@ -571,7 +576,19 @@ class ThermoMonitor:
         queue_capacity: int = 1000,
         dtype=np.float32,
         criteria: StationarityCriteria | None = None,
+        optimizer: str = "sgd",
+        momentum: float | None = None,
+        beta2: float | None = None,
     ) -> None:
+        from thermosgd.protocols import DEFAULT_BETA2, DEFAULT_MOMENTUM, _check_optimizer
+
+        _check_optimizer(protocol, optimizer, momentum, beta2)
+        self.optimizer = optimizer
+        b1 = DEFAULT_MOMENTUM if momentum is None else momentum
+        self.momentum = None if optimizer == "sgd" else float(b1)
+        self.beta2 = (
+            None if optimizer != "adamw" else float(DEFAULT_BETA2 if beta2 is None else beta2)
+        )
         if protocol not in _NEEDS:
             raise ValueError(f"protocol must be one of {tuple(_NEEDS)}, got {protocol!r}")
         self.protocol = protocol
@@ -600,6 +617,7 @@ class ThermoMonitor:
         self._loss: list[float] = []
         self._prenorm: list[float] = []
         self._noise: list[tuple[int, float, float, float, float, float, float, float, int]] = []
+        self._si: list[tuple[int, float, float]] = []  # (step, radial mean, radial rms)
         self._n_snapshots = 0
 
     # -- recording -----------------------------------------------------------------------------
@@ -659,6 +677,17 @@ class ThermoMonitor:
             )
         )
 
+    def record_si_distance(self, step: int, radial: float, radial_rms: float) -> None:
+        """Record the group's distance from scale invariance at iteration ``step`` (strictly
+        increasing): the relative radial components |<gbar, w>| / (|gbar| |w|) of the mean
+        probe gradient and sqrt(mean <g_i, w>^2) / (sqrt(mean |g_i|^2) |w|) of the minibatch
+        gradients (`thermosgd.scale_invariance.radial_gradient_stats`); 0 for an SI group."""
+        step = self._check_step(step, self._si[-1][0] if self._si else None)
+        a, b = _to_float("radial", radial), _to_float("radial_rms", radial_rms)
+        if a < 0 or b < 0:
+            raise ValueError(f"radial components must be >= 0, got {a} and {b}")
+        self._si.append((step, a, b))
+
     def push_snapshot(self, w) -> None:
         """Push the flattened SI vector (numpy or torch, length dim) into the entropy queue."""
         if isinstance(w, Tensor):
@@ -701,10 +730,12 @@ class ThermoMonitor:
         """Everything needed to resume monitoring (records and the snapshot queue)."""
         return {
             "protocol": self.protocol,
+            "optimizer": (self.optimizer, self.momentum, self.beta2),
             "dim": self.dim,
             "hyper": dict(self.hyper),
             "history": self.history(),
             "noise": list(self._noise),
+            "si_distance": list(self._si),
             "snapshots": self.queue.snapshots(),
             "n_snapshots": self._n_snapshots,
         }
@@ -717,12 +748,19 @@ class ThermoMonitor:
             self.hyper,
         ):
             raise ValueError("state_dict is for a different protocol, dim or hyperparameters")
+        if tuple(state.get("optimizer", ("sgd", None, None))) != (
+            self.optimizer,
+            self.momentum,
+            self.beta2,
+        ):
+            raise ValueError("state_dict is for a different optimizer or betas")
         h = state["history"]
         self._steps = [int(s) for s in h["step"]]
         self._radius = [float(v) for v in h["radius"]]
         self._loss = [float(v) for v in h["loss"]]
         self._prenorm = [float(v) for v in h["preprojection_norm"]]
         self._noise = [tuple(t) for t in state["noise"]]
+        self._si = [tuple(t) for t in state.get("si_distance", [])]  # absent in old states
         self.queue = EntropyQueue(self.queue.capacity, self.dim, dtype=self.queue.dtype)
         for w in state["snapshots"]:
             self.queue.push(w)
@@ -730,8 +768,25 @@ class ThermoMonitor:
 
     # -- stationary state ----------------------------------------------------------------------
 
-    def _elr_effective(self, radius: float) -> float:
-        return self.elr if self.protocol != "lr" else self.lr / radius**2
+    def _elr_effective(self, radius: float, sigma2: float) -> float:
+        """eta-tilde of the direction's Langevin step (AdamW's needs sigma2 > 0)."""
+        if self.protocol != "lr":
+            return self.elr
+        if self.optimizer == "adamw" and not (np.isfinite(sigma2) and sigma2 > 0):
+            return float("nan")
+        return float(
+            _opt.lr_effective_step(
+                self.optimizer,
+                lr=self.lr,
+                radius=radius,
+                sigma2=sigma2 if self.optimizer == "adamw" else 1.0,
+                dim=self.dim,
+                momentum=self.momentum,
+            )
+        )
+
+    def _opt_kw(self) -> dict[str, Any]:
+        return {"lr": self.lr, "wd": self.wd, "momentum": self.momentum}
 
     def stationary_state(self, window_start: int | None = None, *, entropy: bool = True) -> dict:
         """Measured state over the window [window_start, last step] (default: the second half
@@ -748,7 +803,9 @@ class ThermoMonitor:
         radius_sde, radius_discrete (theory with the measured trace_sigma, Q; NaN on the
         sphere), relaxation_time (of the radius, `theory.relaxation_time`), entropy_dir
         (`EntropyQueue.entropy`, chord k-NN, NaN below 3 snapshots) and entropy (+ (d-1) mean
-        log r of the snapshots); ``*_se`` standard errors (block means for step records,
+        log r of the snapshots); si_radial_gradient, si_radial_gradient_rms (window means of
+        `record_si_distance`, the distance from scale invariance; NaN without records);
+        ``*_se`` standard errors (block means for step records,
         probe spread / jackknife for noise, k-NN jackknife for entropy); the test statistics
         radius_drift (sphere: pressure_drift), loss_change, noise_change (relative), window_tau,
         burn_in_tau; ``diverged`` (a non-finite record), ``stationary`` and ``reasons`` (empty
@@ -762,7 +819,14 @@ class ThermoMonitor:
         h = self.history()
         nz = self.noise_history()
         d = self.dim
-        out: dict[str, Any] = {"protocol": self.protocol, "dim": d, **self.hyper}
+        out: dict[str, Any] = {
+            "protocol": self.protocol,
+            "optimizer": self.optimizer,
+            "momentum": self.momentum,
+            "beta2": self.beta2,
+            "dim": d,
+            **self.hyper,
+        }
         reasons: list[str] = []
         warnings: list[str] = []
         nan = float("nan")
@@ -856,11 +920,16 @@ class ThermoMonitor:
         ok_noise = bool(np.isfinite(ts) and ts > 0 and np.isfinite(rbar) and rbar > 0)
 
         # temperature, pressure
-        elr_eff = self._elr_effective(rbar) if np.isfinite(rbar) and rbar > 0 else nan
+        elr_eff = self._elr_effective(rbar, sigma2) if np.isfinite(rbar) and rbar > 0 else nan
         out["elr_effective"] = elr_eff
         if ok_noise:
             hp = {k_: v for k_, v in self.hyper.items() if k_ != "radius"}
-            T = float(theory.temperature(self.protocol, sigma2=sigma2, dim=d, **hp))
+            if self.optimizer != "sgd":
+                T = float(
+                    _opt.lr_temperature(self.optimizer, sigma2=sigma2, dim=d, **self._opt_kw())
+                )
+            else:
+                T = float(theory.temperature(self.protocol, sigma2=sigma2, dim=d, **hp))
             Tm = elr_eff * sigma2 / 2
             out["temperature"] = T
             out["temperature_se"] = T * rel_ts / (2 if self.protocol == "lr" else 1)
@@ -893,10 +962,25 @@ class ThermoMonitor:
                 if kp >= 4:
                     pb, _ = _batch_means(pn[fin], t[fin], kp)
                     out["pressure_se"] = _mean_se(pb) / (self.elr * self.radius**3)
+        if self.optimizer == "adamw" and ok_noise:  # lambda sqrt(s), s from the measured noise
+            out["pressure"] = float(_opt.lr_pressure("adamw", wd=self.wd, radius=rbar,
+                                                     sigma2=sigma2, dim=d))
+            out["pressure_se"] = out["pressure"] * rel_ts / 2
+        elif self.optimizer == "adamw":
+            out["pressure"] = out["pressure_se"] = nan
         if ok_noise:
             out["pressure_sde"] = elr_eff * ts / (2 * rbar**2)
             out["pressure_sde_se"] = out["pressure_sde"] * rel_ts
-            out["pressure_discrete"] = elr_eff * tt / (2 * rbar**2)
+            # the noise that sets the radius with the mean-gradient term: Q for SGD; for heavy
+            # ball / AdamW the grad_norm2 weights of their discrete radii (docs/theory.md)
+            q_eff = tt
+            if self.optimizer != "sgd" and np.isfinite(g2):
+                w_ = (1 - self.momentum) / (1 + self.momentum)
+                g2p = max(g2, 0.0)
+                q_eff = ts + g2p * w_
+                if self.optimizer == "adamw":
+                    q_eff = ts * q_eff / (ts + g2p)
+            out["pressure_discrete"] = elr_eff * q_eff / (2 * rbar**2)
             out["pressure_discrete_se"] = out["pressure_discrete"] * rel_tt
         else:
             for key in (
@@ -911,7 +995,24 @@ class ThermoMonitor:
         out["radius_sde"] = out["radius_sde_se"] = nan
         out["radius_discrete"] = out["radius_discrete_se"] = nan
         out["relaxation_time"] = nan
-        if self.protocol != "sphere" and ok_noise:
+        if self.optimizer != "sgd" and ok_noise:
+            power = _opt.lr_radius_power(self.optimizer)
+            out["radius_sde"] = float(
+                _opt.lr_radius_sde(self.optimizer, sigma2=sigma2, dim=d, **self._opt_kw())
+            )
+            out["radius_sde_se"] = out["radius_sde"] * rel_ts / power if power == 4 else 0.0
+            if np.isfinite(g2):  # grad_norm2 (unbiased) may come out < 0: clipped at 0
+                out["radius_discrete"] = float(
+                    _opt.lr_radius_discrete(
+                        self.optimizer,
+                        dim=d,
+                        trace_sigma=ts,
+                        grad_norm2=max(g2, 0.0),
+                        **self._opt_kw(),
+                    )
+                )
+                out["radius_discrete_se"] = out["radius_discrete"] * rel_tt / power
+        elif self.protocol != "sphere" and ok_noise:
             hp = dict(self.hyper)
             power = 4 if self.protocol == "lr" else 2
             out["radius_sde"] = float(theory.radius_sde(self.protocol, sigma2=sigma2, dim=d, **hp))
@@ -923,7 +1024,9 @@ class ThermoMonitor:
                 )
                 out["radius_discrete_se"] = out["radius_discrete"] * rel_tt / power
         if self.protocol == "lr":
-            out["relaxation_time"] = float(theory.relaxation_time("lr", lr=self.lr, wd=self.wd))
+            out["relaxation_time"] = float(
+                _opt.lr_relaxation_time(self.optimizer, **self._opt_kw())
+            )
         elif self.protocol == "elr" and np.isfinite(tt) and tt > 0:
             out["relaxation_time"] = float(
                 theory.relaxation_time("elr", elr=self.elr, trace_total=tt)
@@ -944,6 +1047,12 @@ class ThermoMonitor:
                 out["entropy"], out["entropy_se"] = float(e_full.value), float(e_full.stderr)
         elif entropy:
             warnings.append(f"only {len(self.queue)} snapshots in the queue: no entropy")
+
+        # distance from scale invariance: window means of the probes' radial components
+        si = np.asarray(self._si, dtype=np.float64).reshape(-1, 3)
+        si = si[si[:, 0] >= window_start]
+        out["si_radial_gradient"] = float(si[:, 1].mean()) if si.size else nan
+        out["si_radial_gradient_rms"] = float(si[:, 2].mean()) if si.size else nan
 
         # ---- verdict ----
         tau = out["relaxation_time"]
@@ -1043,6 +1152,10 @@ class ThermoMonitor:
             return f"ThermoMonitor({self.protocol}, d={self.dim}): no steps recorded"
         s = self.stationary_state(window_start)
         hyp = ", ".join(f"{k}={v:g}" for k, v in self.hyper.items())
+        if self.optimizer != "sgd":
+            betas = f"beta={self.momentum:g}" if self.beta2 is None else (
+                f"beta1={self.momentum:g}, beta2={self.beta2:g}")
+            hyp = f"{self.optimizer}, {hyp}, {betas}"
 
         def pm(key: str) -> str:
             v, se = s[key], s.get(key + "_se", float("nan"))
@@ -1101,18 +1214,20 @@ class ThermoMonitor:
     ) -> AttachedMonitor:
         """A monitor wired to ``model`` and ``optimizer`` (see `AttachedMonitor`).
 
-        ``optimizer``: a thermosgd `FixedLR` / `FixedELR` / `FixedSphere` (protocol,
-        hyperparameters and the SI group ``group``, default the first SI group, are read from
-        it) or a plain ``torch.optim.SGD`` without momentum (protocol "lr" with its lr and
+        ``optimizer``: a thermosgd `FixedLR` / `FixedELR` / `FixedSphere` / `MomentumLR` /
+        `AdamWLR` (protocol, optimizer, hyperparameters and the SI group ``group``, default the
+        first SI group, are read from it) or a plain ``torch.optim.SGD``, with or without
+        heavy-ball momentum (dampening 0, no Nesterov) (protocol "lr" with its lr and
         weight_decay; the SI group is ``params``, default ``si_parameters(model)``, and must
         be one of its param groups' parameters). ``loss_fn``, ``x``, ``y`` (the training set)
         enable noise probes of ``n_batches`` x ``batch_size`` from a generator seeded ``seed``.
         ``snapshot_every`` / ``probe_every``: ``observe(step, ...)`` then also pushes a
         snapshot / probes the noise when ``step`` is a multiple.
         """
-        from thermosgd.protocols import FixedELR, FixedLR, FixedSphere
+        from thermosgd.protocols import AdamWLR, FixedELR, FixedLR, FixedSphere, MomentumLR
 
-        if isinstance(optimizer, (FixedLR, FixedELR, FixedSphere)):
+        betas: dict[str, Any] = {}
+        if isinstance(optimizer, (FixedLR, FixedELR, FixedSphere, MomentumLR, AdamWLR)):
             si = optimizer.si_groups
             if not si:
                 raise ValueError("the optimizer has no SI param group")
@@ -1130,6 +1245,10 @@ class ThermoMonitor:
             protocol = optimizer.protocol
             hyper = {k: pg[k] for k in _NEEDS[protocol]}
             kind = "protocol"
+            if isinstance(optimizer, MomentumLR):
+                betas = {"optimizer": "momentum", "momentum": pg["momentum"]}
+            elif isinstance(optimizer, AdamWLR):
+                betas = {"optimizer": "adamw", "momentum": pg["beta1"], "beta2": pg["beta2"]}
         elif type(optimizer) is torch.optim.SGD:
             if params is None:
                 from thermosgd.models import si_parameters
@@ -1148,10 +1267,13 @@ class ThermoMonitor:
                 )
             gi = matches[0] if group is None else group
             pg = optimizer.param_groups[gi]
-            if pg.get("momentum", 0) or pg.get("nesterov", False):
+            if pg.get("nesterov", False) or (pg.get("momentum", 0) and pg.get("dampening", 0)):
                 raise ValueError(
-                    "plain SGD without momentum is needed (the theory is for SGD + coupled L2)"
+                    "SGD with heavy-ball momentum needs dampening=0 and nesterov=False (the "
+                    "theory is for SGD / heavy ball + coupled L2)"
                 )
+            if pg.get("momentum", 0):
+                betas = {"optimizer": "momentum", "momentum": float(pg["momentum"])}
             if not pg.get("weight_decay", 0):
                 raise ValueError("torch SGD needs weight_decay > 0 for the lr protocol")
             protocol = "lr"
@@ -1159,12 +1281,18 @@ class ThermoMonitor:
             kind = "sgd"
         else:
             raise ValueError(
-                "optimizer must be a thermosgd FixedLR/FixedELR/FixedSphere or torch.optim.SGD, "
+                "optimizer must be a thermosgd protocol optimizer or torch.optim.SGD, "
                 f"got {type(optimizer).__name__} (batched grids: one ThermoMonitor per config)"
             )
         dim = sum(p.numel() for p in gparams)
         mon = cls(
-            protocol, dim, queue_capacity=queue_capacity, dtype=dtype, criteria=criteria, **hyper
+            protocol,
+            dim,
+            queue_capacity=queue_capacity,
+            dtype=dtype,
+            criteria=criteria,
+            **hyper,
+            **betas,
         )
         if (x is None) != (y is None) or (x is not None and loss_fn is None):
             raise ValueError("noise probes need loss_fn, x and y together")
