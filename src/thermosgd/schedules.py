@@ -292,7 +292,14 @@ class NoiseCurve:
     # -- evaluation ------------------------------------------------------------------------
 
     def _x(self, u) -> np.ndarray:
-        return np.log(_arr("elr", u) / self.u_ref)
+        """log(u / u_ref); NaN propagates (the solvers mark unreachable points with it)."""
+        try:
+            a = np.asarray(u, dtype=np.float64)
+        except (TypeError, ValueError):
+            raise ValueError(f"elr must be a real number or array, got {u!r}") from None
+        if np.any(a <= 0) or np.any(np.isinf(a)):
+            raise ValueError("elr must be > 0 and finite")
+        return np.log(a / self.u_ref)
 
     def sigma2(self, u) -> np.ndarray:
         """sigma2(u) = tr Sigma / (d - 1) on the unit sphere."""
@@ -398,19 +405,20 @@ def noise_points(table: dict, protocols: Sequence[str] = ("elr",), *,
 
 def _wls(x: np.ndarray, y: np.ndarray, se: np.ndarray, degree: int
          ) -> tuple[np.ndarray, np.ndarray, float]:
-    """Weighted least squares y ~ sum_k c_k x^k; returns (c, cov, rms residual). cov is
-    (X^T W X)^-1 scaled by max(1, chi2 / dof) (the spread of the points when it exceeds their
-    error bars; unit weights where no standard errors are given)."""
+    """Weighted least squares y ~ sum_k c_k x^k; returns (c, cov, rms residual). With
+    standard errors for every point, cov = (X^T W X)^-1 max(1, chi2 / dof) (the spread of the
+    points when it exceeds their error bars); otherwise ordinary least squares with
+    cov = (X^T X)^-1 RSS / dof."""
     X = np.vander(x, degree + 1, increasing=True)
     ok = np.isfinite(se) & (se > 0)
-    w = np.where(ok, 1.0 / np.where(ok, se, 1.0) ** 2, 0.0)
-    if not ok.all():
-        w = np.ones_like(x)
+    weighted = bool(ok.all())
+    w = 1.0 / np.where(ok, se, 1.0) ** 2 if weighted else np.ones_like(x)
     A = X.T @ (w[:, None] * X)
     c = np.linalg.solve(A, X.T @ (w * y))
     res = y - X @ c
     dof = len(x) - degree - 1
-    scale = max(1.0, float(np.sum(w * res**2)) / dof) if dof > 0 else 1.0
+    chi2 = float(np.sum(w * res**2)) / dof if dof > 0 else 0.0
+    scale = max(1.0, chi2) if weighted else chi2
     cov = np.linalg.inv(A) * scale
     return c, cov, float(np.sqrt(np.mean(res**2)))
 
@@ -465,47 +473,56 @@ def _phi(psi: np.ndarray, exact: bool) -> np.ndarray:
         return np.where(ok, psi / (1.0 + np.sqrt(np.where(ok, 1.0 - psi, 1.0))), np.nan)
 
 
-def _bisect(f, target: np.ndarray, lo: float, hi: float) -> np.ndarray:
-    """x in [lo, hi] with f(x) = target for an increasing f (NaN values count as +inf),
-    vectorized; NaN where target lies outside [f(lo), f(hi)]."""
+def _smallest_root(f, target, lo: float, hi: float, grid: int = 257) -> np.ndarray:
+    """The smallest x in [lo, hi] with f(x) = target, vectorized over target.
+
+    f(x) must broadcast x of shape (grid, *target.shape) against its own per-element
+    parameters. A scan on ``grid`` points brackets the first sign change of f - target, then
+    bisection refines it to float precision. NaN where f - target does not change sign on the
+    grid (out of reach, or two roots closer than a grid step). Where f is not monotone this
+    picks the lowest effective learning rate that reaches the target.
+    """
     target = np.asarray(target, dtype=np.float64)
-    a = np.full(target.shape, lo)
-    b = np.full(target.shape, hi)
-    with np.errstate(invalid="ignore"):
-        fa, fb = f(a), f(b)
-        fb = np.where(np.isnan(fb), np.inf, fb)
-        inside = (fa <= target) & (target <= fb)
+    xs = np.linspace(lo, hi, grid).reshape((grid,) + (1,) * target.ndim)
+    with np.errstate(invalid="ignore", over="ignore"):
+        diff = f(xs) - target
+        cross = (np.sign(diff[:-1]) * np.sign(diff[1:]) <= 0) & np.isfinite(diff[:-1]) \
+            & np.isfinite(diff[1:])
+        found = cross.any(axis=0)
+        k = np.argmax(cross, axis=0)
+        a = np.take_along_axis(np.broadcast_to(xs, diff.shape), k[None], 0)[0]
+        fa = np.take_along_axis(diff, k[None], 0)[0]
+        b = a + (hi - lo) / (grid - 1)
         for _ in range(_BISECT_ITERS):
             m = 0.5 * (a + b)
-            fm = f(m)
-            up = np.isnan(fm) | (fm >= target)
-            b = np.where(up, m, b)
-            a = np.where(up, a, m)
+            fm = f(m) - target
+            same = np.sign(fm) == np.sign(fa)
+            a, fa, b = np.where(same, m, a), np.where(same, fm, fa), np.where(same, b, m)
             if np.all(b - a <= 4 * np.finfo(float).eps * np.maximum(1.0, np.abs(a))):
                 break
-    return np.where(inside, 0.5 * (a + b), np.nan)
+    return np.where(found, 0.5 * (a + b), np.nan)
 
 
-def _check_increasing(f, lo: float, hi: float, what: str) -> None:
-    x = np.linspace(lo, hi, 513)
+def _monotone_segment(f, x0: float, lo: float, hi: float, grid: int = 1025
+                      ) -> tuple[float, float]:
+    """The sub-interval of [lo, hi] around x0 on which f (sampled on ``grid`` points) is
+    monotone in the direction it has at x0."""
+    xs = np.linspace(lo, hi, grid)
     with np.errstate(invalid="ignore"):
-        y = f(x)
-    y = y[np.isfinite(y)]
-    if y.size > 1 and not np.all(np.diff(y) > 0):
-        raise ValueError(f"{what} is not increasing in the effective learning rate over the "
-                         f"noise curve's domain, so it cannot be inverted; refit with a lower "
-                         f"degree or a smaller extrapolate")
+        sign = np.sign(np.diff(f(xs)))
+    k = int(np.clip(np.searchsorted(xs, x0) - 1, 0, grid - 2))
+    left = right = k
+    while left > 0 and sign[left - 1] == sign[k]:
+        left -= 1
+    while right < grid - 2 and sign[right + 1] == sign[k]:
+        right += 1
+    return float(xs[left]), float(xs[right + 1])
 
 
-def _solve_u(curve: NoiseCurve, g, target: np.ndarray, what: str) -> np.ndarray:
-    """u with g(u) = target for an increasing g of u, searched in log u over curve.domain."""
+def _solve_u(curve: NoiseCurve, g, target) -> np.ndarray:
+    """The smallest u in curve.domain with g(u) = target (searched in log u)."""
     lo, hi = (math.log(v) for v in curve.domain)
-
-    def f(x):
-        return g(np.exp(x))
-
-    _check_increasing(f, lo, hi, what)
-    return np.exp(_bisect(f, target, lo, hi))
+    return np.exp(_smallest_root(lambda x: g(np.exp(x)), target, lo, hi))
 
 
 def _entropy(temperature: np.ndarray, r2: np.ndarray, dim: int) -> np.ndarray:
@@ -549,8 +566,7 @@ def _u_of_lr(c: NoiseCurve, lr: np.ndarray, wd: np.ndarray, exact: bool) -> np.n
     el = lr * wd
     h = el * (2.0 - el) if exact else 2.0 * el
     h = np.where(el < 2.0, h, np.nan) if exact else h
-    return _solve_u(c, lambda u: np.log(_psi(c, u)), np.log(np.where(h > 0, h, np.nan)),
-                    "u^2 Q(u)")
+    return _solve_u(c, lambda u: np.log(_psi(c, u)), np.log(np.where(h > 0, h, np.nan)))
 
 
 def equilibrium(process: Process, noise: NoiseCurve | float, *, dim: int | None = None,
@@ -619,8 +635,7 @@ def isothermal(protocol: str, wd, *, rate0: float, name: str = "isothermal") -> 
 
 def _rate_for_temperature(protocol: str, temperature: np.ndarray, wd: np.ndarray,
                           c: NoiseCurve, exact: bool) -> np.ndarray:
-    u = _solve_u(c, lambda u: np.log(u * c.sigma2(u) / 2.0), np.log(temperature),
-                 "T(u) = u sigma2(u) / 2")
+    u = _solve_u(c, lambda u: np.log(u * c.sigma2(u) / 2.0), np.log(temperature))
     if protocol == "elr":
         return u
     return _phi(_psi(c, u), exact) / wd
@@ -657,21 +672,21 @@ def adiabatic(protocol: str, wd, *, rate0: float, noise: NoiseCurve | float,
     s0 = float(start["entropy"].reshape(-1)[0])
     if not math.isfinite(s0):
         raise ValueError("adiabatic: no stationary state at (rate0, wd[0])")
-    scale = abs(s0) + c.dim
+    # S(u, lambda) = A(u) - (d-1)/2 log(lambda) with A(u) = S(u, 1): r^2 = phi(u) / (u lambda)
+    # in both protocols. Solve A(u_t) = S_0 + (d-1)/2 log(lambda_t) on the branch of A
+    # (monotone segment) that holds the starting u_0.
+    scale = abs(s0) + c.dim  # O(1) values for the root finder
 
-    def entropy(u, lam):
-        return state_at(protocol, u, lam, c, exact=exact)["entropy"] / scale
+    def a_of_x(x):
+        return state_at(protocol, np.exp(x), 1.0, c, exact=exact)["entropy"] / scale
 
     lo, hi = (math.log(v) for v in c.domain)
-    lam_flat = wd.reshape(-1)
-    levels = np.unique(lam_flat)
-    for lam in levels[:: max(1, len(levels) // 8)]:
-        _check_increasing(lambda x, lam=lam: entropy(np.exp(x), lam), lo, hi, "S(u)")
-    x = _bisect(lambda x: entropy(np.exp(x), lam_flat), np.full(lam_flat.shape, s0 / scale),
-                lo, hi)
-    u = np.exp(x).reshape(wd.shape)
+    lo, hi = _monotone_segment(a_of_x, math.log(float(start["elr"].reshape(-1)[0])), lo, hi)
+    target = (s0 + (c.dim - 1) / 2.0 * np.log(wd)) / scale
+    u = np.exp(_smallest_root(a_of_x, target, lo, hi))
     if not np.all(np.isfinite(u)):
-        raise ValueError("adiabatic: the entropy S_0 is out of reach for some weight decays")
+        raise ValueError("adiabatic: the entropy S_0 is out of reach for some weight decays "
+                         "(on the branch of the starting effective learning rate)")
     rate = u if protocol == "elr" else _phi(_psi(c, u), exact) / wd
     return Process(protocol, rate, wd, name)
 
@@ -844,8 +859,7 @@ def recommend(noise: NoiseCurve | float, protocol: str, *, target_temperature=No
         strict=True))
 
     def u_from_t(t):
-        return _solve_u(c, lambda u: np.log(u * c.sigma2(u) / 2.0), np.log(t),
-                        "T(u) = u sigma2(u) / 2")
+        return _solve_u(c, lambda u: np.log(u * c.sigma2(u) / 2.0), np.log(t))
 
     pair = set(names)
     if pair == {"temperature", "rate"} and protocol == "elr":
@@ -855,8 +869,7 @@ def recommend(noise: NoiseCurve | float, protocol: str, *, target_temperature=No
         u = u_from_t(vals["temperature"])
     elif pair == {"radius", "wd"}:
         r2lam = vals["radius"] ** 2 * vals["wd"]
-        u = _solve_u(c, lambda u: np.log(_phi(_psi(c, u), exact) / u), np.log(r2lam),
-                     "phi(u) / u")
+        u = _solve_u(c, lambda u: np.log(_phi(_psi(c, u), exact) / u), np.log(r2lam))
     else:  # radius + rate
         u = vals["rate"] / vals["radius"] ** 2 if protocol == "lr" else vals["rate"]
     phi = _phi(_psi(c, u), exact)
