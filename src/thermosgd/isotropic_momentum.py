@@ -24,8 +24,9 @@ from dataclasses import dataclass
 import numba as nb
 import numpy as np
 
-from thermosgd import optimizers, vmf
+from thermosgd import optimizers, theory, vmf
 from thermosgd._rng import chain_states, normal, ziggurat_tables
+from thermosgd.entropy import sphere_entropy
 from thermosgd.isotropic import _pooled_mean_and_stderr, loss_direction
 
 OPTIMIZERS = {"momentum": 0, "adamw": 1}
@@ -145,6 +146,8 @@ class MomentumRun:
     radius2: np.ndarray | None = None  # window mean of r^2
     inv_radius2: np.ndarray | None = None  # window mean of 1/r^2
     step_ratio: np.ndarray | None = None  # sqrt(E||w_{t+1} - w_t||^2 / E[r^2])
+    replicas: int = 1
+    directions: np.ndarray | None = None  # (points, replicas * queue_size, dim) snapshots
 
     @property
     def radius_balance(self) -> np.ndarray:
@@ -202,6 +205,7 @@ def simulate(
     optimizer: str, *, dim: int, lr, wd, beta1, beta2=0.999, eps: float = 1e-8,
     sigma: float = 1.0, steps: int, burn_in: int | None = None, replicas: int = 1,
     seed: int = 0, init_radius=None, n_blocks: int = 20, chunk: int = 20_000, mu=None,
+    queue_size: int = 0,
 ) -> MomentumRun:
     """Run ``replicas`` chains per point of the broadcast (lr, wd, beta1, beta2) for ``steps``
     steps and measure the stationary window after ``burn_in`` (default `default_burn_in`).
@@ -211,6 +215,9 @@ def simulate(
     with zero optimizer buffers. ``mu`` (unit vector of the loss) defaults to the seeded random
     direction of `thermosgd.isotropic.loss_direction`; ``mu="diagonal"`` takes (1, ..., 1)/sqrt(d),
     whose minimum has equal coordinates (equal AdamW second moments in every coordinate).
+    ``queue_size`` > 0 keeps that many unit-direction snapshots per chain, evenly spaced over
+    the window (the last at the final step), pooled per point in ``directions`` for the k-NN
+    entropy (`stationary_table`).
     """
     if optimizer not in OPTIMIZERS:
         raise ValueError(f"optimizer must be one of {tuple(OPTIMIZERS)}, got {optimizer!r}")
@@ -233,6 +240,9 @@ def simulate(
                          f"with steps={steps}")
     if int(replicas) != replicas or replicas < 1:
         raise ValueError(f"replicas must be a positive integer, got {replicas!r}")
+    if int(queue_size) != queue_size or not 0 <= queue_size <= steps - burn_in:
+        raise ValueError(f"queue_size must be an integer in [0, steps - burn_in], got "
+                         f"{queue_size!r}")
     n_pts = lr_a.size
     rep = lambda a: np.ascontiguousarray(np.repeat(a, replicas))  # noqa: E731
     lr_c, wd_c, b1_c, b2_c = rep(lr_a), rep(wd_a), rep(b1_a), rep(b2_a)
@@ -262,12 +272,21 @@ def simulate(
     states = chain_states(n_chains, np.random.SeedSequence([seed, 7, OPTIMIZERS[optimizer]]))
     tables = ziggurat_tables()
     window = steps - burn_in
+    # segment ends: every `chunk` steps and at every snapshot step
+    snap = burn_in + (np.arange(1, queue_size + 1) * window) // max(queue_size, 1)
+    ends = np.union1d(np.arange(chunk, steps, chunk), snap[:queue_size]).astype(np.int64)
+    ends = np.union1d(ends, [steps])
+    queue = np.empty((n_chains, queue_size, dim))
     t0 = time.perf_counter()
+    start, q = 0, 0
     with np.errstate(all="ignore"):
-        for start in range(0, steps, chunk):
-            stop = min(steps, start + chunk)
+        for stop in ends:
             _kernel(w, buf1, buf2, mu, lr_c, wd_c, b1_c, b2_c, eps_c, OPTIMIZERS[optimizer],
-                    float(sigma), states, *tables, start, stop, burn_in, window, block_sum)
+                    float(sigma), states, *tables, start, int(stop), burn_in, window, block_sum)
+            start = int(stop)
+            if q < queue_size and stop == snap[q]:
+                queue[:, q] = w / np.linalg.norm(w, axis=1, keepdims=True)
+                q += 1
     seconds = time.perf_counter() - t0
     radius, radius_se = _pooled_mean_and_stderr(block_sum, 0, replicas)
     energy, energy_se = _pooled_mean_and_stderr(block_sum, 1, replicas)
@@ -281,5 +300,66 @@ def simulate(
         beta2=b2_a, steps=int(steps), burn_in=int(burn_in), radius=radius, radius_se=radius_se,
         energy=energy, energy_se=energy_se, grad_norm2=gn2, angular_update=np.sqrt(ang2),
         seconds=seconds, mu=mu, radius2=r2, inv_radius2=rm2,
-        step_ratio=np.sqrt(step2 / r2),
+        step_ratio=np.sqrt(step2 / r2), replicas=int(replicas),
+        directions=queue.reshape(n_pts, replicas * queue_size, dim) if queue_size else None,
     )
+
+
+def temperature_from_energy(dim: int, energy) -> np.ndarray:
+    """The temperature T = 1/kappa at which the exact von Mises-Fisher mean loss equals the
+    measured one, E_kappa[1 + <mu, wbar>] = energy (`vmf.mean_energy`, decreasing in kappa):
+    a measurement of T independent of the closed forms. NaN outside (0, 1)."""
+    from scipy.optimize import brentq
+
+    e = np.atleast_1d(np.asarray(energy, dtype=float))
+    out = np.full(e.shape, np.nan)
+    for i, u in enumerate(e):
+        if not 0.0 < u < 1.0:
+            continue
+        f = lambda lk, u=u: float(vmf.mean_energy(dim, math.exp(lk))) - u  # noqa: E731
+        out[i] = math.exp(-brentq(f, -30.0, 40.0, xtol=1e-13))
+    return out
+
+
+def stationary_table(run: MomentumRun, entropy_method: str = "chord") -> dict[str, np.ndarray]:
+    """One row per point, with the columns of `thermosgd.analysis` (protocol "lr"): lr, wd,
+    dim, sigma2, trace_sigma, grad_norm2, radius (window mean) and radius_balance, radius_sde
+    and radius_discrete (this optimizer's closed forms), temperature (closed form) and
+    temperature_energy (`temperature_from_energy`), energy, volume = r^2/2, pressure (heavy
+    ball: lambda; AdamW: the coupled-equivalent lambda sqrt(s), `optimizers.adamw_pressure`),
+    entropy_dir (k-NN of the pooled direction snapshots; needs ``queue_size`` > 0) and entropy
+    = entropy_dir + (d-1) log r, each with ``*_se``; stationary (finite chains)."""
+    d, n = run.dim, run.lr.size
+    pred = run.predictions()
+    s2 = run.sigma**2
+    ok = np.isfinite(run.radius)
+    cols: dict[str, np.ndarray] = {
+        "protocol": np.full(n, "lr", dtype=object),
+        "optimizer": np.full(n, run.optimizer, dtype=object),
+        "momentum": run.beta1, "beta2": run.beta2, "lr": run.lr, "wd": run.wd,
+        "elr": run.lr / run.radius**2, "dim": np.full(n, float(d)),
+        "sigma2": np.full(n, s2), "trace_sigma": np.full(n, (d - 1) * s2),
+        "grad_norm2": run.grad_norm2, "radius": run.radius, "radius_se": run.radius_se,
+        "radius_balance": run.radius_balance, "radius_rel_std": run.radius_rel_std,
+        "radius_sde": pred["radius_sde"], "radius_discrete": pred["radius_discrete"],
+        "temperature": pred["temperature"],
+        "temperature_energy": temperature_from_energy(d, run.energy),
+        "energy": run.energy, "energy_se": run.energy_se, "energy_theory": pred["energy"],
+        "volume": theory.volume(np.where(ok, run.radius, 1.0)) * np.where(ok, 1.0, np.nan),
+        "pressure": optimizers.lr_pressure("momentum" if run.optimizer == "momentum" else
+                                           "adamw", wd=run.wd, radius=run.radius, sigma2=s2,
+                                           dim=d) * np.ones(n),
+        "stationary": ok, "diverged": ~ok,
+    }
+    e_dir = np.full(n, np.nan)
+    e_se = np.full(n, np.nan)
+    if run.directions is not None:
+        good = ok & np.isfinite(run.directions).all(axis=(1, 2))
+        if good.any():
+            est = sphere_entropy(run.directions[good], method=entropy_method)
+            e_dir[good], e_se[good] = est.value, est.stderr
+    cols["entropy_dir"], cols["entropy_dir_se"] = e_dir, e_se
+    cols["entropy"] = theory.full_entropy(np.where(ok, e_dir, np.nan),
+                                          np.where(ok, run.radius, 1.0), d)
+    cols["entropy_se"] = np.hypot(e_se, (d - 1) * run.radius_se / run.radius)
+    return cols
