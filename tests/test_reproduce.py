@@ -14,6 +14,12 @@ def test_presets_expand_to_valid_sweeps():
 
         runs = expand(spec)
         protocols = {c["protocol"] for _, c in runs}
+        if name == "cpu-nonsi":  # one protocol, every mlp variant
+            from thermosgd.models import MLP_VARIANTS
+
+            assert protocols == {"elr"} and len(runs) == 6 * 9
+            assert {c["variant"] for _, c in runs} == set(MLP_VARIANTS)
+            continue
         assert protocols == {"lr", "elr", "sphere"}, name
     assert len(expand(rp.nn_spec("cpu"))) == 75
     with pytest.raises(ValueError, match="needs --data-dir"):

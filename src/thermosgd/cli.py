@@ -140,6 +140,20 @@ def _parse_hidden(text: str) -> tuple[int, ...]:
     return widths
 
 
+def _parse_variants(text: str) -> tuple[str, ...]:
+    """'si,bias' -> ("si", "bias"): mlp variants (`thermosgd.models.MLP_VARIANTS`)."""
+    from thermosgd.models import MLP_VARIANTS
+
+    names = tuple(v.strip() for v in text.split(",") if v.strip())
+    bad = [v for v in names if v not in MLP_VARIANTS]
+    if not names or bad:
+        raise UsageError(f"--variant: unknown {bad or [text]}; choose from "
+                         f"{', '.join(MLP_VARIANTS)}")
+    if len(set(names)) != len(names):
+        raise UsageError(f"--variant lists a variant twice: {text!r}")
+    return names
+
+
 def _add_train(sub) -> None:
     p = sub.add_parser(
         "train",
@@ -164,6 +178,13 @@ def _add_train(sub) -> None:
                    help="hidden widths of the BN-MLP, e.g. 32,32 (d = in*h1 + h1*h2 + ...)")
     p.add_argument("--width", type=int, default=None,
                    help="channel width of the convnet (default 8) or resnet18 (default 4)")
+    p.add_argument("--variant", type=_parse_variants, default="si",
+                   help="mlp variants, comma-separated (a grid axis): si (the paper's BN-MLP), "
+                        "layernorm (also scale-invariant), or non-scale-invariant ones trained "
+                        "as one group with their extra parameters: bn-affine (BatchNorm gamma, "
+                        "beta), bias (biases after BatchNorm and in the head), head (trainable "
+                        "head), layernorm-affine; stationary.json then reports the distance "
+                        "from scale invariance (si_radial_gradient, si_loss_change)")
     p.add_argument("--data", choices=["digits", "fashion-mnist", "cifar10", "cifar100",
                                       "synthetic"], default="digits",
                    help="digits: scikit-learn's 8x8 digits; fashion-mnist: IDX files; cifar10, "
@@ -244,8 +265,9 @@ def cmd_train(args) -> int:
               "checkpoint_every": args.checkpoint_every, "device": args.device}
     names = ("lr", "elr", "wd", "radius")
     grid = [getattr(args, k) or (None,) for k in names]
-    configs = [TrainConfig(protocol=args.protocol, **dict(zip(names, point, strict=True)), **common)
-               for point in itertools.product(*grid)]
+    configs = [TrainConfig(protocol=args.protocol, **dict(zip(names, point, strict=True)),
+                           variant=variant, **common)
+               for variant in args.variant for point in itertools.product(*grid)]
     run_names = [run_name(c) for c in configs]
     if len(set(run_names)) != len(run_names):
         raise UsageError("the grid lists a hyperparameter value twice")
@@ -303,6 +325,10 @@ def _add_sweep(sub) -> None:
                         "every node sees")
     p.add_argument("--cpus-per-task", type=float, default=None, help="Ray: CPUs per task")
     p.add_argument("--gpus-per-task", type=float, default=None, help="Ray: GPUs per task")
+    p.add_argument("--variant", type=_parse_variants, default=None,
+                   help="train sweeps: add the mlp variants (comma-separated, e.g. "
+                        "si,bn-affine,head) as a grid axis of every grid, replacing any "
+                        "'variant' of the config (which may also list it in 'grid')")
     p.add_argument("--retry-failed", action="store_true", help="run failed runs again")
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                    help="progress bar over runs (default: only when stderr is a terminal)")
@@ -324,6 +350,15 @@ def cmd_sweep(args) -> int:
     spec = load_spec(args.config, executor=args.executor, workers=args.workers,
                      ray_address=args.ray_address, cpus_per_task=args.cpus_per_task,
                      gpus_per_task=args.gpus_per_task)
+    if args.variant:
+        import dataclasses
+
+        if spec.kind != "train":
+            raise UsageError("--variant is for train sweeps (kind: train)")
+        grids = spec.grid if isinstance(spec.grid, list | tuple) else [spec.grid]
+        spec = dataclasses.replace(
+            spec, base={k: v for k, v in spec.base.items() if k != "variant"},
+            grid=[{**g, "variant": list(args.variant)} for g in grids])
     counts = execute(spec, args.out, retry_failed=args.retry_failed, progress=args.progress)
     collect(args.out)
     print(f"sweep {spec.name}: " + ", ".join(f"{n} {k}" for k, n in sorted(counts.items())))

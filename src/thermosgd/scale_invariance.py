@@ -571,7 +571,9 @@ def radial_gradient_stats(grads, w) -> tuple[Tensor, Tensor]:
 
     Both are 0 for an SI group and at most 1. Float64 tensors of the leading shape.
     """
-    g, v = _as_float64(grads), _as_float64(w)
+    g, v = torch.as_tensor(grads), torch.as_tensor(w)
+    if not (g.is_floating_point() and v.is_floating_point()):
+        raise ValueError("grads and w must be floating-point")
     if g.dim() < 2 or g.shape[-1] != v.shape[-1] or g.shape[:-2] != v.shape[:-1]:
         raise ValueError(
             f"grads must have shape (..., n, d) and w (..., d), got "
@@ -579,10 +581,14 @@ def radial_gradient_stats(grads, w) -> tuple[Tensor, Tensor]:
         )
     if g.shape[-2] < 1:
         raise ValueError("grads must hold at least one gradient (n >= 1)")
+    v = v.to(g.dtype)
     mean = radial_gradient(g.mean(-2), v)
-    radial = torch.einsum("...nd,...d->...n", g, v)
+    # reductions over d in the gradients' dtype (no float64 copy of the n x d gradients:
+    # float32 leaves a floor of ~1e-7 sqrt(d) relative, far below the SI-breaking of interest)
+    radial = torch.einsum("...nd,...d->...n", g, v).double()
     num = radial.square().mean(-1).sqrt()
-    den = g.square().sum(-1).mean(-1).sqrt() * torch.linalg.vector_norm(v, dim=-1)
+    gn2 = torch.linalg.vector_norm(g, dim=-1).double().square().mean(-1)
+    den = gn2.sqrt() * torch.linalg.vector_norm(v, dim=-1).double()
     rms = torch.where(den > 0, num / torch.where(den > 0, den, 1.0), torch.zeros_like(num))
     return mean, rms
 

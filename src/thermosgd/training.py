@@ -71,7 +71,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from thermosgd import theory
+from thermosgd import optimizers, theory
 from thermosgd._progress import progress_disabled
 from thermosgd.data import (
     FASHION_MNIST_DIR,
@@ -84,20 +84,33 @@ from thermosgd.data import (
 )
 from thermosgd.models import (
     BNMLP,
+    MLP_VARIANTS,
     BatchedBNMLP,
     batched_cross_entropy,
-    bn_mlp,
     convnet,
     preact_resnet18,
+    variant_mlp,
 )
 from thermosgd.monitor import ThermoMonitor, noise_from_gradients
-from thermosgd.protocols import PROTOCOLS, BatchedProtocol, make_optimizer
+from thermosgd.protocols import (
+    BUFFERS,
+    DEFAULT_BETA2,
+    DEFAULT_MOMENTUM,
+    OPTIMIZERS,
+    PROTOCOLS,
+    BatchedProtocol,
+    _check_optimizer,
+    make_optimizer,
+)
 from thermosgd.scale_invariance import (
+    SIDistance,
     batched_group_radius,
     check_scale_invariance,
     group_radius,
+    radial_gradient_stats,
     set_batched_group_radius,
     set_group_radius,
+    si_distance,
 )
 from thermosgd.tables import write_csv, write_json
 
@@ -121,6 +134,8 @@ DATASETS = ("digits", "fashion-mnist", "cifar10", "cifar100", "synthetic")
 DEVICES = ("auto", "cpu", "cuda")
 #: the hyperparameters of each protocol
 HYPER = {"lr": ("lr", "wd"), "elr": ("elr", "wd"), "sphere": ("elr", "radius")}
+#: mlp variants that are scale-invariant (checked before training; the others are not)
+SI_VARIANTS = ("si", "layernorm")
 #: default widths of the convolutional models (the paper's ConvNet-8 and ResNet-18 with k = 4)
 DEFAULT_WIDTH = {"convnet": 8, "resnet18": 4}
 CHECKPOINT_FORMAT = 1
@@ -199,6 +214,11 @@ class TrainConfig:
       ``elr`` and ``radius`` (no weight decay).
     * model "mlp" (BN-MLP with hidden widths ``hidden``), "convnet" (width ``width``, default
       8) or "resnet18" (pre-activation, width ``width``, default 4); every head frozen.
+    * ``variant`` (mlp only; see `thermosgd.models.MLP_VARIANTS`): "si" (the paper's BN-MLP),
+      "layernorm" (also SI), or a model that breaks scale invariance: "bn-affine", "bias",
+      "head", "layernorm-affine". For those the protocol trains *all* trainable parameters as
+      one group (radius, volume and noise are measured on it), no SI check refuses them, and
+      stationary.json reports the distance from SI (``si_radial_gradient``, ``si_loss_change``).
     * data "digits", "fashion-mnist" (``data_dir``, default the Debian package's directory),
       "cifar10"/"cifar100" (``data_dir`` required, no download) or "synthetic"
       (teacher-student, vectors: mlp only); ``label_noise`` randomizes that fraction of the
@@ -217,6 +237,10 @@ class TrainConfig:
       (BN in eval mode, running statistics), evenly spaced over the stationary window (0: none).
       Their means give the generalization gap of the stationary state.
     * ``device``: "auto" (CUDA when available), "cpu" or "cuda".
+    * ``optimizer`` (protocol "lr" only for the last two): "sgd" (the paper), "momentum"
+      (heavy ball with coupled WD, torch SGD semantics; ``momentum`` = beta, default 0.9) or
+      "adamw" (decoupled WD, torch AdamW semantics; ``momentum`` = beta1, default 0.9,
+      ``beta2`` default 0.999). None = the default; `optimizer_kwargs` resolves them.
     """
 
     protocol: str = "elr"
@@ -224,10 +248,14 @@ class TrainConfig:
     elr: float | None = None
     wd: float | None = None
     radius: float | None = None
+    optimizer: str = "sgd"
+    momentum: float | None = None
+    beta2: float | None = None
     steps: int = 50_000
     model: str = "mlp"
     hidden: tuple[int, ...] = (32, 32)
     width: int | None = None
+    variant: str = "si"
     data: str = "digits"
     data_dir: str | None = None
     label_noise: float = 0.0
@@ -253,7 +281,8 @@ class TrainConfig:
         if not isinstance(hidden, (tuple, list)) or not all(_is_int(h) for h in hidden):
             raise ValueError(f"hidden must be a sequence of positive ints, got {self.hidden!r}")
         object.__setattr__(self, "hidden", tuple(int(h) for h in hidden))
-        for name in ("lr", "elr", "wd", "radius", "init_radius", "label_noise", "test_fraction"):
+        for name in ("lr", "elr", "wd", "radius", "init_radius", "label_noise", "test_fraction",
+                     "momentum", "beta2"):
             v = getattr(self, name)
             if _is_int(v):
                 object.__setattr__(self, name, float(v))
@@ -289,6 +318,17 @@ class TrainConfig:
     def hyperparameters(self) -> dict[str, float]:
         """The protocol's two hyperparameters, e.g. {"elr": 0.01, "wd": 0.03}."""
         return {k: getattr(self, k) for k in HYPER[self.protocol]}
+
+    @property
+    def optimizer_kwargs(self) -> dict[str, Any]:
+        """{"optimizer", "momentum", "beta2"} with the defaults filled in (None where the
+        optimizer has no such setting), as `make_optimizer` and `ThermoMonitor` take them."""
+        if self.optimizer == "sgd":
+            return {"optimizer": "sgd", "momentum": None, "beta2": None}
+        b1 = DEFAULT_MOMENTUM if self.momentum is None else self.momentum
+        b2 = (DEFAULT_BETA2 if self.beta2 is None else self.beta2) if self.optimizer == "adamw" \
+            else None
+        return {"optimizer": self.optimizer, "momentum": b1, "beta2": b2}
 
     @property
     def model_width(self) -> int | None:
@@ -333,6 +373,9 @@ def validate_config(c: TrainConfig) -> None:
     """Raise ValueError with a one-line message for any invalid field or combination."""
     if c.protocol not in PROTOCOLS:
         raise ValueError(f"protocol must be one of {', '.join(PROTOCOLS)}, got {c.protocol!r}")
+    if c.optimizer not in OPTIMIZERS:
+        raise ValueError(f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {c.optimizer!r}")
+    _check_optimizer(c.protocol, c.optimizer, c.momentum, c.beta2)
     need = HYPER[c.protocol]
     for name in ("lr", "elr", "wd", "radius"):
         v = getattr(c, name)
@@ -349,6 +392,10 @@ def validate_config(c: TrainConfig) -> None:
             _check_positive(name, v)
     if c.model not in MODELS:
         raise ValueError(f"model must be one of {', '.join(MODELS)}, got {c.model!r}")
+    if c.variant not in MLP_VARIANTS:
+        raise ValueError(f"variant must be one of {', '.join(MLP_VARIANTS)}, got {c.variant!r}")
+    if c.variant != "si" and c.model != "mlp":
+        raise ValueError(f"variant {c.variant!r} is for the mlp model; {c.model} takes 'si'")
     if c.data not in DATASETS:
         raise ValueError(f"data must be one of {', '.join(DATASETS)}, got {c.data!r}")
     if c.device not in DEVICES:
@@ -412,10 +459,18 @@ def validate_config(c: TrainConfig) -> None:
 
 def run_name(c: TrainConfig) -> str:
     """Directory name of a run in a grid, as in the reference code: elr2.00e-03_wd3.00e-03,
-    lr1.00e-01_wd1.00e-03, elr1.00e-02_r1.00e+00 (sphere); ``_seed{k}`` for seeds other than 1."""
+    lr1.00e-01_wd1.00e-03, elr1.00e-02_r1.00e+00 (sphere); ``_<variant>`` for variants other
+    than "si", then ``_seed{k}`` for seeds other than 1."""
     a, b = HYPER[c.protocol]
     tag = {"wd": "wd", "radius": "r"}[b]
     name = f"{a}{getattr(c, a):.2e}_{tag}{getattr(c, b):.2e}"
+    if c.variant != "si":
+        name = f"{name}_{c.variant}"
+    if c.optimizer != "sgd":
+        kw = c.optimizer_kwargs
+        name = f"{c.optimizer}{kw['momentum']:g}_{name}"
+        if kw["beta2"] is not None and kw["beta2"] != DEFAULT_BETA2:
+            name = f"{name}_b2{kw['beta2']:g}"
     return name if c.seed == 1 else f"{name}_seed{c.seed}"
 
 
@@ -455,10 +510,13 @@ def load_data(c: TrainConfig, device: str | torch.device = "cpu") -> Dataset:
 
 
 def build_model(c: TrainConfig, ds: Dataset) -> nn.Module:
-    """The SI model of ``c`` for the data ``ds`` (frozen head, init seed ``c.init_seed``)."""
+    """The model of ``c`` for the data ``ds`` (init seed ``c.init_seed``): SI with a frozen head,
+    or the mlp ``variant``."""
     shape = ds.input_shape
     if c.model == "mlp":
-        return bn_mlp(int(np.prod(shape)), c.hidden, ds.num_classes, init_seed=c.init_seed)
+        return variant_mlp(
+            c.variant, int(np.prod(shape)), c.hidden, ds.num_classes, init_seed=c.init_seed
+        )
     if len(shape) != 3:
         raise ValueError(f"model {c.model!r} needs images (C, H, W), the data have shape {shape}")
     make = convnet if c.model == "convnet" else preact_resnet18
@@ -472,6 +530,11 @@ def _si_params(model: nn.Module) -> list[nn.Parameter]:
     if callable(fn):
         return list(fn())
     return [p for p in model.parameters() if p.requires_grad]
+
+
+def _opt_args(c: TrainConfig) -> dict[str, Any]:
+    """The optimizer arguments of `make_optimizer` / `ThermoMonitor` (none for SGD)."""
+    return {} if c.optimizer == "sgd" else c.optimizer_kwargs
 
 
 def _probe_seed(seed: int) -> int:
@@ -576,6 +639,9 @@ class _SingleNet:
     def model_state(self, g: int) -> dict:
         return self.model.state_dict()
 
+    def si_distance(self, g: int, x: Tensor, y: Tensor) -> SIDistance:
+        return si_distance(self.model, F.cross_entropy, (x, y), self.params)
+
     def opt_state(self, g: int) -> dict:
         return self.opt.state_dict()
 
@@ -628,14 +694,28 @@ class _BatchedNet:
     def model_state(self, g: int) -> dict:
         return self.model.to_model(g).state_dict()
 
+    def si_distance(self, g: int, x: Tensor, y: Tensor) -> SIDistance:
+        m = self.model.to_model(g)
+        return si_distance(m, F.cross_entropy, (x, y), m.si_parameters())
+
     def opt_state(self, g: int) -> dict:
         c = self.configs[g]
         m = self.model.to_model(g)
-        opt = make_optimizer(c.protocol, m.si_parameters(), **c.hyperparameters)
+        opt = make_optimizer(
+            c.protocol, m.si_parameters(), **c.hyperparameters, **_opt_args(c)
+        )
         group = self.opt.param_groups[0]
         for key in ("last_radius", "last_norm"):
             if group[key] is not None:
                 opt.param_groups[0][key] = group[key][g].clone()
+        names = BUFFERS[self.opt.optimizer]
+        started = group["last_radius"] is not None  # torch makes buffers at the first step
+        for p, q in zip(self.params, m.si_parameters(), strict=True):
+            if started and names:  # config g's (in, out) buffers as the model's (out, in)
+                st = {n: self.opt.state[p][n][g].T.contiguous() for n in names}
+                if self.opt.optimizer == "adamw":
+                    st["step"] = torch.tensor(float(group["step"]), dtype=torch.float32)
+                opt.state[q] = st
         return opt.state_dict()
 
     @torch.no_grad()
@@ -647,6 +727,8 @@ class _BatchedNet:
                 group[key][g] = 0.0
         for w, w0 in zip(self.params, self._finite, strict=True):
             w[g] = w0[g]
+            for name in BUFFERS[self.opt.optimizer]:  # lr 0 times a NaN buffer is NaN
+                self.opt.state[w][name][g] = 0.0
 
 
 # --------------------------------------------------------------------------------------------
@@ -665,18 +747,21 @@ class _Run:
             dim,
             queue_capacity=self.schedule.queue_size,
             **config.hyperparameters,
+            **_opt_args(config),
         )
         if ckpt is None:
             self.rows: list[dict] = []
             self.evals: list[dict] = []
             self.diverged_at: int | None = None
             self.seconds = 0.0
+            self.si_loss: dict[str, float] = {}
         else:
             self.monitor.load_state_dict(ckpt["monitor"])
             self.rows = [dict(r) for r in ckpt["metrics"]]
             self.evals = [dict(r) for r in ckpt.get("evals", [])]
             self.diverged_at = ckpt["diverged_at"]
             self.seconds = float(ckpt["seconds"])
+            self.si_loss = dict(ckpt.get("si_loss", {}))
 
     @property
     def active(self) -> bool:
@@ -783,16 +868,29 @@ def _steps_noise(run: _Run) -> dict[str, float]:
         p = float(theory.sphere_pressure_discrete(c.elr, c.radius, Q, 0.0)) if Q > 0 else nan
         out["pressure_discrete_steps"], out["pressure_discrete_steps_se"] = p, p * rel
     else:
-        r = (
-            float(
-                theory.radius_discrete(
-                    c.protocol, trace_sigma=Q, grad_norm2=0.0, **c.hyperparameters
+        kw = c.optimizer_kwargs
+        if kw["optimizer"] != "sgd":  # Q alone: the noise bound (grad_norm2 counted as noise)
+            r = (
+                float(
+                    optimizers.lr_radius_discrete(
+                        kw["optimizer"], lr=c.lr, wd=c.wd, dim=run.dim, trace_sigma=Q,
+                        grad_norm2=0.0, momentum=kw["momentum"],
+                    )
                 )
+                if Q > 0
+                else nan
             )
-            if Q > 0
-            else nan
-        )
-        power = 4 if c.protocol == "lr" else 2
+        else:
+            r = (
+                float(
+                    theory.radius_discrete(
+                        c.protocol, trace_sigma=Q, grad_norm2=0.0, **c.hyperparameters
+                    )
+                )
+                if Q > 0
+                else nan
+            )
+        power = optimizers.lr_radius_power(kw["optimizer"]) if c.protocol == "lr" else 2
         out["radius_discrete_steps"], out["radius_discrete_steps_se"] = r, r * rel / power
     return out
 
@@ -816,6 +914,14 @@ def _generalization(run: _Run) -> dict[str, float]:
         out[name] = float(v.mean()) if v.size else nan
         out[f"{name}_se"] = float(v.std(ddof=1) / math.sqrt(v.size)) if v.size > 1 else nan
     return out
+
+
+_SI_LOSS_KEYS = (
+    "si_loss_change",
+    "si_loss_change_half",
+    "si_loss_change_double",
+    "si_radial_gradient_end",
+)
 
 
 def _stationary_doc(run: _Run, steps_done: int, device: torch.device) -> dict:
@@ -847,6 +953,7 @@ def _stationary_doc(run: _Run, steps_done: int, device: torch.device) -> dict:
         "status": status,
         "name": run.out.name,
         "protocol": c.protocol,
+        "variant": c.variant,
         **{f"{k}_set": v for k, v in c.hyperparameters.items()},
         "dim": run.dim,
         "steps": c.steps,
@@ -860,6 +967,7 @@ def _stationary_doc(run: _Run, steps_done: int, device: torch.device) -> dict:
         **state,
         **_steps_noise(run),
         **_generalization(run),
+        **{k: run.si_loss.get(k, math.nan) for k in _SI_LOSS_KEYS},
         "summary": summary,
     }
 
@@ -943,6 +1051,7 @@ class _Engine:
             "metrics": [dict(r) for r in run.rows],
             "evals": [dict(r) for r in run.evals],
             "seconds": run.seconds,
+            "si_loss": dict(run.si_loss),
         }
 
     def save(self, g: int) -> None:
@@ -953,10 +1062,31 @@ class _Engine:
     def finish(self, g: int) -> dict:
         """Write stationary.json, metrics.csv and the final checkpoint of config g."""
         run = self.runs[g]
+        if run.active and self.step >= run.config.steps and not run.si_loss:
+            run.si_loss = self._si_loss_change(g)
         self.save(g)
         doc = _write_doc(run.out, _stationary_doc(run, self.step, self.device))
         self.docs[g] = doc
         return doc
+
+    def _si_loss_change(self, g: int) -> dict[str, float]:
+        """|L(c w) - L(w)| / |L(w)| for c = 1/2, 2 of config g's trained group at the end of the
+        window, on one training batch drawn by a private generator (seed 0), the model as it
+        runs (normalization eps included; train-mode BN; state restored)."""
+        gen = torch.Generator(device=self.device).manual_seed(0)
+        idx = torch.randint(
+            0, self.ds.n_train, (self.c0.batch_size,), generator=gen, device=self.device
+        )
+        try:
+            d = self.net.si_distance(g, self.ds.x_train[idx], self.ds.y_train[idx])
+        except ValueError:  # a non-finite loss: nothing to measure
+            return {}
+        return {
+            "si_loss_change": d.loss_change_max,
+            "si_loss_change_half": d.loss_change[0.5],
+            "si_loss_change_double": d.loss_change[2.0],
+            "si_radial_gradient_end": d.radial,
+        }
 
     # -- sampling ----------------------------------------------------------------------------
 
@@ -1048,12 +1178,15 @@ class _Engine:
         radius = self.net.radius()
         ok = torch.isfinite(radius) & (radius > 0)
         est_all = noise_from_gradients(grads, torch.where(ok, radius, 1.0))
+        si_mean, si_rms = radial_gradient_stats(grads, self.net.weights())
         for g in active:
             if not bool(ok[g]):
                 continue
             est = est_all[g]
             run = self.runs[g]
             run.monitor.record_noise(self.step, est)
+            if math.isfinite(float(si_mean[g])) and math.isfinite(float(si_rms[g])):
+                run.monitor.record_si_distance(self.step, float(si_mean[g]), float(si_rms[g]))
             c = run.config
             sigma2 = float(est.sigma2(run.dim))
             row = run.rows[-1]
@@ -1064,7 +1197,14 @@ class _Engine:
                 grad_norm2_se=float(est.grad_norm2_se),
                 sigma2=sigma2,
             )
-            if sigma2 > 0:
+            if sigma2 > 0 and c.optimizer != "sgd":
+                row["temperature"] = float(
+                    optimizers.lr_temperature(
+                        c.optimizer, lr=c.lr, wd=c.wd, sigma2=sigma2, dim=run.dim,
+                        momentum=c.optimizer_kwargs["momentum"],
+                    )
+                )
+            elif sigma2 > 0:
                 hyper = {"lr": c.lr, "wd": c.wd} if c.protocol == "lr" else {"elr": c.elr}
                 row["temperature"] = float(
                     theory.temperature(c.protocol, sigma2=sigma2, dim=run.dim, **hyper)
@@ -1159,14 +1299,16 @@ def _single_engine(
     model_fn: Callable[[TrainConfig, Dataset], nn.Module] | None,
 ) -> _Engine:
     model = (model_fn(c, ds) if model_fn is not None else build_model(c, ds)).to(device)
-    params = _si_params(model)
+    si = c.variant in SI_VARIANTS
+    params = _si_params(model) if si else [p for p in model.parameters() if p.requires_grad]
     if not params:
         raise ValueError("the model has no trainable (scale-invariant) parameters")
-    _verify_si(model, params, ds, c.batch_size)
+    if si:  # a non-SI variant is trained as it is: all its trainable parameters, one group
+        _verify_si(model, params, ds, c.batch_size)
     s = c.schedule
     if c.protocol != "sphere":
         set_group_radius(params, s.init_radius)
-    opt = make_optimizer(c.protocol, params, **c.hyperparameters)
+    opt = make_optimizer(c.protocol, params, **c.hyperparameters, **_opt_args(c))
     if ckpt is not None:
         model.load_state_dict(ckpt["model"])
         opt.load_state_dict(ckpt["optimizer"])
@@ -1205,6 +1347,12 @@ def _batched_engine(
             torch.tensor([c.schedule.init_radius for c in cs], dtype=torch.float64).to(device),
         )
     saved = [w.detach().clone() for w in params]
+    if c0.optimizer != "sgd":  # per-config betas
+        kws = [c.optimizer_kwargs for c in cs]
+        hyper["optimizer"] = c0.optimizer
+        for k in ("momentum", "beta2"):
+            if kws[0][k] is not None:
+                hyper[k] = torch.tensor([kw[k] for kw in kws], dtype=torch.float64, device=device)
     opt = BatchedProtocol(params, c0.protocol, **hyper)  # the sphere: projects every config
     if ckpts[0] is not None:
         with torch.no_grad():  # resume bit-exactly: undo the constructor's projection
@@ -1217,6 +1365,15 @@ def _batched_engine(
                 group[key] = torch.stack(
                     [torch.as_tensor(v, dtype=torch.float64) for v in vals]
                 ).to(device)
+        states = [ck["optimizer"].get("state", {}) for ck in ckpts]
+        if all(states):  # the buffers: the single models' (out, in) as config g's (in, out)
+            for i, p in enumerate(params):
+                for name in BUFFERS[opt.optimizer]:
+                    opt.state[p][name] = torch.stack(
+                        [st[i][name].T for st in states]
+                    ).to(device=device, dtype=p.dtype)
+            if opt.optimizer == "adamw":
+                group["step"] = int(float(states[0][0]["step"]))
     runs = [_Run(c, o, bm.dim, ck) for c, o, ck in zip(cs, outs, ckpts, strict=True)]
     return _Engine(_BatchedNet(bm, opt, cs), runs, ds, ckpts, device)
 
@@ -1258,6 +1415,7 @@ def _batch_key(c: TrainConfig, device: torch.device, ckpt: dict | None) -> tuple
         *_data_key(c, device),
         c.hidden,
         c.protocol,
+        c.optimizer,
         c.steps,
         c.batch_size,
         s.log_every,
@@ -1335,7 +1493,7 @@ def train_grid(
     groups: dict[tuple, list[int]] = {}
     for i in todo:
         c = configs[i]
-        if batched and model_fn is None and c.model == "mlp":
+        if batched and model_fn is None and c.model == "mlp" and c.variant == "si":
             key = _batch_key(c, devices[i], ckpts[i])
         else:
             key = ("single", i)
