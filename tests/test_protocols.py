@@ -548,3 +548,23 @@ def test_batched_momentum_adamw_equal_single(optimizer):
         opt.step()
     assert all(torch.equal(p, q) for p, q in zip(bm.si_parameters(), bm2.si_parameters(),
                                                   strict=True))
+
+
+def test_batched_adamw_single_config_is_torch_adamw_bit_for_bit():
+    """G = 1 in float32: the batched AdamW step does torch's operations in torch's order."""
+    m = _model()
+    bm = BatchedBNMLP.from_models([m])
+    ref = copy.deepcopy(m)
+    bopt = BatchedProtocol(bm.si_parameters(), "lr", lr=3e-3, wd=0.1, optimizer="adamw")
+    topt = torch.optim.AdamW(ref.si_parameters(), lr=3e-3, weight_decay=0.1, foreach=False)
+    gen = torch.Generator().manual_seed(2)
+    for _ in range(6):
+        idx = torch.randint(0, len(X), (64,), generator=gen)
+        bopt.zero_grad()
+        batched_cross_entropy(bm(X[idx]), Y[idx]).sum().backward()
+        bopt.step()
+        topt.zero_grad()
+        F.cross_entropy(ref(X[idx]), Y[idx]).backward()
+        topt.step()
+    for i in range(2):
+        assert torch.equal(bm.weights[i][0], ref.layers[3 * i].weight.T)

@@ -721,12 +721,15 @@ def adamw_step_(
     before = _batched_radius_sq(params).sqrt()
     step_size = lr_t / (1 - b1**step)
     bc2_sqrt = (1 - b2**step).sqrt()
+    # the operations and their order are torch's (single-tensor AdamW), so that each config's
+    # float32 step rounds as torch's: AdamW turns round-off in coordinates with tiny gradients
+    # into O(lr) steps, so any other order would not stay close to the unbatched run
     for p, g, m, s in zip(params, grads, exp_avgs, exp_avg_sqs, strict=True):
         p.mul_(_bview(1 - lr_t * wd_t, p))
         m.lerp_(g, _bview(1 - b1, p))
-        s.mul_(_bview(b2, p)).addcmul_(g * g, _bview(1 - b2, p))
+        s.mul_(_bview(b2, p)).addcmul_(g * _bview(1 - b2, p), g)
         denom = (s.sqrt() / _bview(bc2_sqrt, p)).add_(_bview(eps_t, p))
-        p.addcmul_(m / denom, _bview(step_size, p), value=-1)
+        p.addcdiv_(m * _bview(-step_size, p), denom)
     return StepStats(before, None)
 
 
