@@ -405,3 +405,77 @@ def test_track_tiny_run():
 def test_bad_track_config(kw, match):
     with pytest.raises(ValueError, match=match):
         S.TrackConfig(**kw)
+
+
+# ----------------------------------------------------------------------------- CLI, report
+
+
+def _write_table(path, table):
+    from thermosgd.tables import write_csv
+
+    write_csv(path, table)
+    return path
+
+
+def test_cli_predict_recommend_validate(tmp_path, capsys):
+    from thermosgd.cli import main
+
+    elr = _curve_rows(CURVE, "elr", np.geomspace(0.004, 0.04, 5), np.geomspace(0.003, 0.03, 4))
+    lr = _curve_rows(CURVE, "lr", np.geomspace(0.5, 1.5, 3), np.geomspace(0.005, 0.01, 3))
+    table = _write_table(tmp_path / "results.csv", _merge(elr, lr))
+    assert main(["schedule", "predict", "--table", str(table), "--protocol", "lr",
+                 "--lr", "1.0", "--wd", "0.01", "--out", str(tmp_path / "p.csv")]) == 0
+    out = capsys.readouterr().out
+    want = S.predict(CURVE, "lr", lr=1.0, wd=0.01)
+    assert f"{float(want['radius']):.4g}" in out
+    assert main(["schedule", "predict", "--table", str(table), "--protocol", "elr",
+                 "--target-temperature", "1.2e-4", "--wd", "0.01"]) == 0
+    out = capsys.readouterr().out
+    assert "reachable temperatures" in out and "0.00012" in out
+    assert main(["schedule", "validate", "--table", str(table)]) == 0
+    assert "predict 9 lr runs" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("argv, match", [
+    (["--protocol", "lr", "--elr", "0.01", "--wd", "0.01"], "takes --lr"),
+    (["--protocol", "lr", "--wd", "0.01"], "give --lr and --wd"),
+    (["--protocol", "lr", "--target-temperature", "1e-4"], "exactly two"),
+    (["--protocol", "lr", "--lr", "x"], "cannot parse|LIST|invalid"),
+])
+def test_cli_bad_input_is_one_line(tmp_path, capsys, argv, match):
+    from thermosgd.cli import main
+
+    table = _write_table(tmp_path / "results.csv",
+                         _curve_rows(CURVE, "elr", [0.004, 0.01, 0.04], [0.003, 0.03]))
+    assert main(["schedule", "predict", "--table", str(table), *argv]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and err.startswith("thermosgd: error:")
+    assert __import__("re").search(match, err)
+
+
+def test_write_track_and_report(tmp_path):
+    from thermosgd.report import find_sections, render_report
+
+    cfg = S.TrackConfig(schedule="step", lr=3.0, wd=0.01, steps=300, milestones=(100,),
+                        burn_in=0, log_every=10, noise_every=50)
+    proc = cfg.process()
+    lag = S.lagged_path(proc, CURVE, init_radius=8.0)
+    steps, pst = np.arange(0, 300, 10), np.arange(0, 300, 50)
+    u = proc.rate[pst] / lag["radius"][pst] ** 2
+    records = {"step": steps.astype(float), "radius": lag["radius"][steps] * 1.01,
+               "loss": np.ones(len(steps))}
+    probes = {"step": pst.astype(float), "radius": lag["radius"][pst],
+              "trace_sigma": CURVE.sigma2(u) * (D - 1),
+              "trace_sigma_se": 0.01 * CURVE.sigma2(u) * (D - 1),
+              "grad_norm2": np.zeros(len(pst)), "trace_total": CURVE.trace_total(u),
+              "trace_total_se": np.zeros(len(pst))}
+    res = S.analyze_track(cfg, proc, records, probes, D, CURVE)
+    doc = S.write_track(res, tmp_path / "trk")
+    assert sorted(doc["figures"]) == ["schedule-temperature.png", "schedule-tv.png",
+                                      "schedule-volume.png"]
+    for f in ("schedule.json", "records.csv", "probes.csv", *doc["figures"]):
+        assert (tmp_path / "trk" / f).is_file()
+    assert S.format_track(res["summary"]).count("\n") >= 4
+    assert find_sections(tmp_path) == [("schedule", tmp_path / "trk")]
+    html = render_report(tmp_path)
+    assert "Scheduled run: trk" in html and "radial relaxation time" in html

@@ -466,6 +466,226 @@ def cmd_reproduce(args) -> int:
     return 0
 
 
+def _add_schedule(sub) -> None:
+    p = sub.add_parser(
+        "schedule",
+        help="schedules as thermodynamic processes: predict, recommend, track scheduled runs",
+        description=(
+            "Learning-rate / weight-decay schedules as thermodynamic processes (see "
+            "docs/schedules.md). 'predict': fit the model's noise curve sigma^2(elr), Q(elr) "
+            "from a sweep table and predict the stationary radius and temperature for any "
+            "(lr, wd) or (elr, wd), or recommend pairs reaching a target temperature / radius. "
+            "'validate': fit on one protocol's runs, predict the other's. 'track': train a "
+            "BN-MLP on digits under a schedule and compare its (T, V) trajectory with the "
+            "equilibrium curve and the predicted lagged path."
+        ),
+    )
+    ssub = p.add_subparsers(dest="schedule_command", required=True, metavar="SUBCOMMAND")
+    lists = "LIST: comma-separated values or log:START:STOP:NUM"
+
+    def curve_options(q, required: bool) -> None:
+        q.add_argument("--table", type=Path, required=required,
+                       help="results table of a sweep (results.csv / results.parquet, or a "
+                            "directory holding one) with elr_effective, trace_sigma, "
+                            "trace_total, dim, stationary columns")
+        q.add_argument("--fit-protocols", default="elr,lr",
+                       help="comma-separated protocols whose stationary runs the noise curve "
+                            "is fitted to")
+        q.add_argument("--degree", type=int, default=2,
+                       help="degree of the log-log polynomial fits of sigma^2 and Q")
+        q.add_argument("--q-column", default="trace_total",
+                       help="column of Q = tr Sigma + |grad L|^2 (trace_total_steps: from the "
+                            "training steps' own gradients, where the table has it)")
+        q.add_argument("--no-exact", action="store_true",
+                       help="drop the eta^2 lambda^2 term of the one-step balance (the "
+                            "paper's discr. curves) instead of keeping it")
+
+    q = ssub.add_parser(
+        "predict", help="predict stationary states or recommend (lr|elr, wd) for targets",
+        description="With the rate (--lr for protocol lr, --elr for elr) and --wd: the "
+                    "predicted stationary state of every combination (radius and temperature "
+                    "with standard errors from the fit, relaxation time, whether the "
+                    "stationary elr is outside the fitted range). With a target "
+                    "(--target-temperature, --target-radius): exactly two of target "
+                    "temperature, target radius, rate and wd; prints the recommended pairs "
+                    "(NaN: unreachable within the noise curve's domain).",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    curve_options(q, True)
+    q.add_argument("--protocol", choices=["lr", "elr"], required=True,
+                   help="lr: fixed learning rate + weight decay; elr: fixed effective LR")
+    q.add_argument("--lr", type=parse_list, help=f"learning rates (protocol lr). {lists}")
+    q.add_argument("--elr", type=parse_list,
+                   help=f"effective learning rates (protocol elr). {lists}")
+    q.add_argument("--wd", type=parse_list, help=f"weight decays. {lists}")
+    q.add_argument("--target-temperature", type=parse_list,
+                   help=f"temperatures to reach (recommendation). {lists}")
+    q.add_argument("--target-radius", type=parse_list,
+                   help=f"radii |w| of the SI weights to reach (recommendation). {lists}")
+    q.add_argument("--out", type=Path, default=None, help="also write the table to this CSV")
+    q.set_defaults(func=cmd_schedule_predict)
+
+    v = ssub.add_parser(
+        "validate", help="fit the noise curve on one protocol's runs, predict the other's",
+        description="Fit on the stationary elr runs and predict the lr runs' radius and "
+                    "temperature from their (lr, wd), and vice versa; prints the relative "
+                    "errors (median and max, all runs and those inside the fitted range).",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    v.add_argument("--table", type=Path, required=True, help="results table of a sweep")
+    v.add_argument("--degree", type=int, default=2, help="degree of the log-log fits")
+    v.add_argument("--q-column", default="trace_total", help="column of Q")
+    v.add_argument("--no-exact", action="store_true",
+                   help="drop the eta^2 lambda^2 term of the one-step balance")
+    v.set_defaults(func=cmd_schedule_validate)
+
+    t = ssub.add_parser(
+        "track", help="train a BN-MLP on digits under a schedule and track its (T, V) path",
+        description="Train a BN-MLP (frozen head) on digits with label noise under a "
+                    "learning-rate schedule, after a burn-in at the initial hyperparameters; "
+                    "record the radius and loss every --log-every steps and a gradient-noise "
+                    "probe every --noise-every steps; compare with the equilibrium curve and "
+                    "the lagged path predicted by the radial map. Writes OUT/records.csv, "
+                    "OUT/probes.csv, OUT/schedule.json and PNG figures.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    t.add_argument("--protocol", choices=["lr", "elr"], default="lr",
+                   help="lr: the schedule drives the learning rate; elr: the effective LR")
+    t.add_argument("--schedule", choices=["constant", "step", "cosine"], default="cosine",
+                   help="shape of the rate schedule")
+    t.add_argument("--lr", type=float, default=None,
+                   help="initial learning rate (protocol lr; default 3.0)")
+    t.add_argument("--elr", type=float, default=None,
+                   help="initial effective learning rate (protocol elr; default 0.04)")
+    t.add_argument("--wd", type=float, default=0.01, help="weight decay (initial value)")
+    t.add_argument("--wd-schedule", choices=["constant", "step", "cosine"],
+                   default="constant", help="shape of the weight-decay schedule")
+    t.add_argument("--steps", type=int, default=4000, help="steps of the schedule")
+    t.add_argument("--burn-in", type=int, default=3000,
+                   help="steps at the initial hyperparameters before the schedule starts")
+    t.add_argument("--milestones", default="",
+                   help="step schedule: comma-separated steps where the rate is multiplied "
+                        "by --gamma")
+    t.add_argument("--gamma", type=float, default=0.1, help="step schedule: decay factor")
+    t.add_argument("--final", type=float, default=0.1,
+                   help="cosine schedule: final rate as a fraction of the initial one")
+    t.add_argument("--warmup", type=int, default=0, help="linear warm-up steps")
+    t.add_argument("--hidden", type=_parse_hidden, default=(32, 32),
+                   help="hidden widths of the BN-MLP")
+    t.add_argument("--label-noise", type=float, default=0.3,
+                   help="fraction of random training labels (keeps T > 0)")
+    t.add_argument("--batch-size", type=int, default=128, help="minibatch size")
+    t.add_argument("--seed", type=int, default=1, help="minibatch and probe seed")
+    t.add_argument("--log-every", type=int, default=10, help="steps per record")
+    t.add_argument("--noise-every", type=int, default=100,
+                   help="steps between noise probes (a multiple of --log-every)")
+    t.add_argument("--noise-batches", type=int, default=64,
+                   help="minibatch gradients per noise probe")
+    curve_options(t, False)
+    t.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    t.add_argument("--no-figures", action="store_true", help="skip the PNG figures")
+    t.add_argument("--out", type=Path, required=True, help="output directory")
+    t.set_defaults(func=cmd_schedule_track)
+
+
+def _noise_curve(args):
+    from thermosgd.analysis import load_table
+    from thermosgd.schedules import fit_noise_curve
+
+    protocols = tuple(s.strip() for s in args.fit_protocols.split(",") if s.strip())
+    return fit_noise_curve(load_table(args.table), protocols, degree=args.degree,
+                           q_column=args.q_column)
+
+
+def cmd_schedule_predict(args) -> int:
+    import numpy as np
+
+    from thermosgd import schedules
+    from thermosgd.tables import write_csv
+
+    curve = _noise_curve(args)
+    rate_name = args.protocol
+    other = "elr" if args.protocol == "lr" else "lr"
+    if getattr(args, other) is not None:
+        raise UsageError(f"protocol {args.protocol} takes --{rate_name}, not --{other}")
+    given = {"target_temperature": args.target_temperature,
+             "target_radius": args.target_radius, rate_name: getattr(args, rate_name),
+             "wd": args.wd}
+    given = {k: v for k, v in given.items() if v is not None}
+    grids = np.meshgrid(*given.values(), indexing="ij")
+    kw = {k: g.ravel() for k, g in zip(given, grids, strict=True)}
+    print(f"noise curve: {curve.source}, d = {curve.dim}, elr fitted over "
+          f"[{curve.u_min:.3g}, {curve.u_max:.3g}] (RMS residual sigma^2 "
+          f"{100 * curve.sigma2_rms:.1f}%, Q {100 * curve.total_rms:.1f}%)")
+    if "target_temperature" in kw or "target_radius" in kw:
+        res = schedules.recommend(curve, args.protocol, exact=not args.no_exact, **kw)
+    elif set(kw) == {rate_name, "wd"}:
+        res = schedules.predict(curve, args.protocol, exact=not args.no_exact, **kw)
+    else:
+        raise UsageError(f"give --{rate_name} and --wd, or a target (--target-temperature, "
+                         f"--target-radius) with one more of them")
+    cols = schedules.prediction_columns(res, args.protocol)
+    print(schedules.format_columns(cols))
+    if "target_temperature" in kw:
+        tr = schedules.temperature_range(curve)
+        print(f"reachable temperatures: {tr['t_min']:.3g}..{tr['t_max']:.3g} (maximum at elr "
+              f"{tr['elr_at_t_max']:.3g}; lowest-elr solution shown)")
+    if args.out:
+        write_csv(args.out, cols)
+        print(f"wrote {args.out}")
+    return 0
+
+
+def cmd_schedule_validate(args) -> int:
+    from thermosgd.analysis import load_table
+    from thermosgd.schedules import fit_noise_curve, validate_predictions
+
+    table = load_table(args.table)
+    for fit_on, test in (("elr", "lr"), ("lr", "elr")):
+        curve = fit_noise_curve(table, (fit_on,), degree=args.degree, q_column=args.q_column)
+        v = validate_predictions(curve, table, test, exact=not args.no_exact)
+        print(f"== fit on {curve.points} stationary {fit_on} runs (elr {curve.u_min:.3g}.."
+              f"{curve.u_max:.3g}) -> predict {v['n']} {test} runs ({v['n_extrapolated']} "
+              f"outside the fitted range, {v['n_unreachable']} without a prediction)")
+        for key in ("radius", "temperature"):
+            a, b = v[key], v[f"{key}_inside"]
+            print(f"   {key}: |rel. error| median {100 * a['median']:.2f}%, max "
+                  f"{100 * a['max']:.2f}%; inside the range median {100 * b['median']:.2f}%, "
+                  f"max {100 * b['max']:.2f}%")
+    return 0
+
+
+def cmd_schedule_track(args) -> int:
+    import torch
+
+    from thermosgd.schedules import TrackConfig, format_track, track, write_track
+
+    if args.threads < 1:
+        raise UsageError(f"--threads must be >= 1, got {args.threads}")
+    torch.set_num_threads(args.threads)
+    try:
+        milestones = tuple(int(m) for m in args.milestones.split(",") if m.strip())
+    except ValueError:
+        raise UsageError(f"cannot parse --milestones {args.milestones!r}") from None
+    rates = {"lr": args.lr, "elr": args.elr}
+    other = "elr" if args.protocol == "lr" else "lr"
+    if rates[other] is not None:
+        raise UsageError(f"protocol {args.protocol} takes --{args.protocol}, not --{other}")
+    rate = rates[args.protocol] or {"lr": 3.0, "elr": 0.04}[args.protocol]
+    config = TrackConfig(
+        protocol=args.protocol, schedule=args.schedule, lr=rate if args.protocol == "lr"
+        else None, elr=rate if args.protocol == "elr" else None, wd=args.wd,
+        wd_schedule=args.wd_schedule, steps=args.steps, burn_in=args.burn_in,
+        milestones=milestones, gamma=args.gamma, final=args.final, warmup=args.warmup,
+        hidden=args.hidden, label_noise=args.label_noise, batch_size=args.batch_size,
+        seed=args.seed, log_every=args.log_every, noise_every=args.noise_every,
+        noise_batches=args.noise_batches)
+    curve = _noise_curve(args) if args.table else None
+    result = track(config, curve, exact=not args.no_exact)
+    write_track(result, args.out, figures=not args.no_figures)
+    print(f"noise curve: {result['noise']['source']}")
+    print(format_track(result["summary"]))
+    print(f"wrote {args.out}/records.csv, probes.csv, schedule.json")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="thermosgd",
@@ -479,6 +699,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_reproduce(sub)
     _add_analyze(sub)
     _add_report(sub)
+    _add_schedule(sub)
     return parser
 
 

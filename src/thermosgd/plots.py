@@ -148,6 +148,9 @@ def nn_figures(table, result: dict, out_dir: str | os.PathLike) -> list[Path]:
     from thermosgd import analysis
 
     cols = analysis.as_columns(table)
+    if result.get("non_si"):  # the paper's figures show the SI runs, as the analysis used
+        keep = np.flatnonzero(analysis.variant_column(cols) == "si")
+        cols = {k: np.asarray(v)[keep] for k, v in cols.items()}
     paths = []
     for proto, res in result["protocols"].items():
         if "error" in res:
@@ -160,6 +163,8 @@ def nn_figures(table, result: dict, out_dir: str | os.PathLike) -> list[Path]:
         paths.append(_nn_potential(cols, proto, res, used, Path(out_dir)))
     if result.get("generalization"):
         paths.append(_nn_generalization(cols, result["generalization"], Path(out_dir)))
+    if result.get("non_si"):
+        paths.append(non_si_figure(result["non_si"], Path(out_dir)))
     return paths
 
 
@@ -398,3 +403,140 @@ def _nn_potential(cols, proto, res, used, out: Path) -> Path:
     fig.colorbar(sc, ax=axes.ravel().tolist(), label=f"({name}) / its maximum")
     fig.suptitle(f"{proto}: {name} over the measured states at the target's (T, p)")
     return _save(fig, out / f"{proto}-nn-potential.png")
+
+
+# ============================================================================================
+# Scheduled runs and predictions (thermosgd.schedules). Every number comes from the result.
+
+
+def schedule_figures(result: dict, out_dir: str | os.PathLike) -> list[Path]:
+    """Figures of a tracked scheduled run (`thermosgd.schedules.track`): volume and
+    temperature against the step (measured, equilibrium curve, lagged path), and the (T, V)
+    trajectory. PNGs ``schedule-volume.png``, ``schedule-temperature.png``,
+    ``schedule-tv.png``; returns their paths."""
+    rec, prb = result["records"], result["probes"]
+    out = Path(out_dir)
+    step = np.asarray(rec["step"])
+
+    fig, (ax, ax2) = plt.subplots(2, 1, figsize=(7, 6), sharex=True,
+                                  gridspec_kw={"height_ratios": [3, 1.3]})
+    ax.plot(step, rec["volume"], ".", ms=2, color="0.35", label="measured V = r$^2$/2")
+    ax.plot(step, rec["volume_eq"], "-", color="C0", lw=1.5, label="equilibrium V$_{eq}$",
+            drawstyle="steps-post")
+    ax.plot(step, rec["volume_lag"], "--", color="C3", lw=1.5,
+            label="lagged path (radial map, Q(u) of the noise curve)")
+    if "volume_lag_q" in rec:
+        ax.plot(step, rec["volume_lag_q"], ":", color="C2", lw=1.5,
+                label="radial map driven by the measured Q")
+    ax.set_ylabel("volume V")
+    ax.legend(fontsize=7)
+    rate = rec["lr"] if result["config"]["protocol"] == "lr" else rec["elr"]
+    ax2.plot(step, rate, "-", color="k", lw=1, drawstyle="steps-post")
+    ax2.set_ylabel(LABEL["lr" if result["config"]["protocol"] == "lr" else "elr"], fontsize=8)
+    ax3 = ax2.twinx()
+    ax3.plot(step, rec["tau"], "-", color="C1", lw=1, drawstyle="steps-post")
+    ax3.set_ylabel(r"radial $\tau$ (steps)", color="C1", fontsize=8)
+    ax2.set_xlabel("step of the schedule")
+    fig.suptitle(f"{result['config']['schedule']} schedule, protocol "
+                 f"{result['config']['protocol']}: volume", fontsize=10)
+    fig.tight_layout()
+    paths = [_save(fig, out / "schedule-volume.png")]
+
+    fig, ax = plt.subplots(figsize=(7, 4))
+    ax.errorbar(prb["step"], prb["temperature"], yerr=prb["temperature_se"], fmt="o", ms=3,
+                color="0.35", capsize=2, label=r"measured $\tilde\eta\,\sigma^2/2$ (probes)")
+    ax.plot(prb["step"], prb["temperature_eq"], "-", color="C0", label="equilibrium T$_{eq}$")
+    ax.plot(prb["step"], prb["temperature_lag"], "--", color="C3", label="lagged path")
+    ax.set_xlabel("step of the schedule")
+    ax.set_ylabel("temperature T")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    paths.append(_save(fig, out / "schedule-temperature.png"))
+
+    fig, ax = plt.subplots(figsize=(5.6, 4.4))
+    ax.plot(rec["temperature_eq"], rec["volume_eq"], "-", color="C0", lw=1.5,
+            label="equilibrium curve")
+    ax.plot(rec["temperature_lag"], rec["volume_lag"], "--", color="C3", lw=1.2,
+            label="lagged path")
+    sc = ax.scatter(prb["temperature"], np.asarray(prb["radius"]) ** 2 / 2, c=prb["step"],
+                    cmap="viridis", s=14, zorder=3, label="measured (probes)")
+    fig.colorbar(sc, ax=ax, label="step")
+    ax.set_xlabel("temperature T")
+    ax.set_ylabel("volume V")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    paths.append(_save(fig, out / "schedule-tv.png"))
+    return paths
+
+
+def prediction_figure(validations: list[dict], path: str | os.PathLike) -> Path:
+    """Predicted against measured stationary radius and temperature
+    (`thermosgd.schedules.validate_predictions` results, one colour each; hollow markers:
+    extrapolated beyond the fitted range of the effective learning rate)."""
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4.3))
+    for (ax, key), label in zip(zip(axes, ("radius", "temperature"), strict=True),
+                                ("radius r", "temperature T"), strict=True):
+        lo, hi = np.inf, -np.inf
+        for i, v in enumerate(validations):
+            rows = v["rows"]
+            ext = np.asarray(rows["extrapolated"], dtype=bool)
+            x, y = np.asarray(rows[key]), np.asarray(rows[f"{key}_pred"])
+            ye = np.asarray(rows[f"{key}_pred_se"])
+            name = v.get("label", v["protocol"])
+            for m, fill in ((~ext, f"C{i}"), (ext, "none")):
+                if m.any():
+                    ax.errorbar(x[m], y[m], yerr=ye[m], fmt="o", ms=5, mfc=fill,
+                                color=f"C{i}", capsize=2,
+                                label=name + (" (extrapolated)" if fill == "none" else ""))
+            ok = np.isfinite(y)
+            if ok.any():
+                lo = min(lo, x[ok].min(), y[ok].min())
+                hi = max(hi, x[ok].max(), y[ok].max())
+        if np.isfinite(lo):
+            ax.plot([lo, hi], [lo, hi], "k-", lw=0.8)
+        ax.set_xlabel(f"measured {label}")
+        ax.set_ylabel(f"predicted {label}")
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    return _save(fig, Path(path))
+
+
+def non_si_figure(res: dict, out_dir: str | os.PathLike) -> Path:
+    """Gas-law and Maxwell errors against the distance from scale invariance, log-log
+    (`thermosgd.analysis.analyze_non_si`): left, every stationary run's |EOS error|
+    (discretization-corrected: filled; SDE: open) against its distance, one colour per
+    variant; right, each variant's Maxwell max relative error (filled) and slope deviation
+    (open) against its median distance. Points with a zero distance or error are left out
+    (they have no place on a log axis). Writes ``non-si-errors.png``."""
+    dist = res["distance"]
+    names = list(dict.fromkeys(e["variant"] for e in res["variants"]))
+    colors = dict(zip(names, plt.cm.tab10(np.arange(len(names)) % 10), strict=True))
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(10.5, 4.2))
+    for v in names:
+        pts = [q for q in res["points"] if q["variant"] == v]
+        for key, face in (("rel_error_discrete", colors[v]), ("rel_error_sde", "none")):
+            xy = np.array([(q["distance"], abs(q[key])) for q in pts
+                           if q["distance"] and q[key]], dtype=float).reshape(-1, 2)
+            xy = xy[(xy > 0).all(axis=1)]
+            a1.scatter(xy[:, 0], xy[:, 1], s=18, facecolors=face, edgecolors=colors[v],
+                       label=v if key == "rel_error_discrete" else None)
+        for e in (e for e in res["variants"] if e["variant"] == v):
+            x = e.get(f"{dist}_median")
+            for key, face in (("maxwell_max_rel_error", colors[v]),
+                              ("maxwell_slope_deviation", "none")):
+                y = e.get(key)
+                if x and y and x > 0 and y > 0:
+                    a2.scatter([x], [y], s=40, facecolors=face, edgecolors=colors[v],
+                               label=v if key == "maxwell_max_rel_error" else None)
+    a1.set(xscale="log", yscale="log", xlabel=f"distance from SI ({dist})",
+           ylabel="|measured / predicted radius - 1|",
+           title="equation of state per run (filled: discretized, open: SDE)")
+    a2.set(xscale="log", yscale="log", xlabel=f"median {dist} of the variant",
+           ylabel="relative error",
+           title="Maxwell relation per variant (filled: max error, open: mean-slope deviation)")
+    for ax in (a1, a2):
+        ax.title.set_fontsize(8)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=7)
+    return _save(fig, Path(out_dir) / "non-si-errors.png")
+

@@ -161,7 +161,8 @@ def _is_state_table(path: Path) -> bool:
 
 
 def find_sections(directory: str | os.PathLike, max_depth: int = 3) -> list[tuple[str, Path]]:
-    """The report sections under ``directory``: [("nn" | "isotropic", path), ...], in name
+    """The report sections under ``directory``: [("nn" | "isotropic" | "schedule", path), ...],
+    in name
     order; a directory that is a section is not searched further."""
     root = Path(directory)
     if not root.is_dir():
@@ -170,6 +171,9 @@ def find_sections(directory: str | os.PathLike, max_depth: int = 3) -> list[tupl
 
     def visit(d: Path, depth: int) -> None:
         has = {p.name for p in d.iterdir() if p.is_file()}
+        if "schedule.json" in has:  # thermosgd schedule track
+            found.append(("schedule", d))
+            return
         if "summary.json" in has and "results.csv" in has:
             found.append(("isotropic", d))
             return
@@ -330,6 +334,63 @@ def _nn_section(result: dict, figures: dict[str, Path], title: str, sid: str,
         out.append(_nn_protocol(r, figures))
     if result.get("generalization"):
         out.append(_generalization(result["generalization"], figures))
+    if result.get("non_si"):
+        out.append(_non_si(result["non_si"], figures))
+    return "".join(out)
+
+
+def _non_si(res: dict, figures: dict[str, Path]) -> str:
+    """Section: gas-law and Maxwell errors against the distance from scale invariance."""
+    dist = res["distance"]
+    out = ['<h3 id="non-si">Non-scale-invariant networks: errors against the distance from '
+           "scale invariance</h3>",
+           "<p>Every model variant trains <i>all</i> its trainable parameters as one group "
+           "with the protocol; radius, volume and noise are measured on that group. Distance "
+           "from scale invariance, medians over the stationary runs: <b>radial</b> = |&lang;"
+           "&nabla;L, w&rang;| / (|&nabla;L| |w|) of the mean probe gradient (window mean), "
+           "<b>radial rms</b> = the same for the minibatch gradients, <b>loss change</b> = "
+           "max over c &isin; {1/2, 2} of |L(cw) - L(w)| / L(w) at the end of the window (the "
+           "model as it runs, normalization eps included). The paper's analysis above uses "
+           "the <i>si</i> runs only. Maxwell: the quadratic entropy fit of each variant's "
+           "grid; slope ratio = mean fitted slope / theory (ideal 1).</p>"]
+    rows = []
+    for e in res["variants"]:
+        note = e.get("maxwell_error") or e.get("entropy_fit_warning") or ""
+        rows.append([_e(e["variant"]), _e(e["protocol"]), _num(e["dim"]),
+                     f"{e['stationary_runs']}/{e['runs']}",
+                     _num(e.get("si_radial_gradient_median"), 3),
+                     _num(e.get("si_radial_gradient_rms_median"), 3),
+                     _num(e.get("si_loss_change_median"), 3),
+                     _pct(e.get("eos_median_rel_error_discrete"), 1),
+                     _pct(e.get("eos_max_rel_error_discrete"), 1),
+                     _pct(e.get("eos_median_rel_error_sde"), 1),
+                     _pct(e.get("eos_max_rel_error_sde"), 1),
+                     _pct(e.get("maxwell_max_rel_error"), 1),
+                     _num(e.get("maxwell_slope_ratio"), 3), _num(e.get("entropy_fit_r2"), 4),
+                     f"<small>{_e(note)}</small>"])
+    out.append(_table(["variant", "protocol", "d", "stationary", "radial", "radial rms",
+                       "loss change", "EOS median (discr.)", "EOS worst (discr.)",
+                       "EOS median (SDE)", "EOS worst (SDE)", "Maxwell max error",
+                       "slope ratio", "R<sup>2</sup>", "note"], rows, left=2))
+    if res["correlations"]:
+        out.append(f"<p>Spearman rank correlation of the distance ({_e(dist)}) with the "
+                   "errors, 95% percentile bootstrap interval, p-value of &rho; = 0:</p>")
+        out.append(_table(
+            ["protocol", "over", "x", "y", "&rho;", "95% interval", "p", "n"],
+            [[_e(c["protocol"]), _e(c["over"]), _e(c["x"]), _e(c["y"]), _num(c["rho"], 3),
+              f"[{_num(c['ci_low'], 3)}, {_num(c['ci_high'], 3)}]", _num(c["p_value"], 2),
+              str(c["n"])] for c in res["correlations"]], left=4))
+    else:
+        out.append('<p class="na">Too few stationary runs for a rank correlation.</p>')
+    if "non-si-errors.png" in figures:
+        out.append(_img(figures["non-si-errors.png"], "errors against the distance from "
+                                                      "scale invariance (log-log)"))
+    excl = [{"run": x["run"], "variant": e["variant"], "reasons": x["reasons"]}
+            for e in res["variants"] for x in e["excluded"]]
+    if excl:
+        out.append(f"<details><summary>{len(excl)} excluded run(s)</summary>" + _table(
+            ["run", "variant", "why"],
+            [[_e(x["run"]), _e(x["variant"]), _e(x["reasons"])] for x in excl]) + "</details>")
     return "".join(out)
 
 
@@ -447,6 +508,56 @@ def _iso_section(d: Path, title: str, sid: str) -> str:
 
 
 # --------------------------------------------------------------------------------------------
+# scheduled runs (thermosgd schedule track)
+
+
+def _schedule_section(d: Path, title: str, sid: str) -> str:
+    doc = json.loads((d / "schedule.json").read_text())
+    c, s, noise = doc.get("config", {}), doc.get("summary", {}), doc.get("noise", {})
+    rate = "lr" if c.get("protocol") == "lr" else "elr"
+    out = [f'<h2 id="{sid}">{_e(title)}</h2>',
+           f"<p>BN-MLP (d = {_e(doc.get('dim'))}) on digits, protocol <b>{_e(c.get('protocol'))}"
+           f"</b>, <b>{_e(c.get('schedule'))}</b> schedule of {_e(rate)} from "
+           f"{_num(c.get(rate))}, wd {_num(c.get('wd'))} ({_e(c.get('wd_schedule'))}), "
+           f"{_e(c.get('steps'))} steps after a burn-in of {_e(c.get('burn_in'))}. Noise curve "
+           f"sigma<sup>2</sup>(elr), Q(elr): {_e(noise.get('source', '?'))}. The lagged path "
+           "iterates the mean one-step radial map with Q at its stationary value for the "
+           "current effective learning rate; the radial map driven by the measured Q isolates "
+           "the radial dynamics (docs/schedules.md).</p>"]
+    cfg = [[_e(k), _e(json.dumps(v)) if isinstance(v, list) else _num(v) if v is not None
+            else '<span class="na">-</span>'] for k, v in c.items()]
+    out.append("<h3>Set-up</h3>" + _table(["parameter", "value"], cfg))
+    rows = [["max |V/V<sub>eq</sub> - 1|, measured", _pct(s.get("max_abs_gap_measured"))],
+            ["max |V/V<sub>eq</sub> - 1|, lagged path", _pct(s.get("max_abs_gap_predicted"))],
+            ["V: RMS rel. error of the lagged path", _pct(s.get("volume_rms_rel_error_lagged"))],
+            ["V: RMS rel. error of the equilibrium curve",
+             _pct(s.get("volume_rms_rel_error_equilibrium"))],
+            ["V: RMS rel. error of the radial map with the measured Q",
+             _pct(s.get("volume_rms_rel_error_lagged_measured_q"))],
+            ["T: RMS rel. error of the lagged path",
+             _pct(s.get("temperature_rms_rel_error_lagged"))],
+            ["T: RMS rel. error of the equilibrium curve",
+             _pct(s.get("temperature_rms_rel_error_equilibrium"))],
+            ["radial relaxation time (steps), min..max",
+             f"{_num(s.get('tau_min'), 3)}..{_num(s.get('tau_max'), 3)}"],
+            ["max quasi-static ratio tau |d log V<sub>eq</sub>/dt|",
+             _num(s.get("max_quasi_static"), 3)]]
+    if "milestone" in s:
+        fit = s.get("q_relaxation")
+        rows.append([f"relaxation time of Q after step {_e(s['milestone'])} (fit)",
+                     '<span class="na">no fit</span>' if not fit else
+                     f"{_num(fit['tau'], 3)} &plusmn; {_num(fit['tau_se'], 2)}"])
+        rows.append(["radial relaxation time there", _num(s.get("tau_after_milestone"), 3)])
+    out.append("<h3>Trajectory against the equilibrium curve</h3>"
+               + _table(["quantity", "value"], rows))
+    figs = [f for f in doc.get("figures", []) if (d / f).is_file()]
+    if figs:
+        out.append("<h3>Figures</h3>" + "".join(
+            _img(d / f, f.removesuffix(".png").replace("-", " ")) for f in figs))
+    return "".join(out)
+
+
+# --------------------------------------------------------------------------------------------
 # the page
 
 
@@ -473,6 +584,10 @@ def render_report(source, *, title: str | None = None, table=None) -> str:
                 if kind == "isotropic":
                     name = f"Isotropic model: {rel}"
                     sections.append((name, _iso_section(d, name, sid)))
+                    continue
+                if kind == "schedule":
+                    name = f"Scheduled run: {rel}"
+                    sections.append((name, _schedule_section(d, name, sid)))
                     continue
                 name = f"Networks: {rel}"
                 if (d / "analysis.json").is_file():

@@ -70,6 +70,8 @@ __all__ = [
     "equilibrium",
     "fit_noise_curve",
     "fit_relaxation",
+    "format_columns",
+    "format_track",
     "isobaric",
     "isothermal",
     "lag_measures",
@@ -78,13 +80,16 @@ __all__ = [
     "make_schedule",
     "noise_points",
     "predict",
+    "prediction_columns",
     "recommend",
     "relaxation_times",
     "state_at",
     "step_decay",
+    "temperature_range",
     "track",
     "track_summary",
     "validate_predictions",
+    "write_track",
 ]
 
 PROCESS_PROTOCOLS = ("lr", "elr")
@@ -347,7 +352,8 @@ def _as_curve(noise: NoiseCurve | float, dim: int | None) -> NoiseCurve:
 
 
 def noise_points(table: dict, protocols: Sequence[str] = ("elr",), *,
-                 stationary_only: bool = True) -> dict[str, np.ndarray]:
+                 stationary_only: bool = True, q_column: str = "trace_total"
+                 ) -> dict[str, np.ndarray]:
     """The (u, sigma2, q) points of a results table (`thermosgd.analysis.load_table`).
 
     u = elr_effective (else elr for "elr" rows, lr / radius^2 for "lr" rows); sigma2 =
@@ -358,7 +364,9 @@ def noise_points(table: dict, protocols: Sequence[str] = ("elr",), *,
     which assumes the SDE radius, i.e. no ||grad L||^2 term; ``temperature_measured`` is
     u sigma2 / 2). Rows of other protocols, non-stationary rows (``stationary_only``) and
     rows with missing values are dropped. Keys: u, sigma2, sigma2_se, q, q_se, dim,
-    protocol, lr, elr, wd, radius, temperature.
+    protocol, lr, elr, wd, radius, temperature. ``q_column``: the column of Q, e.g.
+    "trace_total_steps" (Q from every training step's own minibatch gradient, where the
+    table has it) instead of the noise probes' "trace_total".
     """
     if not isinstance(table, dict) or "protocol" not in table:
         raise ValueError("table must be a column dict with a 'protocol' column (load_table)")
@@ -384,10 +392,10 @@ def noise_points(table: dict, protocols: Sequence[str] = ("elr",), *,
     with np.errstate(invalid="ignore", divide="ignore"):
         sigma2 = np.where(np.isfinite(ts), ts / (dim - 1), col("sigma2"))
         s2se = np.where(np.isfinite(ts), col("trace_sigma_se") / (dim - 1), col("sigma2_se"))
-        tt = col("trace_total")
+        tt = col(q_column)
         tt = np.where(np.isfinite(tt), tt, ts + gn)
         q = tt / (dim - 1)
-        tse = col("trace_total_se")
+        tse = col(f"{q_column}_se")
         tse = np.where(np.isfinite(tse), tse, np.hypot(col("trace_sigma_se"),
                                                        col("grad_norm2_se")))
         qse = tse / (dim - 1)
@@ -424,17 +432,19 @@ def _wls(x: np.ndarray, y: np.ndarray, se: np.ndarray, degree: int
 
 
 def fit_noise_curve(table: dict, protocols: Sequence[str] = ("elr",), *, degree: int = 2,
-                    stationary_only: bool = True, extrapolate: float = 2.0) -> NoiseCurve:
+                    stationary_only: bool = True, extrapolate: float = 2.0,
+                    q_column: str = "trace_total") -> NoiseCurve:
     """Fit log sigma2 and log q = log(Q / (d-1)) as polynomials of degree ``degree`` in
     x = log(u / u_ref) (u_ref the geometric mean of the u's) to the rows of ``protocols``.
 
     Weighted least squares with the delta-method errors se(log y) = se(y) / y; the coefficient
     covariance is scaled up by chi2/dof when the points scatter more than their errors.
     Needs at least degree + 2 usable rows over at least degree + 1 distinct u's, all of one d.
+    ``q_column``: see `noise_points`.
     """
     if isinstance(degree, bool) or not isinstance(degree, int) or not 0 <= degree <= 3:
         raise ValueError(f"degree must be an integer in [0, 3], got {degree!r}")
-    pts = noise_points(table, protocols, stationary_only=stationary_only)
+    pts = noise_points(table, protocols, stationary_only=stationary_only, q_column=q_column)
     n = len(pts["u"])
     if n < degree + 2 or len(np.unique(np.round(np.log(pts["u"]), 9))) < degree + 1:
         raise ValueError(f"fit_noise_curve: {n} usable row(s) of protocol(s) "
@@ -838,7 +848,9 @@ def recommend(noise: NoiseCurve | float, protocol: str, *, target_temperature=No
     u = eta-tilde. Then "lr": eta = phi(u) / lambda or lambda = phi(u) / eta; "elr":
     eta-tilde = u, lambda = phi(u) / (u r^2). ("elr" + temperature + rate is refused: T
     depends on eta-tilde only.) Returns `state_at` of the solution (keys lr, elr, wd, radius,
-    temperature, volume, entropy, pressure); NaN where unreachable.
+    temperature, volume, entropy, pressure, tau, extrapolated); NaN where unreachable.
+    Where the target is reached at several effective learning rates (T(u) need not be
+    monotone), the smallest one is returned.
     """
     _protocol(protocol)
     c = _as_curve(noise, dim)
@@ -881,7 +893,22 @@ def recommend(noise: NoiseCurve | float, protocol: str, *, target_temperature=No
         lam = phi / vals["rate"]
     ok = np.isfinite(u) & np.isfinite(lam) & (lam > 0)
     st = state_at(protocol, np.where(ok, u, 1.0), np.where(ok, lam, 1.0), c, exact=exact)
-    return {k: np.where(ok, v, np.nan) for k, v in st.items()}
+    st = {k: np.where(ok, v, np.nan) for k, v in st.items()}
+    st["tau"] = relaxation_times(protocol, st["elr"], st[_RATE[protocol]], st["wd"], c)
+    st["extrapolated"] = ok & ~((st["elr"] >= c.u_min) & (st["elr"] <= c.u_max))
+    return st
+
+
+def temperature_range(noise: NoiseCurve | float, *, dim: int | None = None,
+                      grid: int = 1025) -> dict[str, float]:
+    """Range of the stationary temperature T(u) = u sigma2(u) / 2 over the noise curve's
+    domain (sampled on ``grid`` log-spaced points): t_min, t_max and the u of t_max (T(u)
+    can peak inside the domain: targets above t_max are unreachable)."""
+    c = _as_curve(noise, dim)
+    u = np.geomspace(*c.domain, grid)
+    t = u * c.sigma2(u) / 2.0
+    k = int(np.argmax(t))
+    return {"t_min": float(t.min()), "t_max": float(t[k]), "elr_at_t_max": float(u[k])}
 
 
 def validate_predictions(noise: NoiseCurve, table: dict, protocol: str, *,
@@ -918,6 +945,39 @@ def validate_predictions(noise: NoiseCurve, table: dict, protocol: str, *,
             "n_unreachable": int(np.sum(~np.isfinite(pred["radius"]))),
             "radius": summ(r_err), "temperature": summ(t_err),
             "radius_inside": summ(r_err[inside]), "temperature_inside": summ(t_err[inside])}
+
+
+def format_columns(cols: dict[str, np.ndarray], digits: int = 4) -> str:
+    """Aligned plain-text table of equal-length columns (floats with ``digits`` significant
+    digits, NaN as "n/a")."""
+
+    def cell(v) -> str:
+        if isinstance(v, (bool, np.bool_)):
+            return "yes" if v else "no"
+        if isinstance(v, (float, np.floating)):
+            return "n/a" if not np.isfinite(v) else f"{v:.{digits}g}"
+        return str(v)
+
+    names = list(cols)
+    rows = [[cell(v) for v in vals] for vals in zip(*(cols[k] for k in names), strict=True)]
+    widths = [max([len(n)] + [len(r[i]) for r in rows]) for i, n in enumerate(names)]
+    lines = ["  ".join(n.rjust(w) for n, w in zip(names, widths, strict=True))]
+    lines += ["  ".join(c.rjust(w) for c, w in zip(r, widths, strict=True)) for r in rows]
+    return "\n".join(lines)
+
+
+def prediction_columns(result: dict[str, np.ndarray], protocol: str) -> dict[str, np.ndarray]:
+    """The columns of a `predict` or `recommend` result worth printing, flattened."""
+    rate = _RATE[protocol]
+    keys = [rate, "wd", "elr" if protocol == "lr" else "lr", "radius", "radius_se",
+            "temperature", "temperature_se", "tau", "extrapolated"]
+    names = {"elr": "elr_stationary", "lr": "lr_effective"}
+    out = {}
+    for k in keys:
+        if k in result:
+            name = names.get(k, k) if k != rate else k
+            out[name] = np.ravel(result[k])
+    return out
 
 
 # --------------------------------------------------------------------------------------------
@@ -1139,9 +1199,60 @@ def analyze_track(c: TrackConfig, proc: Process, records: dict, probes: dict, di
             "summary": track_summary(recs, prob, milestone)}
 
 
+def write_track(result: dict[str, Any], out_dir, *, figures: bool = True) -> dict[str, Any]:
+    """Write a `track` result into ``out_dir``: records.csv (one row per logged step),
+    probes.csv (one row per noise probe), PNG figures (`thermosgd.plots.schedule_figures`)
+    and schedule.json (config, noise curve, summary, file names; the report finds the
+    directory by it). Returns the JSON document."""
+    from pathlib import Path
+
+    from thermosgd.tables import write_csv, write_json
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    write_csv(out / "records.csv", result["records"])
+    write_csv(out / "probes.csv", result["probes"])
+    names: list[str] = []
+    if figures:
+        from thermosgd.plots import schedule_figures
+
+        names = [p.name for p in schedule_figures(result, out)]
+    doc = {k: result[k] for k in ("config", "dim", "exact", "noise", "summary")}
+    doc["files"] = ["records.csv", "probes.csv"]
+    doc["figures"] = names
+    write_json(out / "schedule.json", doc)
+    return doc
+
+
+def format_track(summary: dict[str, Any]) -> str:
+    """A few lines from a `track_summary`."""
+
+    def pct(v):
+        return "n/a" if v is None else f"{100 * v:.1f}%"
+
+    lines = [f"max |V/V_eq - 1|: measured {pct(summary['max_abs_gap_measured'])}, lagged path "
+             f"{pct(summary['max_abs_gap_predicted'])}",
+             f"RMS rel. error of V: lagged path {pct(summary['volume_rms_rel_error_lagged'])}, "
+             f"equilibrium curve {pct(summary['volume_rms_rel_error_equilibrium'])}, radial map "
+             f"with the measured Q {pct(summary['volume_rms_rel_error_lagged_measured_q'])}",
+             f"RMS rel. error of T: lagged path "
+             f"{pct(summary['temperature_rms_rel_error_lagged'])}, equilibrium curve "
+             f"{pct(summary['temperature_rms_rel_error_equilibrium'])}",
+             f"radial relaxation time {summary['tau_min']:.3g}..{summary['tau_max']:.3g} steps; "
+             f"max quasi-static ratio tau |dlogV_eq/dt| {summary['max_quasi_static']:.3g}"]
+    fit = summary.get("q_relaxation")
+    if "milestone" in summary:
+        lines.append(f"after the first milestone (step {summary['milestone']}): Q relaxes "
+                     + ("(no exponential fit)" if fit is None else
+                        f"with tau_Q = {fit['tau']:.0f} +- {fit['tau_se']:.0f} steps")
+                     + f" vs radial tau {summary['tau_after_milestone']:.0f}")
+    return "\n".join(lines)
+
+
 def fit_relaxation(t, y) -> dict[str, float] | None:
     """Least-squares fit y = y_inf + (y_0 - y_inf) exp(-(t - t[0]) / tau) (scipy curve_fit):
-    {tau, tau_se, y_0, y_inf}; None when it does not converge or tau is not positive."""
+    {tau, tau_se, y_0, y_inf}; None when it does not converge, tau is not positive, longer
+    than 10x the span of t, or its standard error exceeds it."""
     from scipy.optimize import curve_fit
 
     t = np.asarray(t, dtype=np.float64)
@@ -1161,8 +1272,9 @@ def fit_relaxation(t, y) -> dict[str, float] | None:
         p, cov = curve_fit(model, t, y, p0=p0, maxfev=20000)
     except (RuntimeError, ValueError):
         return None
-    if not (p[2] > 0 and np.all(np.isfinite(cov))):
-        return None
+    if not (p[2] > 0 and np.all(np.isfinite(cov))) or p[2] > 10 * t[-1] \
+            or np.sqrt(cov[2, 2]) > p[2]:
+        return None  # no decay within the data, or tau not determined by them
     return {"tau": float(p[2]), "tau_se": float(np.sqrt(cov[2, 2])), "y_0": float(p[0]),
             "y_inf": float(p[1])}
 
