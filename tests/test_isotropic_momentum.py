@@ -46,3 +46,18 @@ def test_stationary_table_measures_temperature_and_entropy(opt, mu):
     assert t["entropy"][0] == pytest.approx(t["entropy_dir"][0] + 2 * np.log(t["radius"][0]))
     gas = t["pressure"][0] * t["radius"][0] ** 2 / (2 * t["temperature_energy"][0])
     assert gas == pytest.approx(1.0, abs=0.05)
+
+
+def test_cli_runs_an_optimizer_grid_and_analyzes_it(tmp_path, capsys):
+    from thermosgd.cli import main
+
+    out = tmp_path / "mom"
+    assert main(["isotropic", "--optimizer", "momentum", "--momentum", "0.5", "--protocol", "lr",
+                 "--lr", "log:0.01:0.1:3", "--wd", "log:0.01:0.1:3", "--steps", "20000",
+                 "--queue-size", "100", "--no-figures", "--out", str(out)]) == 0
+    assert "9/9 stationary runs" in capsys.readouterr().out
+    for f in ("config.json", "results.csv", "analysis.json"):
+        assert (out / f).is_file()
+    assert main(["isotropic", "--optimizer", "adamw", "--protocol", "elr", "--elr", "0.1",
+                 "--wd", "0.1", "--out", str(tmp_path / "x")]) == 2
+    assert "runs the fixed-LR protocol" in capsys.readouterr().err

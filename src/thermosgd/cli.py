@@ -40,7 +40,10 @@ def _add_isotropic(sub) -> None:
             "the stationary radius, pressure, energy U and entropy S, and compare them with the "
             "ideal-gas theory. Writes OUT/results.csv (one row per grid point), OUT/summary.json "
             "(Maxwell slopes, worst errors, potential argmin) and PNG figures. With --preset, "
-            "runs all three protocols into OUT/<protocol>/."
+            "runs all three protocols into OUT/<protocol>/. With --optimizer momentum or adamw "
+            "(protocol lr), simulates heavy-ball SGD or AdamW instead and writes OUT/results.csv "
+            "and OUT/analysis.json (equation of state and Maxwell relation of that optimizer) "
+            "with figures, as for a network sweep."
         ),
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
@@ -57,6 +60,16 @@ def _add_isotropic(sub) -> None:
                    help=f"effective learning rates eta-tilde (protocols elr, sphere). {lists}")
     p.add_argument("--wd", type=parse_list, help=f"weight decays lambda (lr, elr). {lists}")
     p.add_argument("--radius", type=parse_list, help=f"sphere radii r (sphere). {lists}")
+    p.add_argument("--optimizer", choices=["sgd", "momentum", "adamw"], default="sgd",
+                   help="sgd: the paper's protocols; momentum: heavy ball with coupled weight "
+                        "decay (torch SGD momentum); adamw: AdamW with decoupled weight decay "
+                        "(both with --protocol lr)")
+    p.add_argument("--momentum", type=float, default=0.9,
+                   help="heavy-ball beta (momentum) or beta1 (adamw)")
+    p.add_argument("--beta2", type=float, default=0.999, help="AdamW's second-moment beta2")
+    p.add_argument("--mu", choices=["random", "diagonal"], default="random",
+                   help="loss direction: seeded random unit vector, or (1,...,1)/sqrt(d), whose "
+                        "minimum gives AdamW equal second moments in every coordinate")
     p.add_argument("--dim", type=int, default=3, help="number of parameters d (sphere S^{d-1})")
     p.add_argument("--sigma", type=float, default=1.0,
                    help="noise scale: per-direction noise std on the unit sphere")
@@ -82,6 +95,9 @@ def _add_isotropic(sub) -> None:
 def cmd_isotropic(args) -> int:
     from thermosgd.isotropic import IsotropicConfig, run_study
 
+    if args.optimizer != "sgd":
+        return _isotropic_optimizer(args)
+
     common = {"dim": args.dim, "sigma": args.sigma, "steps": args.steps, "seed": args.seed,
               "replicas": args.replicas, "burn_in": args.burn_in, "queue_size": args.queue_size,
               "init_radius": args.init_radius}
@@ -102,6 +118,28 @@ def cmd_isotropic(args) -> int:
                             entropy_method=args.entropy_method)
         print(format_summary(summary))
         print(f"wrote {out}/results.csv, {out}/summary.json")
+    return 0
+
+
+def _isotropic_optimizer(args) -> int:
+    from thermosgd import isotropic_momentum
+    from thermosgd.analysis import format_analysis
+
+    if args.preset or args.protocol != "lr" or args.elr or args.radius:
+        raise UsageError(f"--optimizer {args.optimizer} runs the fixed-LR protocol: give "
+                         "--protocol lr with --lr and --wd (no --preset)")
+    if not args.lr or not args.wd:
+        raise UsageError("give --lr and --wd lists")
+    if args.replicas < 1:
+        raise UsageError(f"--replicas must be >= 1, got {args.replicas}")
+    result = isotropic_momentum.run_study(
+        args.optimizer, args.out, dim=args.dim, lr=args.lr, wd=args.wd, beta1=args.momentum,
+        beta2=args.beta2, sigma=args.sigma, steps=args.steps, replicas=args.replicas,
+        seed=args.seed, queue_size=args.queue_size, burn_in=args.burn_in,
+        mu="diagonal" if args.mu == "diagonal" else None, figures=not args.no_figures,
+        entropy_method=args.entropy_method)
+    print(format_analysis(result))
+    print(f"wrote {args.out}/results.csv, {args.out}/analysis.json")
     return 0
 
 

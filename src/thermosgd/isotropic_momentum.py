@@ -363,3 +363,38 @@ def stationary_table(run: MomentumRun, entropy_method: str = "chord") -> dict[st
                                           np.where(ok, run.radius, 1.0), d)
     cols["entropy_se"] = np.hypot(e_se, (d - 1) * run.radius_se / run.radius)
     return cols
+
+
+def run_study(optimizer: str, out_dir, *, dim: int, lr, wd, beta1: float, beta2: float = 0.999,
+              sigma: float = 1.0, steps: int, replicas: int = 2, seed: int = 0,
+              queue_size: int = 1000, mu=None, burn_in: int | None = None,
+              figures: bool = True, entropy_method: str = "chord") -> dict:
+    """Simulate the (lr x wd) grid, write ``config.json`` and ``results.csv``
+    (`stationary_table`), then analyze it like a network sweep (`thermosgd.analysis.run_analysis`:
+    equation of state, Maxwell relation of this optimizer, collapse, potential) into
+    ``analysis.json`` and figures; ``thermosgd report`` shows the directory. Returns the
+    analysis result."""
+    from pathlib import Path
+
+    from thermosgd.analysis import run_analysis
+    from thermosgd.tables import write_csv, write_json
+
+    lrs = np.atleast_1d(np.asarray(lr, dtype=float))
+    wds = np.atleast_1d(np.asarray(wd, dtype=float))
+    L, W = np.meshgrid(lrs, wds, indexing="ij")
+    run = simulate(optimizer, dim=dim, lr=L.ravel(), wd=W.ravel(), beta1=beta1, beta2=beta2,
+                   sigma=sigma, steps=steps, replicas=replicas, seed=seed, burn_in=burn_in,
+                   queue_size=queue_size, mu=mu)
+    table = stationary_table(run, entropy_method=entropy_method)
+    table["run"] = np.array([f"lr{a:.2e}_wd{b:.2e}" for a, b in zip(run.lr, run.wd,
+                                                                      strict=True)], dtype=object)
+    out = Path(out_dir)
+    write_json(out / "config.json", {
+        "model": "isotropic", "optimizer": optimizer, "dim": int(dim), "lr": lrs.tolist(),
+        "wd": wds.tolist(), "momentum": float(beta1), "beta2": float(beta2),
+        "sigma": float(sigma), "steps": int(steps), "burn_in": run.burn_in,
+        "replicas": int(replicas), "seed": int(seed), "queue_size": int(queue_size),
+        "mu": "diagonal" if isinstance(mu, str) else ("random" if mu is None else "given"),
+        "seconds": run.seconds})
+    write_csv(out / "results.csv", table)
+    return run_analysis(out, figures=figures, strict=False)
