@@ -513,3 +513,86 @@ def test_cli_analyze(tmp_path, capsys):
     assert err.count("\n") == 1 and not (tmp_path / "bad" / "analysis.json").exists()
     assert main(["analyze", str(tmp_path / "bad"), "--lenient", "--no-figures"]) == 0
     assert "not analyzed" in capsys.readouterr().out
+
+
+# ---------------------------------------------------------------------------------------------
+# non-scale-invariant variants (issue 6)
+
+
+def _variant_table(variants):
+    """3x3 elr grids of ideal gases, one per (variant, distance, eos error, Maxwell delta, dim):
+    radius = discretized prediction * (1 + eos error), S += N delta log wd (relative Maxwell
+    error delta at every grid point)."""
+    parts = []
+    for name, dist, eos_err, delta, dim in variants:
+        t = ideal_gas_table("elr", rates=(0.01, 0.02, 0.04), second=(0.005, 0.01, 0.02),
+                            dim=dim, delta=delta)
+        t["radius"] = t["radius"] * (1 + eos_err)
+        n = len(t["protocol"])
+        t["variant"] = np.full(n, name, dtype=object)
+        t["si_radial_gradient"] = np.full(n, dist)
+        t["si_radial_gradient_rms"] = np.full(n, 2 * dist)
+        t["si_loss_change"] = np.full(n, 10 * dist)
+        t["run"] = np.array([f"{name}/{r}" for r in t["run"]], dtype=object)
+        parts.append(t)
+    return _merge(*parts)
+
+
+VARIANTS = [("si", 1e-7, 0.01, 0.0, DIM), ("bias", 3e-3, 0.03, 0.02, DIM + 74),
+            ("bn-affine", 2e-2, -0.06, 0.05, DIM + 128), ("head", 5e-2, 0.12, -0.1, DIM + 320)]
+
+
+def test_non_si_errors_per_variant_are_the_known_ones():
+    r = A.analyze_non_si(_variant_table(VARIANTS))
+    assert r["distance"] == "si_radial_gradient"
+    by = {e["variant"]: e for e in r["variants"]}
+    assert list(by) == [v[0] for v in VARIANTS]
+    for name, dist, eos_err, delta, dim in VARIANTS:
+        e = by[name]
+        assert (e["runs"], e["stationary_runs"], e["dim"]) == (9, 9, dim)
+        assert e["si_radial_gradient_median"] == pytest.approx(dist)
+        assert e["si_loss_change_median"] == pytest.approx(10 * dist)
+        assert e["eos_max_rel_error_discrete"] == pytest.approx(abs(eos_err), rel=1e-9)
+        assert e["eos_median_rel_error_discrete"] == pytest.approx(abs(eos_err), rel=1e-9)
+        # dS/dlog wd = -N (1 - delta) at every grid point
+        assert e["maxwell_max_rel_error"] == pytest.approx(abs(delta), abs=1e-9)
+        assert e["maxwell_slope_ratio"] == pytest.approx(1 - delta, abs=1e-9)
+        assert e["maxwell_slope_deviation"] == pytest.approx(abs(delta), abs=1e-9)
+    corr = {(c["over"], c["y"]): c for c in r["correlations"]}
+    runs = corr[("runs", "|EOS error| (discrete)")]
+    assert runs["n"] == 36 and runs["rho"] > 0.7  # monotone except bias/bn-affine (0.03<0.06)
+    var = corr[("variants", "Maxwell max rel. error")]
+    assert var["n"] == 4 and var["rho"] == pytest.approx(1.0)
+    assert len(r["points"]) == 36 and r["points"][0]["distance"] == pytest.approx(1e-7)
+    other = A.analyze_non_si(_variant_table(VARIANTS), distance="si_loss_change")
+    assert other["correlations"][0]["x"] == "si_loss_change"
+
+
+def test_analyze_keeps_the_paper_analysis_for_si_runs_and_adds_non_si(tmp_path):
+    t = _variant_table(VARIANTS)
+    res = A.analyze(t)
+    assert res["n_runs"] == 36 and res["protocols"]["elr"]["runs"] == 9  # the SI rows only
+    assert res["protocols"]["elr"]["dim"] == DIM
+    assert {e["variant"] for e in res["non_si"]["variants"]} == {v[0] for v in VARIANTS}
+    # only non-SI variants (no SI runs): the paper's analysis is empty, the rest is there
+    only = A.analyze(_variant_table(VARIANTS[1:]))
+    assert only["protocols"] == {} and len(only["non_si"]["variants"]) == 3
+    # a table without variants is unchanged; one variant missing its fit grid is reported
+    assert "non_si" not in A.analyze(ideal_gas_table("elr"))
+    small = _variant_table(VARIANTS)
+    keep = ~((small["variant"] == "head") & (small["elr"] == 0.04))
+    small = {k: v[keep] for k, v in small.items()}
+    head = next(e for e in A.analyze_non_si(small)["variants"] if e["variant"] == "head")
+    assert "needs at least 3" in head["maxwell_error"] and head["eos_max_rel_error_sde"]
+    # CSV round trip: variant as text, distances as numbers
+    write_csv(tmp_path / "results.csv", {k: np.asarray(v, dtype=object) for k, v in t.items()})
+    back = A.analyze(A.load_table(tmp_path))
+    assert back["non_si"]["correlations"] == res["non_si"]["correlations"]
+
+
+def test_non_si_bad_input():
+    t = ideal_gas_table("elr")
+    with pytest.raises(ValueError, match="no 'si_radial_gradient' column"):
+        A.analyze_non_si(t)
+    with pytest.raises(ValueError, match="distance must be one of"):
+        A.analyze_non_si(_variant_table(VARIANTS), distance="radius")

@@ -222,3 +222,24 @@ def test_cli_report(nn_dir, tmp_path, capsys):
     (tmp_path / "empty").mkdir()
     assert main(["report", str(tmp_path / "empty")]) == 2
     assert "nothing to report" in capsys.readouterr().err
+
+
+def test_non_si_section_from_a_sweep_directory(tmp_path):
+    """A table with model variants: the paper's sections for the SI runs, plus the non-SI
+    section (per-variant table, rank correlations, the log-log figure)."""
+    from test_analysis import VARIANTS, _variant_table
+
+    t = _variant_table(VARIANTS)
+    t["stationary"][-1] = False
+    t["reasons"][-1] = "loss trending"
+    write_csv(tmp_path / "results.csv", {k: np.asarray(v, dtype=object) for k, v in t.items()})
+    page = render_report(tmp_path)
+    _self_contained(page)
+    i = page.index('id="non-si"')
+    sec = page[i:]
+    for name, *_ in VARIANTS:
+        assert f'<td class="l">{name}</td>' in sec
+    assert "Maxwell max rel. error" in sec and "1 excluded run(s)" in sec
+    assert "head/elr/run008" in sec and "loss trending" in sec
+    imgs = _images(sec)
+    assert len(imgs) == 1 and imgs[0].startswith(PNG)

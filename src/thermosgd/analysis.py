@@ -47,9 +47,11 @@ __all__ = [
     "AXES",
     "COLLAPSE_QUANTITIES",
     "PAPER_NN_RESULTS",
+    "SI_DISTANCES",
     "QuadraticFit",
     "acceptance_checks",
     "analyze",
+    "analyze_non_si",
     "analyze_protocol",
     "as_columns",
     "collapse_ratio",
@@ -65,6 +67,7 @@ __all__ = [
     "run_analysis",
     "second_axis",
     "split_rows",
+    "variant_column",
     "write_analysis",
 ]
 
@@ -118,7 +121,7 @@ _NUMERIC = ("lr", "elr", "wd", "radius_set", "dim", "temperature", "pressure", "
             "energy", "entropy", "entropy_dir", "sigma2", "trace_sigma", "grad_norm2", "radius",
             "radius_sde", "radius_discrete", "pressure_sde", "pressure_discrete",
             "eval_train_loss", "eval_train_acc", "eval_test_loss", "eval_test_acc", "gap_loss",
-            "gap_acc")
+            "gap_acc", "si_radial_gradient", "si_radial_gradient_rms", "si_loss_change")
 _ALIASES = {"radius_sde": "radius_theory", "pressure_sde": "pressure_theory"}
 # columns every analysed row needs (per protocol: the axes and the equation-of-state ones)
 _NEEDED = ("temperature", "energy", "entropy", "sigma2", "volume")
@@ -229,7 +232,7 @@ def as_columns(table) -> dict[str, np.ndarray]:
             cols[k] = _parse_float(k, v)
         elif k in ("stationary", "diverged"):
             cols[k] = _parse_bool(k, v)
-        elif k in ("protocol", "reasons", "run"):
+        elif k in ("protocol", "reasons", "run", "variant"):
             cols[k] = _parse_text(v)
         else:
             cols[k] = v
@@ -831,10 +834,16 @@ def analyze(table, *, strict: bool = True, targets: Mapping[str, Sequence[int]] 
     "n_runs", "acceptance": `acceptance_checks`}.
     """
     cols = as_columns(table)
+    n_runs = len(cols["protocol"])
+    non_si = None
+    variants = variant_column(cols)
+    if (variants != "si").any():  # the paper's analysis below: the SI networks only
+        non_si = analyze_non_si(cols, tolerance=tolerance)
+        cols = _take(cols, np.flatnonzero(variants == "si"))
     present = [p for p in ("elr", "lr", "sphere") if (cols["protocol"] == p).any()]
-    if not present:
+    if not present and non_si is None:
         raise ValueError("table has no runs (no rows with protocol lr, elr or sphere)")
-    result: dict = {"n_runs": len(cols["protocol"]), "protocols": {}}
+    result: dict = {"n_runs": n_runs, "protocols": {}}
     for p in present:
         try:
             result["protocols"][p] = analyze_protocol(
@@ -858,6 +867,8 @@ def analyze(table, *, strict: bool = True, targets: Mapping[str, Sequence[int]] 
     gen = generalization_groups(cols)
     if gen:
         result["generalization"] = gen
+    if non_si is not None:
+        result["non_si"] = non_si
     return result
 
 
@@ -890,6 +901,150 @@ def generalization_groups(cols: dict, *, n_boot: int = 2000, seed: int = 0) -> l
             out.append({"protocol": p, "optimizer": o, "runs": int(rows.size),
                         "correlations": rel})
     return out
+
+
+# --------------------------------------------------------------------------------------------
+# non-scale-invariant variants (issue 6)
+
+#: a run's distance from scale invariance (stationary.json): relative radial component of the
+#: mean probe gradient, its per-minibatch rms, and the loss change under scaling by 1/2 or 2
+SI_DISTANCES = ("si_radial_gradient", "si_radial_gradient_rms", "si_loss_change")
+
+#: the Maxwell coefficient whose deviation from its ideal value is the "slope deviation"
+_SLOPE_COEF = {"elr": "a2", "lr": "a1-a2", "sphere": "a2"}
+
+
+def variant_column(cols: dict) -> np.ndarray:
+    """The model variant of every row ("si" where the table has no ``variant`` or it is
+    empty: runs made before variants existed are the paper's SI networks)."""
+    n = len(cols["protocol"])
+    if "variant" not in cols:
+        return np.full(n, "si", dtype=object)
+    v = _parse_text(cols["variant"])
+    return np.where(v == "", "si", v).astype(object)
+
+
+def _take(cols: dict, rows: np.ndarray) -> dict:
+    return {k: np.asarray(v)[rows] for k, v in cols.items()}
+
+
+def _median(v: np.ndarray) -> float | None:
+    v = v[np.isfinite(v)]
+    return float(np.median(v)) if v.size else None
+
+
+def analyze_non_si(table, *, tolerance: float = EOS_TOLERANCE,
+                   distance: str = "si_radial_gradient", n_boot: int = 2000,
+                   seed: int = 0) -> dict:
+    """How the gas-law and Maxwell errors grow with the distance from scale invariance.
+
+    For every (protocol, variant) of the table (``variant`` column; see
+    `thermosgd.models.MLP_VARIANTS`), on its stationary runs (`split_rows`): the median of each
+    SI distance (`SI_DISTANCES`), the equation-of-state errors (`equation_of_state`: median
+    and worst |measured/predicted - 1|, discretization-corrected and SDE) and, where the runs
+    span a 3x3 grid, the Maxwell check of the quadratic entropy fit (`maxwell_checks`:
+    max/mean relative error of the fitted derivative; the slope ratio = its mean over the
+    grid points / the theory's slope, ideal 1, and the slope deviation |ratio - 1|; the
+    normalized coefficient a2 (elr, sphere) or a1 - a2 (lr), which is the slope at log wd = 0
+    (wd = 1), far outside a typical grid, so only reported).
+
+    Across the runs of each protocol (all variants pooled), Spearman's rank correlation
+    (`thermosgd.generalization.bootstrap_rank_correlation`, percentile bootstrap interval) of
+    ``distance`` with the per-run |EOS error| (discretized and SDE); across the variants, of
+    their median ``distance`` with the Maxwell max relative error (>= 3 variants with a fit).
+    Returns {"distance", "variants": [...], "correlations": [...], "points": [...]} (points:
+    one per stationary run, for the figure).
+    """
+    if distance not in SI_DISTANCES:
+        raise ValueError(f"distance must be one of {', '.join(SI_DISTANCES)}, got {distance!r}")
+    cols = as_columns(table)
+    if distance not in cols:
+        raise ValueError(f"table has no {distance!r} column: train the runs with a thermosgd "
+                         "that measures the distance from scale invariance, then collect again")
+    variants = variant_column(cols)
+    out: dict = {"distance": distance, "tolerance": tolerance, "variants": [],
+                 "correlations": [], "points": []}
+    for p in ("elr", "lr", "sphere"):
+        if not (cols["protocol"] == p).any():
+            continue
+        rate, _ = AXES[p]
+        mkey, skey, dkey = _EOS[p]
+        entries, dist_all, err_d, err_s = [], [], [], []
+        for v in dict.fromkeys(variants[cols["protocol"] == p]):
+            rows = np.flatnonzero(variants == v)
+            sub = _take(cols, rows)
+            used, excluded = split_rows(sub, p)
+            e: dict = {"protocol": p, "variant": v, "runs": int((sub["protocol"] == p).sum()),
+                       "stationary_runs": int(used.size),
+                       "dim": _f(np.nanmedian(sub["dim"][used])) if used.size else None,
+                       "excluded": excluded}
+            for dn in SI_DISTANCES:
+                e[f"{dn}_median"] = _median(sub[dn][used]) if dn in sub else None
+            if used.size:
+                eos = equation_of_state(sub[mkey][used], sub[skey][used], sub[dkey][used],
+                                        tolerance)
+                for kind in ("discrete", "sde"):
+                    e[f"eos_median_rel_error_{kind}"] = eos[f"median_rel_error_{kind}"]
+                    e[f"eos_max_rel_error_{kind}"] = eos[f"max_rel_error_{kind}"]
+                for i, k in enumerate(used):
+                    d = float(sub[distance][k])
+                    ed, es = eos["rel_error_discrete"][i], eos["rel_error_sde"][i]
+                    out["points"].append({"protocol": p, "variant": v, "run": sub["run"][k],
+                                          **_hyper(sub, p, k), "distance": _f(d),
+                                          **{dn: _f(sub[dn][k]) for dn in SI_DISTANCES
+                                             if dn in sub},
+                                          "rel_error_discrete": _f(ed),
+                                          "rel_error_sde": _f(es)})
+                    if np.isfinite(d) and np.isfinite(ed) and np.isfinite(es):
+                        dist_all.append(d)
+                        err_d.append(abs(ed))
+                        err_s.append(abs(es))
+            try:
+                x, y = np.log(sub[rate][used]), np.log(second_axis(sub, p)[used])
+                fit = fit_quadratic(x, y, sub["entropy"][used], what=f"variant {v!r}",
+                                    x_name=f"log {rate}", y_name="log second axis")
+                dims = np.unique(sub["dim"][used])
+                if dims.size != 1:
+                    raise ValueError(f"variant {v!r}: runs of several dim {dims.tolist()}")
+                m = maxwell_checks(fit, p, int(dims[0]), x, y)
+            except ValueError as err:
+                e["maxwell_error"] = str(err)
+            else:
+                key = _SLOPE_COEF[p]
+                deriv = fit.dx(x, y) - fit.dy(x, y) if p == "lr" else fit.dy(x, y)
+                ratio = float(np.mean(deriv) / m["theory"])
+                e.update(maxwell_max_rel_error=m["max_rel_error"],
+                         maxwell_mean_rel_error=m["mean_rel_error"],
+                         maxwell_slope_ratio=ratio, maxwell_slope_deviation=abs(ratio - 1.0),
+                         maxwell_coefficient=key, maxwell_coefficient_value=m["coefficients"][key],
+                         maxwell_coefficient_stderr=m["coefficients_stderr"][key],
+                         entropy_fit_r2=fit.r2, entropy_fit_warning=fit.to_dict().get("warning"))
+            entries.append(e)
+        out["variants"] += entries
+        for kind, errs in (("discrete", err_d), ("sde", err_s)):
+            if len(dist_all) >= 4:
+                out["correlations"].append({
+                    "protocol": p, "over": "runs", "x": distance, "y": f"|EOS error| ({kind})",
+                    **_rank(dist_all, errs, n_boot, seed)})
+        fitted = [e for e in entries if "maxwell_max_rel_error" in e
+                  and e.get(f"{distance}_median") is not None]
+        if len(fitted) >= 3:
+            out["correlations"].append({
+                "protocol": p, "over": "variants", "x": f"median {distance}",
+                "y": "Maxwell max rel. error",
+                **_rank([e[f"{distance}_median"] for e in fitted],
+                        [e["maxwell_max_rel_error"] for e in fitted], n_boot, seed)})
+    if not out["variants"]:
+        raise ValueError("table has no runs (no rows with protocol lr, elr or sphere)")
+    return out
+
+
+def _rank(x, y, n_boot: int, seed: int) -> dict:
+    from thermosgd.generalization import bootstrap_rank_correlation
+
+    r = bootstrap_rank_correlation(np.asarray(x, float), np.asarray(y, float), n_boot=n_boot,
+                                   seed=seed)
+    return {k: (_f(v) if isinstance(v, float) else v) for k, v in r.items()}
 
 
 def write_analysis(result: dict, directory: str | os.PathLike) -> Path:

@@ -428,6 +428,9 @@ def schedule_figures(result: dict, out_dir: str | os.PathLike) -> list[Path]:
     if "volume_lag_q" in rec:
         ax.plot(step, rec["volume_lag_q"], ":", color="C2", lw=1.5,
                 label="radial map driven by the measured Q")
+    if "volume_lag_angular" in rec:
+        ax.plot(step, rec["volume_lag_angular"], "-.", color="C4", lw=1.5,
+                label=f"lagged path with relaxing noise (h = {result['angular_rate']:.3g})")
     ax.set_ylabel("volume V")
     ax.legend(fontsize=7)
     rate = rec["lr"] if result["config"]["protocol"] == "lr" else rec["elr"]
@@ -447,6 +450,9 @@ def schedule_figures(result: dict, out_dir: str | os.PathLike) -> list[Path]:
                 color="0.35", capsize=2, label=r"measured $\tilde\eta\,\sigma^2/2$ (probes)")
     ax.plot(prb["step"], prb["temperature_eq"], "-", color="C0", label="equilibrium T$_{eq}$")
     ax.plot(prb["step"], prb["temperature_lag"], "--", color="C3", label="lagged path")
+    if "temperature_lag_angular" in prb:
+        ax.plot(prb["step"], prb["temperature_lag_angular"], "-.", color="C4",
+                label="lagged path with relaxing noise")
     ax.set_xlabel("step of the schedule")
     ax.set_ylabel("temperature T")
     ax.legend(fontsize=7)

@@ -538,6 +538,10 @@ def _schedule_section(d: Path, title: str, sid: str) -> str:
              _pct(s.get("temperature_rms_rel_error_lagged"))],
             ["T: RMS rel. error of the equilibrium curve",
              _pct(s.get("temperature_rms_rel_error_equilibrium"))],
+            ["V / T: RMS rel. error of the path with relaxing noise (angular rate h = "
+             f"{_num(doc.get('angular_rate'), 3)})",
+             f"{_pct(s.get('volume_rms_rel_error_angular'))} / "
+             f"{_pct(s.get('temperature_rms_rel_error_angular'))}"],
             ["radial relaxation time (steps), min..max",
              f"{_num(s.get('tau_min'), 3)}..{_num(s.get('tau_max'), 3)}"],
             ["max quasi-static ratio tau |d log V<sub>eq</sub>/dt|",
@@ -548,6 +552,8 @@ def _schedule_section(d: Path, title: str, sid: str) -> str:
                      '<span class="na">no fit</span>' if not fit else
                      f"{_num(fit['tau'], 3)} &plusmn; {_num(fit['tau_se'], 2)}"])
         rows.append(["radial relaxation time there", _num(s.get("tau_after_milestone"), 3)])
+        rows.append(["angular rate h = 1 / (tau<sub>Q</sub> mean elr) implied",
+                     _num(s.get("angular_rate_fit"), 3)])
     out.append("<h3>Trajectory against the equilibrium curve</h3>"
                + _table(["quantity", "value"], rows))
     figs = [f for f in doc.get("figures", []) if (d / f).is_file()]
