@@ -160,6 +160,38 @@ def test_lagged_path_matches_a_brute_force_loop():
     np.testing.assert_allclose(path["volume"][-1], r2 / 2, rtol=1e-12)
 
 
+def test_lagged_path_with_relaxing_noise():
+    n = 600
+    proc = S.Process("lr", S.step_decay(n, 3.0, milestones=[200], gamma=0.1), 0.01)
+    h = 0.2
+    path = S.lagged_path(proc, CURVE, init_radius=8.0, angular_rate=h)
+    r2, q, s2 = 64.0, None, None
+    for t in range(n):  # brute force
+        u = 3.0 * (0.1 if t >= 200 else 1.0) / r2
+        if q is None:
+            q, s2 = float(CURVE.trace_total(u)), float(CURVE.sigma2(u))
+        assert path["volume"][t] == pytest.approx(r2 / 2, rel=1e-12)
+        assert path["temperature"][t] == pytest.approx(u * s2 / 2, rel=1e-12)
+        eta = 3.0 * (0.1 if t >= 200 else 1.0)
+        k = min(1.0, h * u)
+        r2, q, s2 = ((1 - eta * 0.01) ** 2 * r2 + eta**2 * q / r2,
+                     q + k * (float(CURVE.trace_total(u)) - q),
+                     s2 + k * (float(CURVE.sigma2(u)) - s2))
+    # h -> 0: Q frozen at its initial value, the same as driving the map with that constant
+    frozen = S.lagged_path(proc, CURVE, init_radius=8.0, angular_rate=1e-300)
+    q0 = float(CURVE.trace_total(3.0 / 64.0))
+    fixed = S.lagged_path(proc, CURVE, init_radius=8.0, trace_total=q0)
+    np.testing.assert_allclose(frozen["volume"], fixed["volume"], rtol=1e-12)
+    # fast relaxation on a smooth schedule: the instantaneous path, except that Q_t is
+    # Q(u_{t-1}); the delay shifts V by ~ tau |dlog Q/dt| <~ 1% (tau ~ 30 steps here)
+    smooth = S.Process("lr", S.cosine(n, 3.0, final=0.3), 0.01)
+    fast = S.lagged_path(smooth, CURVE, angular_rate=1e6)
+    inst = S.lagged_path(smooth, CURVE)
+    np.testing.assert_allclose(fast["volume"], inst["volume"], rtol=1e-2)
+    with pytest.raises(ValueError, match="not both"):
+        S.lagged_path(proc, CURVE, trace_total=q0, angular_rate=h)
+
+
 def test_lagged_path_follows_the_sde_solution():
     """Constant noise, small eta lambda: d r^4/dt = -4 eta lambda (r^4 - r*^4) solved exactly
     per step; the one-step map differs by O(eta lambda) = 1e-3 relative."""
@@ -469,7 +501,8 @@ def test_write_track_and_report(tmp_path):
               "trace_sigma_se": 0.01 * CURVE.sigma2(u) * (D - 1),
               "grad_norm2": np.zeros(len(pst)), "trace_total": CURVE.trace_total(u),
               "trace_total_se": np.zeros(len(pst))}
-    res = S.analyze_track(cfg, proc, records, probes, D, CURVE)
+    res = S.analyze_track(cfg, proc, records, probes, D, CURVE, angular_rate=0.1)
+    assert "volume_rms_rel_error_angular" in res["summary"]
     doc = S.write_track(res, tmp_path / "trk")
     assert sorted(doc["figures"]) == ["schedule-temperature.png", "schedule-tv.png",
                                       "schedule-volume.png"]

@@ -617,6 +617,9 @@ def _add_schedule(sub) -> None:
     t.add_argument("--noise-batches", type=int, default=64,
                    help="minibatch gradients per noise probe")
     curve_options(t, False)
+    t.add_argument("--angular-rate", type=float, default=None,
+                   help="h: also predict the path with Q and sigma^2 relaxing at rate h*elr "
+                        "per step (calibrate h with a step schedule: its summary prints it)")
     t.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     t.add_argument("--no-figures", action="store_true", help="skip the PNG figures")
     t.add_argument("--out", type=Path, required=True, help="output directory")
@@ -716,7 +719,7 @@ def cmd_schedule_track(args) -> int:
         seed=args.seed, log_every=args.log_every, noise_every=args.noise_every,
         noise_batches=args.noise_batches)
     curve = _noise_curve(args) if args.table else None
-    result = track(config, curve, exact=not args.no_exact)
+    result = track(config, curve, exact=not args.no_exact, angular_rate=args.angular_rate)
     write_track(result, args.out, figures=not args.no_figures)
     print(f"noise curve: {result['noise']['source']}")
     print(format_track(result["summary"]))

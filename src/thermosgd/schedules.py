@@ -706,20 +706,27 @@ def adiabatic(protocol: str, wd, *, rate0: float, noise: NoiseCurve | float,
 
 
 def lagged_path(process: Process, noise: NoiseCurve | float, *, dim: int | None = None,
-                init_radius=None, exact: bool = True, trace_total=None
-                ) -> dict[str, np.ndarray]:
+                init_radius=None, exact: bool = True, trace_total=None,
+                angular_rate: float | None = None) -> dict[str, np.ndarray]:
     """The mean radial path of a scheduled run: r_t = radius before step t.
 
-    Iterates r^2_{t+1} = (1 - eta_t lambda_t)^2 r^2_t + eta_t^2 Q(u_t) / r^2_t with
+    Iterates r^2_{t+1} = (1 - eta_t lambda_t)^2 r^2_t + eta_t^2 Q_t / r^2_t with
     u_t = eta_t / r^2_t ("lr") or eta_t = eta-tilde_t r^2_t, u_t = eta-tilde_t ("elr") (the
     expected squared norm after one SGD step with coupled weight decay, g orthogonal to w,
-    E||g||^2 = Q / r^2), vectorized over the leading (schedule) axes. Q is taken at its
-    stationary value for u_t (the angular state is assumed to follow instantly); outside
-    the noise curve's domain it is extrapolated. ``trace_total``: a per-step Q (broadcast to
-    the process's shape) used instead of the curve's Q(u_t), e.g. the measured one, to test
-    the radial dynamics alone. ``init_radius`` default: the equilibrium radius of step 0
-    (with ``exact``). Returns elr (u_t), radius, volume, temperature
-    (u_t sigma2(u_t) / 2), entropy, wd, lr (eta_t).
+    E||g||^2 = Q / r^2), vectorized over the leading (schedule) axes. Q_t:
+
+    * default: the stationary Q(u_t) of the noise curve (the angular state follows
+      instantly); outside the curve's domain it is extrapolated;
+    * ``trace_total``: a given per-step Q (broadcast to the process's shape), e.g. the
+      measured one, to test the radial dynamics alone;
+    * ``angular_rate`` = h: Q_t and sigma2_t relax towards Q(u_t), sigma2(u_t) at the rate
+      1 / theory.angular_mixing_time(u_t, h) = h u_t per step,
+      Q_{t+1} = Q_t + min(1, h u_t) (Q(u_t) - Q_t) (a one-parameter model of the angular
+      lag; h plays the curvature of the loss on the unit sphere).
+
+    ``init_radius`` default: the equilibrium radius of step 0 (with ``exact``). Returns elr
+    (u_t), radius, volume, temperature (u_t sigma2_t / 2), entropy, wd, lr (eta_t),
+    trace_total (Q_t).
     """
     c = _as_curve(noise, dim)
     if init_radius is None:
@@ -729,30 +736,51 @@ def lagged_path(process: Process, noise: NoiseCurve | float, *, dim: int | None 
             raise ValueError("lagged_path: no stationary radius at step 0; give init_radius")
     else:
         r0 = _arr("init_radius", init_radius)
+    if angular_rate is not None:
+        angular_rate = float(_arr("angular_rate", angular_rate))
+        if trace_total is not None:
+            raise ValueError("lagged_path: give trace_total or angular_rate, not both")
     shape = process.rate.shape
     n = shape[-1]
     r2 = np.empty(shape)
+    qs = np.empty(shape)
+    s2 = None
     r2[..., 0] = np.broadcast_to(r0, shape[:-1]) ** 2
     rate, lam = process.rate, process.wd
     q_given = None
     if trace_total is not None:
         q_given = np.broadcast_to(_arr("trace_total", trace_total), shape)
-    elif process.protocol == "elr":
+    elif process.protocol == "elr" and angular_rate is None:
         q_given = c.trace_total(rate)
-    for t in range(n - 1):
+
+    def u_of(t):
+        return rate[..., t] / r2[..., t] if process.protocol == "lr" else rate[..., t]
+
+    if angular_rate is not None:
+        s2 = np.empty(shape)
+        u0 = u_of(0)
+        qs[..., 0], s2[..., 0] = c.trace_total(u0), c.sigma2(u0)
+    for t in range(n):
         x = r2[..., t]
-        eta = rate[..., t] if process.protocol == "lr" else rate[..., t] * x
-        if q_given is None:
-            q = c.trace_total(eta / x)
+        if angular_rate is not None:
+            if t + 1 < n:
+                u = u_of(t)
+                k = np.minimum(1.0, 1.0 / theory.angular_mixing_time(u, angular_rate))
+                qs[..., t + 1] = qs[..., t] + k * (c.trace_total(u) - qs[..., t])
+                s2[..., t + 1] = s2[..., t] + k * (c.sigma2(u) - s2[..., t])
+        elif q_given is None:
+            qs[..., t] = c.trace_total(u_of(t))
         else:
-            q = q_given[..., t]
-        r2[..., t + 1] = (1.0 - eta * lam[..., t]) ** 2 * x + eta * eta * q / x
+            qs[..., t] = q_given[..., t]
+        if t + 1 < n:
+            eta = rate[..., t] if process.protocol == "lr" else rate[..., t] * x
+            r2[..., t + 1] = (1.0 - eta * lam[..., t]) ** 2 * x + eta * eta * qs[..., t] / x
     u = rate / r2 if process.protocol == "lr" else rate
-    temp = u * c.sigma2(u) / 2.0
+    temp = u * (c.sigma2(u) if s2 is None else s2) / 2.0
     ent = _entropy(temp, r2, c.dim)
     lr = rate if process.protocol == "lr" else rate * r2
     return {"elr": u, "lr": lr, "wd": lam, "radius": np.sqrt(r2), "volume": r2 / 2.0,
-            "temperature": temp, "entropy": ent}
+            "temperature": temp, "entropy": ent, "trace_total": qs}
 
 
 def lag_measures(volume, volume_eq, tau) -> dict[str, np.ndarray]:
@@ -1066,7 +1094,7 @@ class TrackConfig:
 
 
 def track(config: TrackConfig, noise: NoiseCurve | None = None, *, exact: bool = True,
-          data=None) -> dict[str, Any]:
+          data=None, angular_rate: float | None = None) -> dict[str, Any]:
     """Train ``config`` and compare its measured (T, V) trajectory with the schedule's
     equilibrium path and the predicted lagged path.
 
@@ -1141,7 +1169,8 @@ def track(config: TrackConfig, noise: NoiseCurve | None = None, *, exact: bool =
             raise ValueError(f"track: training diverged at step {t} (loss {loss})")
     records = {k: np.asarray(v, dtype=np.float64) for k, v in rec.items()}
     probes = {k: np.asarray(v, dtype=np.float64) for k, v in prb.items()}
-    return analyze_track(c, proc, records, probes, dim, noise, exact=exact)
+    return analyze_track(c, proc, records, probes, dim, noise, exact=exact,
+                         angular_rate=angular_rate)
 
 
 def _curve_from_probes(probes: dict, u: np.ndarray, dim: int) -> NoiseCurve:
@@ -1155,9 +1184,12 @@ def _curve_from_probes(probes: dict, u: np.ndarray, dim: int) -> NoiseCurve:
 
 
 def analyze_track(c: TrackConfig, proc: Process, records: dict, probes: dict, dim: int,
-                  noise: NoiseCurve | None, *, exact: bool = True) -> dict[str, Any]:
+                  noise: NoiseCurve | None, *, exact: bool = True,
+                  angular_rate: float | None = None) -> dict[str, Any]:
     """The comparison part of `track` (pure): measured records/probes against the equilibrium
-    and lagged paths of ``proc`` (see `track`)."""
+    and lagged paths of ``proc`` (see `track`). With ``angular_rate`` (h of `lagged_path`)
+    the path with relaxing noise is added (records ``volume_lag_angular``, probes
+    ``temperature_lag_angular``)."""
     steps = records["step"].astype(int)
     r = records["radius"]
     rate, wd = proc.rate, proc.wd
@@ -1175,6 +1207,8 @@ def analyze_track(c: TrackConfig, proc: Process, records: dict, probes: dict, di
     q_meas = np.interp(np.arange(proc.steps), pst, probes["trace_total"])
     lag_q = lagged_path(proc, curve, init_radius=r0, exact=exact,
                         trace_total=np.maximum(q_meas, np.finfo(float).tiny))
+    lag_a = (None if angular_rate is None else
+             lagged_path(proc, curve, init_radius=r0, exact=exact, angular_rate=angular_rate))
     meas = lag_measures(r**2 / 2.0, eq["volume"][steps], eq["tau"][steps])
     recs = {"step": steps.astype(float), "lr": rate[steps] if c.protocol == "lr" else
             rate[steps] * r**2, "elr": u_meas, "wd": wd[steps], "radius": r,
@@ -1194,8 +1228,11 @@ def analyze_track(c: TrackConfig, proc: Process, records: dict, probes: dict, di
             "sigma2": s2, "temperature": t_meas,
             "temperature_se": pu * probes["trace_sigma_se"] / (dim - 1) / 2.0,
             "temperature_eq": eq["temperature"][pst], "temperature_lag": lag["temperature"][pst]}
+    if lag_a is not None:
+        recs["volume_lag_angular"] = lag_a["volume"][steps]
+        prob["temperature_lag_angular"] = lag_a["temperature"][pst]
     return {"config": c.to_dict(), "dim": dim, "noise": curve.to_dict(), "exact": exact,
-            "records": recs, "probes": prob,
+            "angular_rate": angular_rate, "records": recs, "probes": prob,
             "summary": track_summary(recs, prob, milestone)}
 
 
@@ -1217,7 +1254,8 @@ def write_track(result: dict[str, Any], out_dir, *, figures: bool = True) -> dic
         from thermosgd.plots import schedule_figures
 
         names = [p.name for p in schedule_figures(result, out)]
-    doc = {k: result[k] for k in ("config", "dim", "exact", "noise", "summary")}
+    doc = {k: result.get(k) for k in ("config", "dim", "exact", "angular_rate", "noise",
+                                      "summary")}
     doc["files"] = ["records.csv", "probes.csv"]
     doc["figures"] = names
     write_json(out / "schedule.json", doc)
@@ -1240,11 +1278,16 @@ def format_track(summary: dict[str, Any]) -> str:
              f"{pct(summary['temperature_rms_rel_error_equilibrium'])}",
              f"radial relaxation time {summary['tau_min']:.3g}..{summary['tau_max']:.3g} steps; "
              f"max quasi-static ratio tau |dlogV_eq/dt| {summary['max_quasi_static']:.3g}"]
+    if "volume_rms_rel_error_angular" in summary:
+        lines.append(f"with relaxing noise (angular rate h): RMS rel. error of V "
+                     f"{pct(summary['volume_rms_rel_error_angular'])}, of T "
+                     f"{pct(summary['temperature_rms_rel_error_angular'])}")
     fit = summary.get("q_relaxation")
     if "milestone" in summary:
         lines.append(f"after the first milestone (step {summary['milestone']}): Q relaxes "
                      + ("(no exponential fit)" if fit is None else
-                        f"with tau_Q = {fit['tau']:.0f} +- {fit['tau_se']:.0f} steps")
+                        f"with tau_Q = {fit['tau']:.0f} +- {fit['tau_se']:.0f} steps (h = "
+                        f"{summary['angular_rate_fit']:.3g})")
                      + f" vs radial tau {summary['tau_after_milestone']:.0f}")
     return "\n".join(lines)
 
@@ -1285,7 +1328,9 @@ def track_summary(records: dict, probes: dict, milestone: int | None = None
     RMS error of the lagged-path volume and temperature against the measurements, the same
     for the equilibrium curve, and the max quasi-static ratio. With ``milestone`` (the first
     step of a step decay): the relaxation time of the measured Q after it (`fit_relaxation`)
-    next to the radial relaxation time tau there."""
+    next to the radial relaxation time tau there, and the angular rate h = 1 / (tau_Q mean(u))
+    it implies (mean over the probes after the milestone). With the relaxing-noise path in the
+    records: its RMS errors too."""
 
     def rms(a, b):
         e = a / b - 1.0
@@ -1317,4 +1362,11 @@ def track_summary(records: dict, probes: dict, milestone: int | None = None
         out["q_relaxation"] = fit
         out["tau_after_milestone"] = (float(records["tau"][k]) if k < len(records["tau"])
                                       else None)
+        out["angular_rate_fit"] = (None if fit is None else
+                                   1.0 / (fit["tau"] * float(np.mean(probes["elr"][after]))))
+    if "volume_lag_angular" in records:
+        out["volume_rms_rel_error_angular"] = rms(records["volume_lag_angular"],
+                                                  records["volume"])
+        out["temperature_rms_rel_error_angular"] = rms(probes["temperature_lag_angular"],
+                                                       probes["temperature"])
     return out

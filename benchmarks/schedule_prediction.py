@@ -1,0 +1,223 @@
+"""Schedules as thermodynamic processes, measured (issue 6): prediction of stationary states
+from a fitted noise curve, verified on runs not used in the fit, and tracking of scheduled
+runs against the equilibrium curve and the predicted lagged path. Writes the generated
+section of docs/schedules.md.
+
+    python benchmarks/schedule_prediction.py [--sweep runs/cpu] [--out runs/schedules]
+
+--sweep: a sweep directory holding results.csv (or nn/results.csv, as `thermosgd reproduce`
+writes it); without it, `thermosgd reproduce --preset quick` runs into a temporary directory.
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from thermosgd import schedules as S
+from thermosgd.analysis import load_table
+from thermosgd.plots import prediction_figure
+
+START, END = "<!-- schedules:start -->", "<!-- schedules:end -->"
+DOC = Path(__file__).resolve().parents[1] / "docs" / "schedules.md"
+
+
+def _pct(x) -> str:
+    return "n/a" if x is None or not np.isfinite(x) else f"{100 * x:.1f}%"
+
+
+def _table_path(sweep: Path) -> Path:
+    for p in (sweep / "results.csv", sweep / "nn" / "results.csv"):
+        if p.is_file():
+            return p
+    raise SystemExit(f"{sweep}: no results.csv or nn/results.csv")
+
+
+def prediction_section(table: dict, source: str, out: Path) -> list[str]:
+    lines = ["### Predicting stationary states from the noise curve", "",
+             f"Sweep table: `{source}`. Fit the stationary runs of one protocol "
+             "(log sigma^2 and log Q as polynomials of log elr, weighted by the probes' standard "
+             "errors), then predict every stationary run of the *other* protocol from its "
+             "hyperparameters alone (fixed LR: solve u^2 Q(u) = eta lambda (2 - eta lambda) for "
+             "the stationary elr u; fixed ELR: u = elr) and compare with its measured radius and "
+             "temperature u sigma^2 / 2 (u measured: lr / r^2). 'inside': runs whose predicted "
+             "stationary elr lies in the fitted range. 'unreachable': no stationary elr in "
+             "the fit range widened 2x.", "",
+             "| fit on -> predict | degree | Q column | exact | runs (outside / unreachable) | "
+             "radius median / max | radius inside: median / max | T median / max | "
+             "T inside: median / max |", "|---|---|---|---|---|---|---|---|---|"]
+    qcols = ["trace_total"] + (["trace_total_steps"] if "trace_total_steps" in table else [])
+    variants = [(d, "trace_total", True) for d in (1, 2, 3)]
+    variants += [(2, q, True) for q in qcols[1:]] + [(2, "trace_total", False)]
+    main = {}
+    for fit_on, test in (("elr", "lr"), ("lr", "elr")):
+        for deg, q, exact in variants:
+            curve = S.fit_noise_curve(table, (fit_on,), degree=deg, q_column=q)
+            v = S.validate_predictions(curve, table, test, exact=exact)
+            if (deg, q, exact) == (2, "trace_total", True):
+                main[(fit_on, test)] = (curve, v)
+            r, ri, t, ti = (v[k] for k in ("radius", "radius_inside", "temperature",
+                                           "temperature_inside"))
+            lines.append(
+                f"| {fit_on} -> {test} | {deg} | {q} | {'yes' if exact else 'no'} | {v['n']} "
+                f"({v['n_extrapolated']} / {v['n_unreachable']}) | {_pct(r['median'])} / "
+                f"{_pct(r['max'])} | {_pct(ri['median'])} / {_pct(ri['max'])} | "
+                f"{_pct(t['median'])} / {_pct(t['max'])} | {_pct(ti['median'])} / "
+                f"{_pct(ti['max'])} |")
+    vals = []
+    for (fit_on, test), (_, v) in main.items():
+        vals.append({**v, "label": f"fit {fit_on} -> predict {test}"})
+    fig = prediction_figure(vals, out / "prediction.png")
+    lines += ["", f"Figure (degree 2, probes' Q): `{fig}` (predicted against measured; hollow: "
+              "outside the fitted range).", ""]
+
+    # per-run table of the main direction
+    curve, v = main[("elr", "lr")]
+    rows = v["rows"]
+    lines += ["Per run, fit on ELR (degree 2) -> fixed-LR runs:", "",
+              "| lr | wd | elr measured | elr predicted | r measured | r predicted (+- se) | "
+              "rel. err | T measured | T predicted | rel. err | outside fit range |",
+              "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for k in np.argsort(rows["rate"] * 1e3 + rows["wd"]):
+        lines.append(
+            f"| {rows['rate'][k]:.4g} | {rows['wd'][k]:.4g} | {rows['elr_measured'][k]:.4g} | "
+            f"{rows['elr_pred'][k]:.4g} | {rows['radius'][k]:.4g} | {rows['radius_pred'][k]:.4g}"
+            f" +- {rows['radius_pred_se'][k]:.2g} | {_pct(rows['radius_err'][k])} | "
+            f"{rows['temperature'][k]:.3g} | {rows['temperature_pred'][k]:.3g} | "
+            f"{_pct(rows['temperature_err'][k])} | "
+            f"{'yes' if rows['extrapolated'][k] else 'no'} |")
+    tr = S.temperature_range(curve)
+    lines += ["", f"Temperature range of the ELR fit over its domain: T(u) = u sigma^2(u) / 2 "
+              f"runs from {tr['t_min']:.3g} to a maximum {tr['t_max']:.3g} at elr "
+              f"{tr['elr_at_t_max']:.3g}: sigma^2 falls almost as 1/elr, so T is flat and "
+              "peaks inside the range.", ""]
+
+    # recommendation: recover each held-out lr run's (lr, wd) from its measured (T, r) and
+    # from (r, wd)
+    pts = S.noise_points(table, ("lr",))
+    rec_tr = S.recommend(curve, "lr", target_temperature=pts["temperature"],
+                         target_radius=pts["radius"])
+    rec_rw = S.recommend(curve, "lr", target_radius=pts["radius"], wd=pts["wd"])
+
+    def med(a):
+        a = np.abs(a[np.isfinite(a)])
+        return (float(np.median(a)), float(a.max()), int(a.size)) if a.size else (None,) * 3
+
+    m1 = med(rec_tr["lr"] / pts["lr"] - 1)
+    m2 = med(rec_tr["wd"] / pts["wd"] - 1)
+    m3 = med(rec_rw["lr"] / pts["lr"] - 1)
+    lines += ["Recommendation, inverted on the same held-out fixed-LR runs (ELR fit): from a "
+              "run's measured (T, r), recommend (lr, wd) and compare with the run's own; from "
+              "(r, wd), recommend lr.", "",
+              "| targets | recovered runs | |lr_rec / lr - 1| median / max | "
+              "|wd_rec / wd - 1| median / max |", "|---|---|---|---|",
+              f"| T and r | {m1[2]}/{len(pts['lr'])} | {_pct(m1[0])} / {_pct(m1[1])} | "
+              f"{_pct(m2[0])} / {_pct(m2[1])} |",
+              f"| r and wd | {m3[2]}/{len(pts['lr'])} | {_pct(m3[0])} / {_pct(m3[1])} | "
+              "(given) |", ""]
+    return lines
+
+
+TRACKS = {
+    "lr-step": dict(protocol="lr", schedule="step", lr=3.0, wd=0.01, milestones=(1500,),
+                    gamma=0.1),
+    "lr-cosine": dict(protocol="lr", schedule="cosine", lr=3.0, wd=0.01, final=0.1),
+    "elr-step": dict(protocol="elr", schedule="step", lr=None, elr=0.04, wd=0.01,
+                     milestones=(1500,), gamma=0.1),
+}
+
+
+def tracking_section(table: dict, out: Path, steps: int, burn_in: int) -> list[str]:
+    curve = S.fit_noise_curve(table, ("elr", "lr"))
+    lines = ["### Tracking scheduled runs", "",
+             f"BN-MLP 64-32-32 (d = {curve.dim}) on digits with 30% random labels, batch 128; "
+             f"{burn_in} burn-in steps at the initial hyperparameters, then {steps} scheduled "
+             "steps; radius every 10 steps, a noise probe of 64 minibatch gradients every 50. "
+             f"Noise curve: {curve.source} (degree 2, elr {curve.u_min:.3g}..{curve.u_max:.3g})."
+             " Lagged path: the mean one-step radial map with Q at its stationary value Q(u_t) "
+             "for the current effective learning rate. 'Radial map with the measured Q': the "
+             "same map driven by the probes' Q (interpolated), i.e. the radial dynamics alone.",
+             "", "| run | wall (s) | max abs(V/V_eq - 1) measured / lagged path | RMS rel. "
+             "error of V: lagged / equilibrium / map with measured Q | RMS rel. error of T: "
+             "lagged / equilibrium | radial tau (steps) | max tau abs(dlogV_eq/dt) | "
+             "tau of Q after the drop (fit) |", "|---|---|---|---|---|---|---|---|"]
+    for name, kw in TRACKS.items():
+        cfg = S.TrackConfig(steps=steps, burn_in=burn_in, log_every=10, noise_every=50,
+                            noise_batches=64, **kw)
+        t0 = time.time()
+        res = S.track(cfg, curve)
+        wall = time.time() - t0
+        S.write_track(res, out / f"track-{name}")
+        s = res["summary"]
+        fit = s.get("q_relaxation")
+        qfit = ("-" if "milestone" not in s else "no fit" if fit is None
+                else f"{fit['tau']:.0f} +- {fit['tau_se']:.0f}")
+        lines.append(
+            f"| {name} | {wall:.0f} | {_pct(s['max_abs_gap_measured'])} / "
+            f"{_pct(s['max_abs_gap_predicted'])} | {_pct(s['volume_rms_rel_error_lagged'])} / "
+            f"{_pct(s['volume_rms_rel_error_equilibrium'])} / "
+            f"{_pct(s['volume_rms_rel_error_lagged_measured_q'])} | "
+            f"{_pct(s['temperature_rms_rel_error_lagged'])} / "
+            f"{_pct(s['temperature_rms_rel_error_equilibrium'])} | {s['tau_min']:.3g}.."
+            f"{s['tau_max']:.3g} | {s['max_quasi_static']:.3g} | {qfit} |")
+        print(name, S.format_track(s), sep="\n", flush=True)
+    lines += ["", f"Output directories (CSV, PNG, schedule.json; `thermosgd report {out}` "
+              f"renders them): {', '.join(f'`{out}/track-{n}`' for n in TRACKS)}.", ""]
+    return lines
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--sweep", type=Path, default=None,
+                    help="sweep directory with results.csv or nn/results.csv (default: run "
+                         "`thermosgd reproduce --preset quick` into a temporary directory)")
+    ap.add_argument("--out", type=Path, default=Path("runs/schedules"),
+                    help="directory for the figures and tracked runs")
+    ap.add_argument("--steps", type=int, default=4000, help="scheduled steps per tracked run")
+    ap.add_argument("--burn-in", type=int, default=3000, help="burn-in steps")
+    ap.add_argument("--no-doc", action="store_true", help="print instead of writing the doc")
+    args = ap.parse_args()
+    torch.set_num_threads(1)
+    t0 = time.time()
+    tmp = None
+    if args.sweep is None:
+        tmp = tempfile.TemporaryDirectory(prefix="thermosgd-quick-")
+        sweep = Path(tmp.name)
+        subprocess.run([sys.executable, "-m", "thermosgd.cli", "reproduce", "--preset", "quick",
+                        "--out", str(sweep)], check=True)
+    else:
+        sweep = args.sweep
+    path = _table_path(sweep)
+    table = load_table(path)
+    args.out.mkdir(parents=True, exist_ok=True)
+    lines = [START, "## Measured (generated)", "",
+             f"Generated by `python benchmarks/schedule_prediction.py"
+             f"{'' if args.sweep is None else f' --sweep {args.sweep}'}` on "
+             f"{time.strftime('%Y-%m-%d')}.", ""]
+    lines += prediction_section(table, str(path), args.out)
+    lines += tracking_section(table, args.out, args.steps, args.burn_in)
+    lines += [f"Total wall time {time.time() - t0:.0f} s (one thread).", END]
+    text = "\n".join(lines) + "\n"
+    if tmp is not None:
+        tmp.cleanup()
+    if args.no_doc:
+        print(text)
+        return
+    doc = DOC.read_text() if DOC.is_file() else ""
+    if START in doc and END in doc:
+        doc = doc[: doc.index(START)] + text.rstrip("\n") + doc[doc.index(END) + len(END):]
+    else:
+        doc = doc.rstrip("\n") + "\n\n" + text
+    DOC.write_text(doc)
+    print(f"wrote {DOC}")
+
+
+if __name__ == "__main__":
+    main()
