@@ -559,7 +559,7 @@ def test_non_si_errors_per_variant_are_the_known_ones():
         assert e["maxwell_slope_ratio"] == pytest.approx(1 - delta, abs=1e-9)
         assert e["maxwell_slope_deviation"] == pytest.approx(abs(delta), abs=1e-9)
     corr = {(c["over"], c["y"]): c for c in r["correlations"]}
-    runs = corr[("runs", "|EOS error| (discrete)")]
+    runs = corr[("runs", "EOS abs. rel. error (discrete)")]
     assert runs["n"] == 36 and runs["rho"] > 0.7  # monotone except bias/bn-affine (0.03<0.06)
     var = corr[("variants", "Maxwell max rel. error")]
     assert var["n"] == 4 and var["rho"] == pytest.approx(1.0)

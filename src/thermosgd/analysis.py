@@ -951,7 +951,8 @@ def analyze_non_si(table, *, tolerance: float = EOS_TOLERANCE,
     Across the runs of each protocol (all variants pooled), Spearman's rank correlation
     (`thermosgd.generalization.bootstrap_rank_correlation`, percentile bootstrap interval) of
     ``distance`` with the per-run |EOS error| (discretized and SDE); across the variants, of
-    their median ``distance`` with the Maxwell max relative error (>= 3 variants with a fit).
+    their median ``distance`` with the Maxwell max relative error (>= 4 variants with a fit;
+    with fewer the bootstrap interval degenerates).
     Returns {"distance", "variants": [...], "correlations": [...], "points": [...]} (points:
     one per stationary run, for the figure).
     """
@@ -1024,11 +1025,12 @@ def analyze_non_si(table, *, tolerance: float = EOS_TOLERANCE,
         for kind, errs in (("discrete", err_d), ("sde", err_s)):
             if len(dist_all) >= 4:
                 out["correlations"].append({
-                    "protocol": p, "over": "runs", "x": distance, "y": f"|EOS error| ({kind})",
+                    "protocol": p, "over": "runs", "x": distance,
+                    "y": f"EOS abs. rel. error ({kind})",
                     **_rank(dist_all, errs, n_boot, seed)})
         fitted = [e for e in entries if "maxwell_max_rel_error" in e
                   and e.get(f"{distance}_median") is not None]
-        if len(fitted) >= 3:
+        if len(fitted) >= 4:
             out["correlations"].append({
                 "protocol": p, "over": "variants", "x": f"median {distance}",
                 "y": "Maxwell max rel. error",
