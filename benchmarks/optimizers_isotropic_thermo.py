@@ -123,7 +123,10 @@ def section(results: list[dict], steps: int, queue: int, seconds: float) -> str:
         "centre (+- the fit's standard error) and its range over the grid. The ideal-gas column "
         "uses the temperature measured from the energy (T_U: exact vMF mean loss = measured "
         "loss), so it does not assume the temperature formula; p = lambda for heavy ball and "
-        "the coupled-equivalent lambda sqrt(s) = lambda sigma sqrt((d-1)/d) / r for AdamW.",
+        "the coupled-equivalent lambda sqrt(s) = lambda sigma sqrt((d-1)/d) / r for AdamW. "
+        "T_U carries the finite-step bias of the energy (U_h = U (1 + eta-tilde / 2) for SGD, "
+        "docs/isotropic.md), largest at the hottest grid points: the worst T_U and gas-law "
+        "errors are there, while the Maxwell relation, a log-derivative, is unaffected.",
         "",
         "| case | d | worst radius err: mean r / r_bal / r_bal vs grad_norm2 form | "
         "worst T_U vs T | worst p r^2/((d-1) T_U) - 1 | R^2 of S fit | D/((d-1)/2) predicted "
