@@ -122,6 +122,19 @@ def prediction_section(table: dict, source: str, out: Path) -> list[str]:
               f"{_pct(m2[0])} / {_pct(m2[1])} |",
               f"| r and wd | {m3[2]}/{len(pts['lr'])} | {_pct(m3[0])} / {_pct(m3[1])} | "
               "(given) |", ""]
+    # conditioning: at fixed wd, u^2 Q(u) ~ lr wd gives d log u / d log lr = 1 / (2 + s) and
+    # r^2 = lr / u gives d log r / d log lr = (1 + s) / (2 (2 + s)); d log T / d log u = 1 + s2
+    u = np.median(pts["u"])
+    sq, ss = float(curve.slope_total(u)), float(curve.slope_sigma2(u))
+    dr = (1 + sq) / (2 * (2 + sq))
+    dt = (1 + ss) / (2 + sq)
+    lines += [f"Why the inversion is loose: at the median stationary elr {u:.3g} the fit has "
+              f"d log Q / d log elr = {sq:.2f} and d log sigma^2 / d log elr = {ss:.2f}, so at "
+              f"fixed wd d log r / d log lr = (1 + s) / (2 (2 + s)) = {dr:.3f} and "
+              f"d log T / d log lr = {dt:.3f}: a 1% error in r or T moves the recommended lr "
+              f"by {1 / abs(dr):.0f}% or {1 / abs(dt):.0f}%. The radius and temperature of this "
+              "network hardly depend on the learning rate at fixed wd, so the forward "
+              "prediction is accurate and the inverse is ill-conditioned.", ""]
     return lines
 
 
@@ -141,34 +154,59 @@ def tracking_section(table: dict, out: Path, steps: int, burn_in: int) -> list[s
              f"{burn_in} burn-in steps at the initial hyperparameters, then {steps} scheduled "
              "steps; radius every 10 steps, a noise probe of 64 minibatch gradients every 50. "
              f"Noise curve: {curve.source} (degree 2, elr {curve.u_min:.3g}..{curve.u_max:.3g})."
-             " Lagged path: the mean one-step radial map with Q at its stationary value Q(u_t) "
-             "for the current effective learning rate. 'Radial map with the measured Q': the "
-             "same map driven by the probes' Q (interpolated), i.e. the radial dynamics alone.",
-             "", "| run | wall (s) | max abs(V/V_eq - 1) measured / lagged path | RMS rel. "
-             "error of V: lagged / equilibrium / map with measured Q | RMS rel. error of T: "
-             "lagged / equilibrium | radial tau (steps) | max tau abs(dlogV_eq/dt) | "
-             "tau of Q after the drop (fit) |", "|---|---|---|---|---|---|---|---|"]
+             " Columns: 'lagged' = the mean one-step radial map with Q at its stationary value "
+             "Q(u_t) (instant angular equilibrium); 'eq.' = the equilibrium curve; 'map + "
+             "measured Q' = the radial map driven by the probes' Q (the radial dynamics alone); "
+             "'relaxing noise' = Q and sigma^2 relaxing at rate h u_t per step, with h "
+             "calibrated once on the lr-step run (from the fitted relaxation time of its Q "
+             "after the drop) and then *predicting* the other runs.", "",
+             "| run | wall (s) | max abs(V/V_eq - 1) measured / lagged | RMS rel. error of V: "
+             "lagged / eq. / map + measured Q / relaxing noise | RMS rel. error of T: lagged / "
+             "eq. / relaxing noise | radial tau (steps) | max tau abs(dlogV_eq/dt) | tau_Q "
+             "after the drop (fit) | h implied |", "|---|---|---|---|---|---|---|---|---|"]
+    h = None
     for name, kw in TRACKS.items():
         cfg = S.TrackConfig(steps=steps, burn_in=burn_in, log_every=10, noise_every=50,
                             noise_batches=64, **kw)
         t0 = time.time()
-        res = S.track(cfg, curve)
+        res = S.track(cfg, curve, angular_rate=h)
         wall = time.time() - t0
+        role = "prediction"
+        if h is None:  # calibrate on the first (step) run, then re-analyze it with h
+            h = res["summary"]["angular_rate_fit"]
+            if h is None:
+                raise SystemExit(f"{name}: no exponential fit of Q after the drop")
+            res = S.analyze_track(cfg, cfg.process(), res["records"], res["probes"],
+                                  res["dim"], curve, angular_rate=h)
+            role = "calibration"
         S.write_track(res, out / f"track-{name}")
         s = res["summary"]
         fit = s.get("q_relaxation")
         qfit = ("-" if "milestone" not in s else "no fit" if fit is None
                 else f"{fit['tau']:.0f} +- {fit['tau_se']:.0f}")
+        hfit = "-" if s.get("angular_rate_fit") is None else f"{s['angular_rate_fit']:.3g}"
         lines.append(
-            f"| {name} | {wall:.0f} | {_pct(s['max_abs_gap_measured'])} / "
-            f"{_pct(s['max_abs_gap_predicted'])} | {_pct(s['volume_rms_rel_error_lagged'])} / "
+            f"| {name} ({role}, h = {h:.3g}) | {wall:.0f} | "
+            f"{_pct(s['max_abs_gap_measured'])} / {_pct(s['max_abs_gap_predicted'])} | "
+            f"{_pct(s['volume_rms_rel_error_lagged'])} / "
             f"{_pct(s['volume_rms_rel_error_equilibrium'])} / "
-            f"{_pct(s['volume_rms_rel_error_lagged_measured_q'])} | "
+            f"{_pct(s['volume_rms_rel_error_lagged_measured_q'])} / "
+            f"{_pct(s['volume_rms_rel_error_angular'])} | "
             f"{_pct(s['temperature_rms_rel_error_lagged'])} / "
-            f"{_pct(s['temperature_rms_rel_error_equilibrium'])} | {s['tau_min']:.3g}.."
-            f"{s['tau_max']:.3g} | {s['max_quasi_static']:.3g} | {qfit} |")
+            f"{_pct(s['temperature_rms_rel_error_equilibrium'])} / "
+            f"{_pct(s['temperature_rms_rel_error_angular'])} | {s['tau_min']:.3g}.."
+            f"{s['tau_max']:.3g} | {s['max_quasi_static']:.3g} | {qfit} | {hfit} |")
         print(name, S.format_track(s), sep="\n", flush=True)
-    lines += ["", f"Output directories (CSV, PNG, schedule.json; `thermosgd report {out}` "
+        if name == "lr-cosine":
+            r = res["records"]
+            late = r["step"] >= steps // 2
+            lines_extra = (
+                f"lr-cosine, second half: measured V/V_eq - 1 = "
+                f"{np.mean(r['gap'][late]):+.3f} on average, lagged path "
+                f"{np.mean(r['gap_lag'][late]):+.3f}, relaxing noise "
+                f"{np.mean(r['volume_lag_angular'][late] / r['volume_eq'][late] - 1):+.3f}.")
+    lines += ["", lines_extra, "",
+              f"Output directories (CSV, PNG, schedule.json; `thermosgd report {out}` "
               f"renders them): {', '.join(f'`{out}/track-{n}`' for n in TRACKS)}.", ""]
     return lines
 

@@ -464,9 +464,13 @@ def schedule_figures(result: dict, out_dir: str | os.PathLike) -> list[Path]:
             label="equilibrium curve")
     ax.plot(rec["temperature_lag"], rec["volume_lag"], "--", color="C3", lw=1.2,
             label="lagged path")
+    if "temperature_lag_angular" in rec:
+        ax.plot(rec["temperature_lag_angular"], rec["volume_lag_angular"], "-.", color="C4",
+                lw=1.2, label="lagged path with relaxing noise")
     sc = ax.scatter(prb["temperature"], np.asarray(prb["radius"]) ** 2 / 2, c=prb["step"],
                     cmap="viridis", s=14, zorder=3, label="measured (probes)")
     fig.colorbar(sc, ax=ax, label="step")
+    ax.ticklabel_format(axis="x", style="sci", scilimits=(0, 0))
     ax.set_xlabel("temperature T")
     ax.set_ylabel("volume V")
     ax.legend(fontsize=7)
@@ -500,6 +504,8 @@ def prediction_figure(validations: list[dict], path: str | os.PathLike) -> Path:
                 hi = max(hi, x[ok].max(), y[ok].max())
         if np.isfinite(lo):
             ax.plot([lo, hi], [lo, hi], "k-", lw=0.8)
+        if key == "temperature":
+            ax.ticklabel_format(style="sci", scilimits=(0, 0))
         ax.set_xlabel(f"measured {label}")
         ax.set_ylabel(f"predicted {label}")
         ax.legend(fontsize=7)

@@ -1027,14 +1027,14 @@ class TrackConfig:
 
     protocol: str = "lr"
     schedule: str = "cosine"
-    lr: float | None = 0.3
+    lr: float | None = 3.0
     elr: float | None = None
-    wd: float = 0.003
+    wd: float = 0.01
     steps: int = 4000
     burn_in: int = 3000
     milestones: tuple[int, ...] = ()
     gamma: float = 0.1
-    final: float = 0.01
+    final: float = 0.1
     warmup: int = 0
     wd_schedule: str = "constant"
     hidden: tuple[int, ...] = (32, 32)
@@ -1044,7 +1044,7 @@ class TrackConfig:
     init_radius: float = 1.0
     log_every: int = 10
     noise_every: int = 100
-    noise_batches: int = 32
+    noise_batches: int = 64
 
     def __post_init__(self) -> None:
         _protocol(self.protocol)
@@ -1230,6 +1230,7 @@ def analyze_track(c: TrackConfig, proc: Process, records: dict, probes: dict, di
             "temperature_eq": eq["temperature"][pst], "temperature_lag": lag["temperature"][pst]}
     if lag_a is not None:
         recs["volume_lag_angular"] = lag_a["volume"][steps]
+        recs["temperature_lag_angular"] = lag_a["temperature"][steps]
         prob["temperature_lag_angular"] = lag_a["temperature"][pst]
     return {"config": c.to_dict(), "dim": dim, "noise": curve.to_dict(), "exact": exact,
             "angular_rate": angular_rate, "records": recs, "probes": prob,
