@@ -512,3 +512,31 @@ def test_write_track_and_report(tmp_path):
     assert find_sections(tmp_path) == [("schedule", tmp_path / "trk")]
     html = render_report(tmp_path)
     assert "Scheduled run: trk" in html and "radial relaxation time" in html
+
+
+def test_follow_a_thermo_monitor(tmp_path):
+    """Any training loop: records and probes in a ThermoMonitor, followed against the
+    schedule it ran (ELR step decay; synthetic records on the lagged path)."""
+    from thermosgd.monitor import NoiseEstimate, ThermoMonitor
+
+    proc = S.Process("elr", S.step_decay(500, 0.04, milestones=[100], gamma=0.1), 0.01)
+    lag = S.lagged_path(proc, CURVE, init_radius=3.0)
+    mon = ThermoMonitor("elr", D, elr=0.04, wd=0.01)
+    for t in range(0, 500, 10):
+        if t % 50 == 0:
+            u = proc.rate[t]
+            ts = float(CURVE.sigma2(u)) * (D - 1)
+            mon.record_noise(t, NoiseEstimate(
+                trace_sigma=ts, trace_sigma_se=0.01 * ts, grad_norm2=float(
+                    CURVE.trace_total(u)) - ts, grad_norm2_se=1.0, n=64,
+                radius=float(lag["radius"][t])))
+        mon.record_step(t, radius=float(lag["radius"][t]), loss=1.0)
+    res = S.follow(mon, proc, CURVE, milestone=100)
+    np.testing.assert_allclose(res["records"]["gap"], res["records"]["gap_lag"], atol=1e-12)
+    np.testing.assert_allclose(res["probes"]["entropy"], res["probes"]["entropy_lag"],
+                               rtol=1e-12)
+    assert res["summary"]["milestone"] == 100
+    S.write_track(res, tmp_path / "f")
+    assert (tmp_path / "f" / "schedule-volume.png").is_file()
+    with pytest.raises(ValueError, match="beyond"):
+        S.follow(mon, S.Process("elr", proc.rate[:100], 0.01), CURVE)

@@ -433,15 +433,16 @@ def schedule_figures(result: dict, out_dir: str | os.PathLike) -> list[Path]:
                 label=f"lagged path with relaxing noise (h = {result['angular_rate']:.3g})")
     ax.set_ylabel("volume V")
     ax.legend(fontsize=7)
-    rate = rec["lr"] if result["config"]["protocol"] == "lr" else rec["elr"]
+    proto = result["protocol"]
+    rate = rec["lr"] if proto == "lr" else rec["elr"]
     ax2.plot(step, rate, "-", color="k", lw=1, drawstyle="steps-post")
-    ax2.set_ylabel(LABEL["lr" if result["config"]["protocol"] == "lr" else "elr"], fontsize=8)
+    ax2.set_ylabel(LABEL["lr" if proto == "lr" else "elr"], fontsize=8)
     ax3 = ax2.twinx()
     ax3.plot(step, rec["tau"], "-", color="C1", lw=1, drawstyle="steps-post")
     ax3.set_ylabel(r"radial $\tau$ (steps)", color="C1", fontsize=8)
     ax2.set_xlabel("step of the schedule")
-    fig.suptitle(f"{result['config']['schedule']} schedule, protocol "
-                 f"{result['config']['protocol']}: volume", fontsize=10)
+    kind = (result.get("config") or {}).get("schedule", "scheduled")
+    fig.suptitle(f"{kind} run, protocol {proto}: volume", fontsize=10)
     fig.tight_layout()
     paths = [_save(fig, out / "schedule-volume.png")]
 

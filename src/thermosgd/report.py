@@ -513,7 +513,7 @@ def _iso_section(d: Path, title: str, sid: str) -> str:
 
 def _schedule_section(d: Path, title: str, sid: str) -> str:
     doc = json.loads((d / "schedule.json").read_text())
-    c, s, noise = doc.get("config", {}), doc.get("summary", {}), doc.get("noise", {})
+    c, s, noise = doc.get("config") or {}, doc.get("summary") or {}, doc.get("noise") or {}
     rate = "lr" if c.get("protocol") == "lr" else "elr"
     out = [f'<h2 id="{sid}">{_e(title)}</h2>',
            f"<p>BN-MLP (d = {_e(doc.get('dim'))}) on digits, protocol <b>{_e(c.get('protocol'))}"

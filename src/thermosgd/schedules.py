@@ -49,6 +49,7 @@ tau |d log V_eq/dt| (`lag_measures`) is the predicted relative gap.
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
 from typing import Any
@@ -65,11 +66,13 @@ __all__ = [
     "TrackConfig",
     "adiabatic",
     "analyze_track",
+    "analyze_trajectory",
     "constant",
     "cosine",
     "equilibrium",
     "fit_noise_curve",
     "fit_relaxation",
+    "follow",
     "format_columns",
     "format_track",
     "isobaric",
@@ -1113,7 +1116,7 @@ def track(config: TrackConfig, noise: NoiseCurve | None = None, *, exact: bool =
 
     from thermosgd.data import load_digits
     from thermosgd.models import bn_mlp, si_dim, si_parameters
-    from thermosgd.monitor import estimate_gradient_noise
+    from thermosgd.monitor import ThermoMonitor, estimate_gradient_noise
     from thermosgd.protocols import FixedELR, FixedLR
 
     c = config
@@ -1146,31 +1149,39 @@ def track(config: TrackConfig, noise: NoiseCurve | None = None, *, exact: bool =
 
     for _ in range(c.burn_in):
         step(float(proc.rate[0]), float(proc.wd[0]))
-    rec: dict[str, list] = {k: [] for k in ("step", "radius", "loss")}
-    prb: dict[str, list] = {k: [] for k in ("step", "radius", "trace_sigma", "trace_sigma_se",
-                                            "grad_norm2", "grad_norm2_se", "trace_total",
-                                            "trace_total_se")}
+    # the run's records go through a ThermoMonitor (its initial hyperparameters; the schedule
+    # is in proc); step t = the state before the t-th scheduled update
+    monitor = ThermoMonitor(c.protocol, dim, wd=float(proc.wd[0]),
+                            **{key: float(proc.rate[0])})
     for t in range(c.steps):
         if t % c.noise_every == 0:
-            est = estimate_gradient_noise(model, F.cross_entropy, ds.x_train, ds.y_train, params,
-                                          n_batches=c.noise_batches, batch_size=c.batch_size,
-                                          generator=probe_gen)
-            prb["step"].append(t)
-            for k in prb:
-                if k != "step":
-                    prb[k].append(float(getattr(est, k)))
+            monitor.record_noise(t, estimate_gradient_noise(
+                model, F.cross_entropy, ds.x_train, ds.y_train, params,
+                n_batches=c.noise_batches, batch_size=c.batch_size, generator=probe_gen))
         radius = opt.radius()
         loss = step(float(proc.rate[t]), float(proc.wd[t]))
         if t % c.log_every == 0:
-            rec["step"].append(t)
-            rec["radius"].append(radius)
-            rec["loss"].append(loss)
+            monitor.record_step(t, radius=radius, loss=loss)
         if not math.isfinite(loss):
             raise ValueError(f"track: training diverged at step {t} (loss {loss})")
-    records = {k: np.asarray(v, dtype=np.float64) for k, v in rec.items()}
-    probes = {k: np.asarray(v, dtype=np.float64) for k, v in prb.items()}
-    return analyze_track(c, proc, records, probes, dim, noise, exact=exact,
-                         angular_rate=angular_rate)
+    return analyze_track(c, proc, monitor.history(), monitor.noise_history(), dim, noise,
+                         exact=exact, angular_rate=angular_rate)
+
+
+def follow(monitor, process: Process, noise: NoiseCurve | None = None, *, exact: bool = True,
+           angular_rate: float | None = None, milestone: int | None = None) -> dict[str, Any]:
+    """Follow a `thermosgd.monitor.ThermoMonitor` of any scheduled training loop against
+    ``process`` (the schedule it ran; monitor step t = the state before update t of the
+    process, as `ThermoMonitor.record_step` counts): measured (T, V, S) against the
+    equilibrium curve and the lagged paths (`analyze_trajectory`). The monitor needs step
+    records (radius) and noise probes."""
+    hist, probes = monitor.history(), monitor.noise_history()
+    if len(hist["step"]) < 2 or len(probes["step"]) < 1:
+        raise ValueError("follow: the monitor needs >= 2 step records and >= 1 noise probe")
+    if hist["step"][-1] >= process.steps or probes["step"][-1] >= process.steps:
+        raise ValueError(f"follow: the monitor has steps beyond the process's {process.steps}")
+    return analyze_trajectory(process, hist, probes, monitor.dim, noise, exact=exact,
+                              angular_rate=angular_rate, milestone=milestone)
 
 
 def _curve_from_probes(probes: dict, u: np.ndarray, dim: int) -> NoiseCurve:
@@ -1186,16 +1197,32 @@ def _curve_from_probes(probes: dict, u: np.ndarray, dim: int) -> NoiseCurve:
 def analyze_track(c: TrackConfig, proc: Process, records: dict, probes: dict, dim: int,
                   noise: NoiseCurve | None, *, exact: bool = True,
                   angular_rate: float | None = None) -> dict[str, Any]:
-    """The comparison part of `track` (pure): measured records/probes against the equilibrium
-    and lagged paths of ``proc`` (see `track`). With ``angular_rate`` (h of `lagged_path`)
-    the path with relaxing noise is added (records ``volume_lag_angular``, probes
-    ``temperature_lag_angular``)."""
-    steps = records["step"].astype(int)
-    r = records["radius"]
+    """The comparison part of `track` (pure): `analyze_trajectory` plus the config."""
+    milestone = min(c.milestones) if c.schedule == "step" and c.milestones else None
+    out = analyze_trajectory(proc, records, probes, dim, noise, exact=exact,
+                             angular_rate=angular_rate, milestone=milestone)
+    return {"config": c.to_dict(), **out}
+
+
+def analyze_trajectory(proc: Process, records: dict, probes: dict, dim: int,
+                       noise: NoiseCurve | None, *, exact: bool = True,
+                       angular_rate: float | None = None, milestone: int | None = None
+                       ) -> dict[str, Any]:
+    """Measured records (step, radius, loss) and noise probes (step, radius, trace_sigma(_se),
+    grad_norm2, trace_total(_se)) of a run of ``proc`` against its equilibrium path and
+    lagged paths (pure). ``noise`` None: a curve fitted to the probes themselves. With
+    ``angular_rate`` (h of `lagged_path`) the path with relaxing noise is added (records
+    ``volume_lag_angular``, ``temperature_lag_angular``; probes ``temperature_lag_angular``).
+    Probes also get the equipartition entropy S = (d-1)/2 log(2 pi e T) + (d-1) log r of the
+    measured T and r and of the paths (entropy, entropy_eq, entropy_lag). ``milestone``:
+    see `track_summary`."""
+    protocol = proc.protocol
+    steps = np.asarray(records["step"]).astype(int)
+    r = np.asarray(records["radius"], dtype=np.float64)
     rate, wd = proc.rate, proc.wd
-    u_meas = rate[steps] / r**2 if c.protocol == "lr" else rate[steps]
-    pst = probes["step"].astype(int)
-    pu = rate[pst] / probes["radius"] ** 2 if c.protocol == "lr" else rate[pst]
+    u_meas = rate[steps] / r**2 if protocol == "lr" else rate[steps]
+    pst = np.asarray(probes["step"]).astype(int)
+    pu = rate[pst] / probes["radius"] ** 2 if protocol == "lr" else rate[pst]
     curve = noise if noise is not None else _curve_from_probes(probes, pu, dim)
     if curve.dim != dim:
         raise ValueError(f"the noise curve is for d = {curve.dim}, the network has d = {dim}")
@@ -1210,7 +1237,7 @@ def analyze_track(c: TrackConfig, proc: Process, records: dict, probes: dict, di
     lag_a = (None if angular_rate is None else
              lagged_path(proc, curve, init_radius=r0, exact=exact, angular_rate=angular_rate))
     meas = lag_measures(r**2 / 2.0, eq["volume"][steps], eq["tau"][steps])
-    recs = {"step": steps.astype(float), "lr": rate[steps] if c.protocol == "lr" else
+    recs = {"step": steps.astype(float), "lr": rate[steps] if protocol == "lr" else
             rate[steps] * r**2, "elr": u_meas, "wd": wd[steps], "radius": r,
             "loss": records["loss"], "volume": r**2 / 2.0, "volume_eq": eq["volume"][steps],
             "volume_lag": lag["volume"][steps], "volume_lag_q": lag_q["volume"][steps],
@@ -1221,18 +1248,19 @@ def analyze_track(c: TrackConfig, proc: Process, records: dict, probes: dict, di
             "gap": meas["gap"], "gap_lag": lag["volume"][steps] / eq["volume"][steps] - 1.0}
     s2 = probes["trace_sigma"] / (dim - 1)
     t_meas = pu * s2 / 2.0
-    milestone = min(c.milestones) if c.schedule == "step" and c.milestones else None
     prob = {"step": pst.astype(float), "elr": pu, "radius": probes["radius"],
             "trace_sigma": probes["trace_sigma"], "trace_sigma_se": probes["trace_sigma_se"],
             "grad_norm2": probes["grad_norm2"], "trace_total": probes["trace_total"],
             "sigma2": s2, "temperature": t_meas,
             "temperature_se": pu * probes["trace_sigma_se"] / (dim - 1) / 2.0,
-            "temperature_eq": eq["temperature"][pst], "temperature_lag": lag["temperature"][pst]}
+            "temperature_eq": eq["temperature"][pst], "temperature_lag": lag["temperature"][pst],
+            "entropy": _entropy(t_meas, probes["radius"] ** 2, dim),
+            "entropy_eq": eq["entropy"][pst], "entropy_lag": lag["entropy"][pst]}
     if lag_a is not None:
         recs["volume_lag_angular"] = lag_a["volume"][steps]
         recs["temperature_lag_angular"] = lag_a["temperature"][steps]
         prob["temperature_lag_angular"] = lag_a["temperature"][pst]
-    return {"config": c.to_dict(), "dim": dim, "noise": curve.to_dict(), "exact": exact,
+    return {"protocol": protocol, "dim": dim, "noise": curve.to_dict(), "exact": exact,
             "angular_rate": angular_rate, "records": recs, "probes": prob,
             "summary": track_summary(recs, prob, milestone)}
 
@@ -1255,8 +1283,8 @@ def write_track(result: dict[str, Any], out_dir, *, figures: bool = True) -> dic
         from thermosgd.plots import schedule_figures
 
         names = [p.name for p in schedule_figures(result, out)]
-    doc = {k: result.get(k) for k in ("config", "dim", "exact", "angular_rate", "noise",
-                                      "summary")}
+    doc = {k: result.get(k) for k in ("config", "protocol", "dim", "exact", "angular_rate",
+                                      "noise", "summary")}
     doc["files"] = ["records.csv", "probes.csv"]
     doc["figures"] = names
     write_json(out / "schedule.json", doc)
@@ -1297,7 +1325,7 @@ def fit_relaxation(t, y) -> dict[str, float] | None:
     """Least-squares fit y = y_inf + (y_0 - y_inf) exp(-(t - t[0]) / tau) (scipy curve_fit):
     {tau, tau_se, y_0, y_inf}; None when it does not converge, tau is not positive, longer
     than 10x the span of t, or its standard error exceeds it."""
-    from scipy.optimize import curve_fit
+    from scipy.optimize import OptimizeWarning, curve_fit
 
     t = np.asarray(t, dtype=np.float64)
     y = np.asarray(y, dtype=np.float64)
@@ -1313,7 +1341,9 @@ def fit_relaxation(t, y) -> dict[str, float] | None:
     tail = y[len(y) // 2:].mean()
     p0 = (y[0], tail, max(t[-1] / 4.0, 1.0))
     try:
-        p, cov = curve_fit(model, t, y, p0=p0, maxfev=20000)
+        with warnings.catch_warnings():  # an undetermined covariance is handled below
+            warnings.simplefilter("ignore", OptimizeWarning)
+            p, cov = curve_fit(model, t, y, p0=p0, maxfev=20000)
     except (RuntimeError, ValueError):
         return None
     if not (p[2] > 0 and np.all(np.isfinite(cov))) or p[2] > 10 * t[-1] \
