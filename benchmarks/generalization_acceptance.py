@@ -42,7 +42,8 @@ def section(out: Path, seconds: float | None) -> str:
              "3e4 steps, 8 whole-set evaluations over the last 1.5e4 steps)"
              + (f"; wall time {seconds / 60:.1f} min." if seconds else "."), ""]
     lines += ["| protocol | stationary runs | T | S (nats) | test accuracy | "
-              "train accuracy (noisy labels) | test - train loss |", "|---|---|---|---|---|---|---|"]
+              "train accuracy (noisy labels) | test - train loss |",
+              "|---|---|---|---|---|---|---|"]
     for p in ("elr", "lr"):
         if not (cols["protocol"] == p).any():
             continue
@@ -63,8 +64,23 @@ def section(out: Path, seconds: float | None) -> str:
             lines.append(f"| {name} ({g['runs']}) | {NAMES.get(c['x'], c['x'])} | "
                          f"{NAMES.get(c['y'], c['y'])} | {f'**{rho}**' if sig else rho} | "
                          f"[{c['ci_low']:+.3f}, {c['ci_high']:+.3f}] | {c['p_value']:.2g} |")
+    used = np.concatenate([split_rows(cols, p)[0] for p in ("elr", "lr")
+                           if (cols["protocol"] == p).any()])
+    clean_fit = 1 - 0.3 + 0.3 / 10  # accuracy on the noisy labels of a perfect clean classifier
     lines += ["", "Bold: the interval excludes 0. The full report with the scatter plots is "
-              f"`{out}/report.html`.", END]
+              f"`{out}/report.html`.", "",
+              "Reading. The generalization gap falls monotonically as the stationary state gets "
+              "hotter: the coldest states fit the 30% random training labels (train accuracy on "
+              f"the noisy labels up to {np.nanmax(cols['eval_train_acc'][used]):.3f}, above the "
+              f"{clean_fit:.2f} that a perfect clean-label classifier scores), which the clean "
+              "test labels penalize; hotter states cannot hold the memorized labels. The "
+              "directional entropy S_dir ranks the gap best; the full entropy S = S_dir + "
+              "(d-1) log r adds a term set by the radius (the weight decay), which is unrelated "
+              "to the gap, and ranks it less well. Test accuracy is not monotone in T: it rises "
+              "over the ELR grid but falls again at the hottest LR runs, so its rank "
+              "correlations are weaker and, over the LR grid, not distinguishable from 0 - a "
+              "rank correlation cannot express an optimum. These are associations across one "
+              "grid of one small model, not causal effects of T or S.", END]
     return "\n".join(lines)
 
 
