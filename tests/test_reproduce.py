@@ -20,6 +20,10 @@ def test_presets_expand_to_valid_sweeps():
             assert protocols == {"elr"} and len(runs) == 6 * 9
             assert {c["variant"] for _, c in runs} == set(MLP_VARIANTS)
             continue
+        if name == "cpu-generalization":  # ELR and LR grids on digits with a held-out split
+            assert protocols == {"elr", "lr"} and len(runs) == 50
+            assert {c["test_fraction"] for _, c in runs} == {0.2}
+            continue
         assert protocols == {"lr", "elr", "sphere"}, name
     assert len(expand(rp.nn_spec("cpu"))) == 75
     with pytest.raises(ValueError, match="needs --data-dir"):
