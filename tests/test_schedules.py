@@ -334,6 +334,25 @@ def test_fit_uncertainty_is_propagated():
     assert not p["extrapolated"].any()
 
 
+def test_prediction_standard_error_matches_the_delta_method():
+    """ELR: log T = log(u/2) + sum_k c_k x^k is linear in the sigma2 coefficients, so
+    var(log T) = v^T C v with v = (1, x, x^2) exactly; the numerical delta method must agree.
+    log r^2 (exact=False) = log(u/2) + log q(u) - log(lambda) + const: the same with Q's C."""
+    rng = np.random.default_rng(3)
+    a = rng.standard_normal((3, 3)) * 0.02
+    cov_s, cov_q = a @ a.T, (a @ a.T)[::-1, ::-1].copy()
+    curve = S.NoiseCurve(dim=D, sigma2_coef=CURVE.sigma2_coef, total_coef=CURVE.total_coef,
+                         u_ref=CURVE.u_ref, u_min=0.004, u_max=0.04, sigma2_cov=cov_s,
+                         total_cov=cov_q)
+    u = np.array([0.005, 0.01, 0.03])
+    p = S.predict(curve, "elr", elr=u, wd=0.01, exact=False)
+    v = np.vander(np.log(u / CURVE.u_ref), 3, increasing=True)
+    np.testing.assert_allclose(p["temperature_se"] / p["temperature"],
+                               np.sqrt(np.einsum("ij,jk,ik->i", v, cov_s, v)), rtol=1e-6)
+    np.testing.assert_allclose(p["radius_se"] / p["radius"],
+                               np.sqrt(np.einsum("ij,jk,ik->i", v, cov_q, v)) / 2, rtol=1e-6)
+
+
 @pytest.mark.parametrize("protocol", ["lr", "elr"])
 @pytest.mark.parametrize("exact", [False, True])
 def test_recommend_round_trips(protocol, exact):

@@ -43,7 +43,16 @@ that map's SDE limit: "elr": 1 / (u^2 Q(u)) (as theory.relaxation_time); "lr":
 radius through u = eta / r^2, which changes the linear rate of r^4 from theory's 4 eta lambda
 (s = 0). For x = r^4 (lr) or 1/r^2 (elr) relaxing linearly, x - x_eq ~ -tau dx_eq/dt, so to
 first order V / V_eq - 1 = -tau d log V_eq / dt for both protocols: the quasi-static ratio
-tau |d log V_eq/dt| (`lag_measures`) is the predicted relative gap.
+tau |d log V_eq/dt| (`lag_measures`) is the predicted relative gap. On networks the noise
+itself lags (the direction law relaxes more slowly than the radius): ``angular_rate`` lets Q
+and sigma2 relax at a rate h u per step (docs/schedules.md).
+
+Prediction and tracking
+-----------------------
+`predict` / `recommend` / `validate_predictions` turn a fitted curve into stationary states and
+back; `track` trains a BN-MLP on digits under a schedule (records through a
+`thermosgd.monitor.ThermoMonitor`), `follow` compares any monitored run with its schedule, and
+`write_track` writes the CSV / PNG / schedule.json of either.
 """
 
 from __future__ import annotations
