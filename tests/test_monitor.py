@@ -709,3 +709,49 @@ def test_attach_momentum_and_adamw():
                          beta2=0.99)
     am = ThermoMonitor.attach(model, opt)
     assert (am.monitor.optimizer, am.monitor.momentum, am.monitor.beta2) == ("adamw", 0.9, 0.99)
+
+
+# --------------------------------------------------------------------------------------------
+# distance from scale invariance (issue 6)
+
+
+def test_si_distance_records_window_means_and_state_round_trip():
+    m = ThermoMonitor("elr", 10, elr=0.01, wd=0.01, queue_capacity=5)
+    for step in range(1, 11):
+        m.record_step(step, radius=1.0 + 0.01 * step, loss=1.0)
+    for step, (a, b) in zip((2, 4, 6, 8), ((0.1, 0.2), (0.3, 0.4), (0.5, 0.6), (0.7, 0.8)),
+                            strict=True):
+        m.record_si_distance(step, a, b)
+    s = m.stationary_state(window_start=5, entropy=False)
+    assert s["si_radial_gradient"] == pytest.approx(0.6)  # probes at 6 and 8
+    assert s["si_radial_gradient_rms"] == pytest.approx(0.7)
+    m2 = ThermoMonitor("elr", 10, elr=0.01, wd=0.01, queue_capacity=5)
+    m2.load_state_dict(m.state_dict())
+    assert m2.stationary_state(window_start=5, entropy=False)["si_radial_gradient"] == 0.6
+    old = m.state_dict()
+    del old["si_distance"]  # a state saved before the SI distance existed
+    m2.load_state_dict(old)
+    assert math.isnan(m2.stationary_state(entropy=False)["si_radial_gradient"])
+    with pytest.raises(ValueError, match="step must increase"):
+        m.record_si_distance(8, 0.1, 0.1)
+    with pytest.raises(ValueError, match=">= 0"):
+        m.record_si_distance(9, -0.1, 0.1)
+
+
+def test_attach_probe_records_the_si_distance(digits):
+    """A trainable head breaks SI: the probes' radial component is ~1e-2 (measured); the SI
+    BN-MLP's is float32 round-off plus BatchNorm's eps, ~1e-6 (asserted < 1e-4)."""
+    from thermosgd.models import variant_mlp
+
+    x, y = digits
+    out = {}
+    for variant in ("si", "head"):
+        model = variant_mlp(variant)
+        params = [p for p in model.parameters() if p.requires_grad]
+        opt = FixedELR(params, elr=0.01, wd=0.01)
+        am = ThermoMonitor.attach(model, opt, loss_fn=F.cross_entropy, x=x, y=y, n_batches=8)
+        _train(model, opt, x, y, 20, monitor=am)
+        am.probe_noise(20)
+        out[variant] = am.stationary_state(window_start=10, entropy=False)
+    assert out["si"]["si_radial_gradient"] < 1e-4
+    assert out["head"]["si_radial_gradient"] > 1e-3 and out["head"]["si_radial_gradient_rms"] > 1e-3

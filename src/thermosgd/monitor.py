@@ -1373,10 +1373,14 @@ class AttachedMonitor:
             self.probe_noise(step)
 
     def probe_noise(self, step: int) -> NoiseEstimate:
-        """Estimate the gradient noise at the current weights and record it at ``step``."""
+        """Estimate the gradient noise at the current weights and record it at ``step``, with
+        the group's distance from scale invariance from the same gradients
+        (`ThermoMonitor.record_si_distance`)."""
+        from thermosgd.scale_invariance import radial_gradient_stats
+
         if self.x is None:
             raise ValueError("probe_noise needs loss_fn, x and y (pass them to attach)")
-        est = estimate_gradient_noise(
+        grads, radius = minibatch_gradients(
             self.model,
             self.loss_fn,
             self.x,
@@ -1386,7 +1390,12 @@ class AttachedMonitor:
             batch_size=self.batch_size,
             generator=self.generator,
         )
+        est = noise_from_gradients(grads, radius)
         self.monitor.record_noise(step, est)
+        w = torch.cat([p.detach().reshape(-1) for p in self.params])
+        mean, rms = radial_gradient_stats(grads, w)
+        if math.isfinite(float(mean)) and math.isfinite(float(rms)):
+            self.monitor.record_si_distance(step, float(mean), float(rms))
         return est
 
     def snapshot(self) -> None:
