@@ -953,8 +953,8 @@ def analyze_non_si(table, *, tolerance: float = EOS_TOLERANCE,
     ``distance`` with the per-run |EOS error| (discretized and SDE); across the variants, of
     their median ``distance`` with the Maxwell max relative error (>= 4 variants with a fit;
     with fewer the bootstrap interval degenerates).
-    Returns {"distance", "variants": [...], "correlations": [...], "points": [...]} (points:
-    one per stationary run, for the figure).
+    Returns {"distance", "variants": [...] (per protocol, by increasing median distance),
+    "correlations": [...], "points": [...]} (points: one per stationary run, for the figure).
     """
     if distance not in SI_DISTANCES:
         raise ValueError(f"distance must be one of {', '.join(SI_DISTANCES)}, got {distance!r}")
@@ -1021,6 +1021,9 @@ def analyze_non_si(table, *, tolerance: float = EOS_TOLERANCE,
                          maxwell_coefficient_stderr=m["coefficients_stderr"][key],
                          entropy_fit_r2=fit.r2, entropy_fit_warning=fit.to_dict().get("warning"))
             entries.append(e)
+        # nearest to scale invariance first (variants without a distance last)
+        entries.sort(key=lambda e: (e[f"{distance}_median"] is None,
+                                    e[f"{distance}_median"] or 0.0))
         out["variants"] += entries
         for kind, errs in (("discrete", err_d), ("sde", err_s)):
             if len(dist_all) >= 4:
