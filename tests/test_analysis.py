@@ -596,3 +596,92 @@ def test_non_si_bad_input():
         A.analyze_non_si(t)
     with pytest.raises(ValueError, match="distance must be one of"):
         A.analyze_non_si(_variant_table(VARIANTS), distance="radius")
+
+
+# ---------------------------------------------------------------------------------------------
+# momentum and AdamW (fixed-LR protocol, one group per optimizer)
+
+
+def optimizer_gas_table(opt, beta=0.9, *, heat_capacity=300.0, dim=DIM, radius_power=None):
+    """An ideal gas under ``opt`` built from `thermosgd.optimizers`: sigma2 a function of
+    lr*wd, T and the (discrete) radius the optimizer's closed forms, S = C log T + (d-1) log r.
+    ``radius_power`` replaces the radius by (lr/wd)^(1/k) (a wrong equation of state)."""
+    from thermosgd import optimizers as O
+
+    lr0 = {"sgd": 0.3, "momentum": 0.03, "adamw": 3e-3}[opt]
+    wd0 = {"sgd": 3e-3, "momentum": 3e-3, "adamw": 0.3}[opt]
+    x, y = (a.ravel() for a in np.meshgrid(lr0 * np.geomspace(1, 10, 5),
+                                           wd0 * np.geomspace(1, 10, 4), indexing="ij"))
+    n = x.size
+    c = x * y
+    sigma2 = 0.05 * (c / c.min()) ** -0.3
+    tr = (dim - 1) * sigma2
+    g2 = 0.1 * tr
+    m = None if opt == "sgd" else beta
+    T = O.lr_temperature(opt, lr=x, wd=y, sigma2=sigma2, dim=dim, momentum=m)
+    r = O.lr_radius_discrete(opt, lr=x, wd=y, dim=dim, trace_sigma=tr, grad_norm2=g2,
+                             momentum=m)
+    if radius_power is not None:
+        r = (x / y) ** (1 / radius_power)
+    p = O.lr_pressure(opt, wd=y, radius=r, sigma2=sigma2, dim=dim)
+    nan = np.full(n, np.nan)
+    return {"protocol": np.full(n, "lr", dtype=object), "dim": np.full(n, float(dim)),
+            "optimizer": np.full(n, opt, dtype=object),
+            "momentum": np.full(n, np.nan if m is None else m),
+            "beta2": np.full(n, 0.999 if opt == "adamw" else np.nan),
+            "lr": x, "elr": nan, "wd": y, "radius_set": nan, "sigma2": sigma2,
+            "trace_sigma": tr, "grad_norm2": g2, "temperature": T, "pressure": p,
+            "volume": r**2 / 2, "energy": 0.3 + heat_capacity * T,
+            "entropy": heat_capacity * np.log(T) + (dim - 1) * np.log(r),
+            "radius": r,
+            "radius_sde": O.lr_radius_sde(opt, lr=x, wd=y, sigma2=sigma2, dim=dim, momentum=m),
+            "radius_discrete": r if radius_power is None else
+            O.lr_radius_discrete(opt, lr=x, wd=y, dim=dim, trace_sigma=tr, grad_norm2=g2,
+                                 momentum=m),
+            "pressure_sde": nan, "pressure_discrete": nan, "stationary": np.ones(n, bool),
+            "reasons": np.full(n, "", dtype=object), "diverged": np.zeros(n, bool),
+            "run": np.array([f"{opt}/run{i:03d}" for i in range(n)], dtype=object)}
+
+
+def test_optimizer_groups_exact_gases_satisfy_their_maxwell_relations():
+    """Per optimizer: EOS errors 0 against the discrete radius, the Maxwell relation exact
+    ((d-1)/2 for SGD and heavy ball, d-1 for AdamW), the paper's analysis on the SGD rows only."""
+    table = _merge(optimizer_gas_table("sgd"), optimizer_gas_table("momentum"),
+                   optimizer_gas_table("adamw"), ideal_gas_table("elr") | {
+                       "optimizer": np.full(30, "", dtype=object),
+                       "momentum": np.full(30, np.nan), "beta2": np.full(30, np.nan)})
+    res = A.analyze(table)
+    assert set(res["protocols"]) == {"lr", "elr"} and res["protocols"]["lr"]["runs"] == 20
+    groups = res["optimizers"]
+    assert [g["label"] for g in groups] == ["sgd", "momentum 0.9", "adamw 0.9/0.999"]
+    for g in groups:
+        assert g["equation_of_state"]["max_rel_error_discrete"] < 1e-12
+        assert g["maxwell"]["max_rel_error"] < 1e-6, g["label"]
+        assert all(c["passed"] for c in g["checks"])
+    assert groups[2]["maxwell"]["theory"] == DIM - 1
+    assert groups[1]["maxwell"]["theory"] == HALF
+    # the AdamW potential uses the measured pressure lambda sqrt(s)
+    assert groups[2]["potential"]["max_distance_cells"] >= 0
+    text = A.format_analysis(res)
+    assert "== lr, adamw 0.9/0.999: 20/20 stationary runs" in text
+
+
+def test_optimizer_group_with_a_wrong_radius_law_fails_by_the_known_amount():
+    """AdamW runs whose radius follows SGD's r^4 ~ lr/wd: dS/dlog(lr) - dS/dlog(wd) =
+    (d-1)/2 instead of d-1, a 50% Maxwell error, reported as a failed check."""
+    res = A.analyze(optimizer_gas_table("adamw", radius_power=4), strict=False)
+    (g,) = res["optimizers"]
+    assert g["maxwell"]["max_rel_error"] == pytest.approx(0.5, rel=1e-6)
+    assert g["checks"][0]["passed"] is False
+    assert g["equation_of_state"]["fraction_within_discrete"] < 0.5
+    assert res["protocols"] == {}
+
+
+def test_optimizer_group_errors_are_recorded_when_not_strict():
+    t = optimizer_gas_table("momentum")
+    t["stationary"][:] = False
+    res = A.analyze(t, strict=False)
+    (g,) = res["optimizers"]
+    assert "error" in g and g["checks"][0]["passed"] is False
+    with pytest.raises(ValueError, match="stationary"):
+        A.analyze(t)

@@ -52,6 +52,7 @@ __all__ = [
     "acceptance_checks",
     "analyze",
     "analyze_non_si",
+    "analyze_optimizers",
     "analyze_protocol",
     "as_columns",
     "collapse_ratio",
@@ -62,6 +63,7 @@ __all__ = [
     "grid_cells",
     "load_table",
     "maxwell_checks",
+    "optimizer_column",
     "potential_argmin",
     "potential_targets",
     "run_analysis",
@@ -121,7 +123,8 @@ _NUMERIC = ("lr", "elr", "wd", "radius_set", "dim", "temperature", "pressure", "
             "energy", "entropy", "entropy_dir", "sigma2", "trace_sigma", "grad_norm2", "radius",
             "radius_sde", "radius_discrete", "pressure_sde", "pressure_discrete",
             "eval_train_loss", "eval_train_acc", "eval_test_loss", "eval_test_acc", "gap_loss",
-            "gap_acc", "si_radial_gradient", "si_radial_gradient_rms", "si_loss_change")
+            "gap_acc", "si_radial_gradient", "si_radial_gradient_rms", "si_loss_change",
+            "momentum", "beta2")
 _ALIASES = {"radius_sde": "radius_theory", "pressure_sde": "pressure_theory"}
 # columns every analysed row needs (per protocol: the axes and the equation-of-state ones)
 _NEEDED = ("temperature", "energy", "entropy", "sigma2", "volume")
@@ -232,7 +235,7 @@ def as_columns(table) -> dict[str, np.ndarray]:
             cols[k] = _parse_float(k, v)
         elif k in ("stationary", "diverged"):
             cols[k] = _parse_bool(k, v)
-        elif k in ("protocol", "reasons", "run", "variant"):
+        elif k in ("protocol", "reasons", "run", "variant", "optimizer"):
             cols[k] = _parse_text(v)
         else:
             cols[k] = v
@@ -499,7 +502,8 @@ def fit_quadratic(x, y, s, *, what: str = "quadratic fit", x_name: str = "x",
 # Maxwell relations
 
 
-def maxwell_checks(fit: QuadraticFit, protocol: str, dim: int, x, y) -> dict:
+def maxwell_checks(fit: QuadraticFit, protocol: str, dim: int, x, y, *,
+                   optimizer: str = "sgd") -> dict:
     """The Maxwell-relation numbers of the paper (section 9.6) from the quadratic fit.
 
     With N = (d-1)/2 and the derivatives evaluated at the grid points (x, y):
@@ -513,14 +517,23 @@ def maxwell_checks(fit: QuadraticFit, protocol: str, dim: int, x, y) -> dict:
       = max |dS/dy - (d-1)| / (d-1); a2/(d-1) (ideal 1), 2 a4/(d-1) and a5/(d-1) (ideal 0).
 
     Each normalized coefficient comes with its standard error from the fit's covariance.
+    ``optimizer`` (protocol "lr"): heavy ball keeps (d-1)/2; AdamW's radius r*^2 ~ eta/lambda
+    gives d-1 (`thermosgd.optimizers.lr_maxwell_slope`), the normalization N above.
     """
+    from thermosgd.optimizers import lr_maxwell_slope
+
     x, y = np.asarray(x, float), np.asarray(y, float)
     target = float(theory.maxwell_slope(protocol, dim))
+    if protocol == "lr":
+        target = float(lr_maxwell_slope(optimizer, dim))
+    elif optimizer != "sgd":
+        raise ValueError(f"optimizer {optimizer!r} runs the fixed-LR protocol only")
     norm = abs(target)
     a = fit.coef
     if protocol == "lr":
         deriv = fit.dx(x, y) - fit.dy(x, y)
-        relation = "dS/dlog(lr) - dS/dlog(wd) = (d-1)/2"
+        relation = ("dS/dlog(lr) - dS/dlog(wd) = d-1" if optimizer == "adamw"
+                    else "dS/dlog(lr) - dS/dlog(wd) = (d-1)/2")
         combos = {"a1-a2": ([0, 1, -1, 0, 0, 0], 1.0), "2a3-a5": ([0, 0, 0, 2, 0, -1], 0.0),
                   "2a4-a5": ([0, 0, 0, 0, 2, -1], 0.0)}
     else:
@@ -682,9 +695,13 @@ def potential_targets(cells: np.ndarray, fractions=(0.125, 0.5, 0.875)) -> list[
 
 
 def analyze_protocol(table, protocol: str, *, targets: Sequence[int] | None = None,
-                     tolerance: float = EOS_TOLERANCE) -> dict:
+                     tolerance: float = EOS_TOLERANCE, optimizer: str = "sgd") -> dict:
     """Equation of state, quadratic entropy fit and Maxwell checks, collapse and potential
     argmin for one protocol's stationary runs (see the module docstring).
+
+    ``optimizer`` ("lr" only: "momentum", "adamw"; the table holds that optimizer's runs) sets
+    the Maxwell slope (`thermosgd.optimizers.lr_maxwell_slope`) and, for AdamW, the pressure
+    of the Gibbs potential (the measured ``pressure`` column, lambda sqrt(s), instead of wd).
 
     ``targets``: row indices (into the table) of the potential targets; default
     `potential_targets` of the stationary grid. Raises ValueError when there are too few
@@ -742,7 +759,7 @@ def analyze_protocol(table, protocol: str, *, targets: Sequence[int] | None = No
     fit = fit_quadratic(x, y, cols["entropy"][used], what=what, x_name=f"log {rate}",
                         y_name=y_label)
     out["entropy_fit"] = {"x": f"log {rate}", "y": y_label, **fit.to_dict()}
-    out["maxwell"] = maxwell_checks(fit, protocol, dim, x, y)
+    out["maxwell"] = maxwell_checks(fit, protocol, dim, x, y, optimizer=optimizer)
 
     # collapse of the direction statistics
     cname, cval = collapse_variable(cols, protocol, used)
@@ -765,6 +782,8 @@ def analyze_protocol(table, protocol: str, *, targets: Sequence[int] | None = No
         tlist = [pos[int(t)] for t in targets]
     # p = lambda for lr/elr (the sphere's F has no pV term)
     pressure = np.zeros(used.size) if protocol == "sphere" else cols["wd"][used]
+    if optimizer == "adamw":
+        pressure = cols["pressure"][used]
     pot = []
     for t in tlist:
         r = potential_argmin(cols["energy"][used], cols["entropy"][used], cols["volume"][used],
@@ -830,7 +849,9 @@ def analyze(table, *, strict: bool = True, targets: Mapping[str, Sequence[int]] 
 
     ``strict=True`` raises the first ValueError (e.g. too few stationary runs for the fit);
     ``strict=False`` records it as {"error": message} for that protocol (with its excluded
-    runs) and goes on. Returns {"protocols": {protocol: ...}, "excluded": [...],
+    runs) and goes on. Rows trained with momentum or AdamW (``optimizer`` column) are left out
+    of the paper's analysis and analyzed per optimizer in ``"optimizers"``
+    (`analyze_optimizers`). Returns {"protocols": {protocol: ...}, "excluded": [...],
     "n_runs", "acceptance": `acceptance_checks`}.
     """
     cols = as_columns(table)
@@ -840,8 +861,13 @@ def analyze(table, *, strict: bool = True, targets: Mapping[str, Sequence[int]] 
     if (variants != "si").any():  # the paper's analysis below: the SI networks only
         non_si = analyze_non_si(cols, tolerance=tolerance)
         cols = _take(cols, np.flatnonzero(variants == "si"))
+    si_cols, optim = cols, None
+    opts = optimizer_column(cols)
+    if (opts != "sgd").any():  # the paper's analysis below: plain SGD only
+        optim = analyze_optimizers(cols, strict=strict, tolerance=tolerance)
+        cols = _take(cols, np.flatnonzero(opts == "sgd"))
     present = [p for p in ("elr", "lr", "sphere") if (cols["protocol"] == p).any()]
-    if not present and non_si is None:
+    if not present and non_si is None and optim is None:
         raise ValueError("table has no runs (no rows with protocol lr, elr or sphere)")
     result: dict = {"n_runs": n_runs, "protocols": {}}
     for p in present:
@@ -864,9 +890,11 @@ def analyze(table, *, strict: bool = True, targets: Mapping[str, Sequence[int]] 
                                    "reasons": f"failed: {_text(cols, 'error', k)}"
                                    if _text(cols, "error", k) else "no protocol"})
     result["acceptance"] = acceptance_checks(result)
-    gen = generalization_groups(cols)
+    gen = generalization_groups(si_cols)
     if gen:
         result["generalization"] = gen
+    if optim is not None:
+        result["optimizers"] = optim
     if non_si is not None:
         result["non_si"] = non_si
     return result
@@ -1052,6 +1080,100 @@ def _rank(x, y, n_boot: int, seed: int) -> dict:
     return {k: (_f(v) if isinstance(v, float) else v) for k, v in r.items()}
 
 
+# --------------------------------------------------------------------------------------------
+# momentum and AdamW (issue 6)
+
+#: thresholds reported per optimizer group: the paper's lr-protocol ones (``ACCEPTANCE``)
+OPTIMIZER_CHECKS = {"maxwell_max_rel_error": ACCEPTANCE["maxwell_max_rel_error"]["lr"],
+                    "eos_fraction_within_5pct": ACCEPTANCE["eos_fraction_within_5pct"]}
+
+
+def optimizer_column(cols: dict) -> np.ndarray:
+    """The optimizer of every row ("sgd" where the table has no ``optimizer`` or it is empty:
+    runs made before optimizers existed are plain SGD)."""
+    n = len(cols["protocol"])
+    if "optimizer" not in cols:
+        return np.full(n, "sgd", dtype=object)
+    v = _parse_text(cols["optimizer"])
+    return np.where(v == "", "sgd", v).astype(object)
+
+
+def _group_label(o: str, b1: float, b2: float) -> str:
+    if o == "sgd":
+        return "sgd"
+    if o == "momentum":
+        return f"momentum {b1:g}"
+    return f"adamw {b1:g}/{b2:g}"
+
+
+def analyze_optimizers(table, *, strict: bool = True,
+                       tolerance: float = EOS_TOLERANCE) -> list[dict]:
+    """The fixed-LR analysis (`analyze_protocol` with protocol "lr") per optimizer group.
+
+    Groups: (optimizer, momentum, beta2) over the rows of protocol "lr" (plain SGD included,
+    for comparison), ordered sgd, momentum, adamw. Each entry is the `analyze_protocol` result
+    (or {"error"} when it fails and ``strict`` is False) with ``optimizer``, ``momentum``,
+    ``beta2``, ``label`` and ``checks``: the equation of state (radius within 5% of the
+    optimizer's discrete prediction for >= 90% of the stationary runs) and the Maxwell max
+    relative error (<= 15%), the paper's lr-protocol thresholds (``OPTIMIZER_CHECKS``).
+    """
+    cols = as_columns(table)
+    rows = np.flatnonzero(cols["protocol"] == "lr")
+    opts = optimizer_column(cols)
+    nan = np.full(len(opts), np.nan)
+    b1, b2 = cols.get("momentum", nan), cols.get("beta2", nan)
+    keys: dict[tuple, list[int]] = {}
+    for k in rows:
+        o = str(opts[k])
+        key = (o, float(b1[k]) if o != "sgd" else math.nan,
+               float(b2[k]) if o == "adamw" else math.nan)
+        keys.setdefault(key, []).append(int(k))
+    if not keys:
+        raise ValueError("table has no runs of protocol 'lr' (momentum and AdamW run it only)")
+    order = {"sgd": 0, "momentum": 1, "adamw": 2}
+    out = []
+    for key in sorted(keys, key=lambda t: (order.get(t[0], 3), t[0], t[1], t[2])):
+        o, m, b = key
+        sub = _take(cols, np.asarray(keys[key]))
+        head = {"optimizer": o, "momentum": _f(m), "beta2": _f(b),
+                "label": _group_label(o, m, b)}
+        try:
+            if o not in order:
+                raise ValueError(f"unknown optimizer {o!r}; expected sgd, momentum or adamw")
+            if o != "sgd" and not math.isfinite(m):
+                raise ValueError(f"optimizer {o!r}: the table has no momentum for its runs")
+            r = {**head, **analyze_protocol(sub, "lr", tolerance=tolerance, optimizer=o)}
+        except ValueError as e:
+            if strict:
+                raise
+            try:
+                excl = split_rows(sub, "lr")[1]
+            except ValueError:
+                excl = []
+            r = {**head, "protocol": "lr", "error": str(e), "excluded": excl,
+                 "runs": len(keys[key])}
+        r["checks"] = _optimizer_checks(r)
+        out.append(r)
+    return out
+
+
+def _optimizer_checks(r: dict) -> list[dict]:
+    if "error" in r:
+        return [{"check": "analysis", "value": None, "threshold": None, "passed": False,
+                 "note": r["error"]}]
+    lim = OPTIMIZER_CHECKS["maxwell_max_rel_error"]
+    v = r["maxwell"]["max_rel_error"]
+    c = {"check": f"Maxwell max relative error ({r['maxwell']['relation']})", "value": v,
+         "threshold": f"<= {lim}", "passed": bool(v <= lim)}
+    if r["entropy_fit"].get("warning"):
+        c.update(passed=False, note=r["entropy_fit"]["warning"])
+    frac = r["equation_of_state"]["fraction_within_discrete"]
+    lim_e = OPTIMIZER_CHECKS["eos_fraction_within_5pct"]
+    return [c, {"check": "radius within 5% of the discrete prediction (fraction of runs)",
+                "value": frac, "threshold": f">= {lim_e}",
+                "passed": bool(frac is not None and frac >= lim_e)}]
+
+
 def write_analysis(result: dict, directory: str | os.PathLike) -> Path:
     """Atomically write ``result`` as ``<directory>/analysis.json``; returns the path."""
     from thermosgd.tables import write_json
@@ -1103,6 +1225,17 @@ def format_analysis(result: dict) -> str:
         lines.append(f"   collapse onto {r['collapse']['variable']} (scatter/spread): {coll}")
         lines.append(f"   potential argmin: max distance to target "
                      f"{r['potential']['max_distance_cells']} cell(s)")
+    for r in result.get("optimizers", []):
+        if "error" in r:
+            lines.append(f"== lr, {r['label']}: not analyzed: {r['error']}")
+            continue
+        e, m = r["equation_of_state"], r["maxwell"]
+        lines.append(f"== lr, {r['label']}: {r['stationary_runs']}/{r['runs']} stationary runs; "
+                     f"radius worst/median error {pct(e['max_rel_error_discrete'])}/"
+                     f"{pct(e['median_rel_error_discrete'])} (discrete), "
+                     f"{pct(e['max_rel_error_sde'])}/{pct(e['median_rel_error_sde'])} (SDE); "
+                     f"{m['relation']}: max rel. error {pct(m['max_rel_error'])} "
+                     f"(R^2 {r['entropy_fit']['r2']:.4f})")
     bad = [c for c in result["acceptance"]["checks"] if c["passed"] is False]
     lines.append("acceptance: " + ("all checks passed" if not bad else
                                    "FAILED " + "; ".join(f"{c['protocol']} {c['check']}"
