@@ -296,3 +296,36 @@ def test_variant_errors():
         variant_mlp("dropout")
     with pytest.raises(ValueError, match="hidden"):
         VariantMLP("bias", hidden=())
+
+
+@pytest.mark.parametrize(
+    "variant, extra",
+    [("si", 0), ("bn-affine", 2 * 15 * 2), ("bias", 15 * 2 + 10), ("head", 8 * 2 * 10)],
+)
+def test_convnet_variants(variant, extra):
+    """Width 2 on 8x8 digits: d = 9 c + 378 c^2 = 1530 conv weights in every variant; the
+    BatchNorms have c + 2c + 4c + 8c = 15 c channels; the head is Linear(8c -> 10)."""
+    m = convnet(2, 1, 10, input_size=8, variant=variant)
+    assert m.dim == 1530 and len(m.si_parameters()) == 4
+    assert sum(p.numel() for p in m.parameters() if p.requires_grad) == 1530 + extra
+    for a, b in zip(m.si_parameters(), convnet(2, 1, 10, input_size=8).si_parameters(),
+                    strict=True):
+        assert torch.equal(a, b)
+    from thermosgd.scale_invariance import check_scale_invariance
+
+    g = torch.Generator().manual_seed(0)
+    batch = (torch.randn(32, 1, 8, 8, generator=g), torch.randint(0, 10, (32,), generator=g))
+    if variant == "bias":
+        with torch.no_grad():
+            for p in m.parameters():
+                if p.requires_grad and p.dim() == 1:
+                    p.add_(0.5)
+    trainable = [p for p in m.parameters() if p.requires_grad]
+    check_scale_invariance(m, F.cross_entropy, batch, m.si_parameters())
+    if variant == "si":
+        check_scale_invariance(m, F.cross_entropy, batch, trainable)
+    else:
+        with pytest.raises(ValueError, match="not scale-invariant"):
+            check_scale_invariance(m, F.cross_entropy, batch, trainable)
+    with pytest.raises(ValueError, match="convnet variant must be one of"):
+        convnet(2, 1, 10, input_size=8, variant="layernorm")

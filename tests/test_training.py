@@ -431,7 +431,8 @@ def test_variant_config_validation_names_and_old_configs():
     assert training._config_diff(cfg, tiny()) == []
     assert training._config_diff(cfg, c) == ["variant: 'si' != 'bn-affine'"]
     for kw, msg in ((dict(variant="dropout"), "variant must be one of"),
-                    (dict(variant="bias", model="convnet"), "is for the mlp model")):
+                    (dict(variant="bias", model="resnet18"), "resnet18 takes 'si'"),
+                    (dict(variant="layernorm", model="convnet"), "the convnet takes variant")):
         with pytest.raises(ValueError, match=msg) as e:
             TrainConfig(protocol="elr", elr=0.1, wd=0.1, **kw)
         assert "\n" not in str(e.value)
@@ -556,3 +557,11 @@ def test_batched_momentum_adamw_grid_equals_sequential_and_resumes(tmp_path, mon
     train_grid(cs, [tmp_path / "c0", tmp_path / "c1"])
     for i in (0, 1):
         _assert_same_run(tmp_path / f"b{i}", tmp_path / f"c{i}")
+
+
+def test_convnet_variant_trains(tmp_path):
+    c = tiny(model="convnet", width=2, hidden=(32, 32), variant="bn-affine", steps=40,
+             noise_every=20, checkpoint_every=20)
+    doc = train(c, tmp_path / "conv")
+    assert doc["status"] == "complete" and doc["variant"] == "bn-affine"
+    assert doc["dim"] == 1530 + 2 * 15 * 2 and doc["si_radial_gradient"] > 1e-3

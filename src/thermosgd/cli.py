@@ -217,12 +217,13 @@ def _add_train(sub) -> None:
     p.add_argument("--width", type=int, default=None,
                    help="channel width of the convnet (default 8) or resnet18 (default 4)")
     p.add_argument("--variant", type=_parse_variants, default="si",
-                   help="mlp variants, comma-separated (a grid axis): si (the paper's BN-MLP), "
-                        "layernorm (also scale-invariant), or non-scale-invariant ones trained "
-                        "as one group with their extra parameters: bn-affine (BatchNorm gamma, "
-                        "beta), bias (biases after BatchNorm and in the head), head (trainable "
-                        "head), layernorm-affine; stationary.json then reports the distance "
-                        "from scale invariance (si_radial_gradient, si_loss_change)")
+                   help="model variants, comma-separated (a grid axis): si (the paper's "
+                        "networks), layernorm (mlp; also scale-invariant), or non-scale-"
+                        "invariant ones trained as one group with their extra parameters: "
+                        "bn-affine (BatchNorm gamma, beta), bias (biases after BatchNorm and in "
+                        "the head), head (trainable head) (mlp, convnet), layernorm-affine (mlp); "
+                        "stationary.json then reports the distance from scale invariance "
+                        "(si_radial_gradient, si_loss_change)")
     p.add_argument("--data", choices=["digits", "fashion-mnist", "cifar10", "cifar100",
                                       "synthetic"], default="digits",
                    help="digits: scikit-learn's 8x8 digits; fashion-mnist: IDX files; cifar10, "

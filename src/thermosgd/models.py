@@ -14,6 +14,12 @@ Every model here is built so that its *trainable* parameters are exactly its SI 
 * `BatchedBNMLP`: G independent BN-MLPs trained at once as one module (one GEMM per layer and
   one batch-norm kernel over all configs), exactly equivalent to G separate `BNMLP`s.
 
+Non-scale-invariant variants (issue 6), for measuring how far the theory carries: `VariantMLP`
+(`variant_mlp`, `MLP_VARIANTS`: BatchNorm affine trained, biases after BatchNorm and in the
+head, a trainable head, LayerNorm with and without affine) and the ConvNet's ``variant``
+(`CONVNET_VARIANTS`). Their SI parameters (`si_parameters`) are the hidden / conv weights; their
+other trainable parameters break the joint invariance (`thermo_named_parameters`: all of them).
+
 The frozen head follows the reference: a fresh ``nn.Linear`` drawn after seeding with
 ``head_seed`` (4), weight rescaled to Frobenius norm ``head_norm`` (10 for cross-entropy), bias
 kept as drawn, ``requires_grad=False``. We draw it from a private ``torch.Generator`` seeded with
@@ -41,6 +47,7 @@ from torch import Tensor, nn
 
 __all__ = [
     "BNMLP",
+    "CONVNET_VARIANTS",
     "MLP_VARIANTS",
     "BatchedBNMLP",
     "ConvNet",
@@ -286,20 +293,26 @@ class ConvNet(_SIModel):
         head_seed: int = 4,
         head_bias: bool = True,
         init_seed: int = 1,
+        variant: str = "si",
     ) -> None:
         super().__init__()
         c = _check_positive_int("width", width)
         _check_positive_int("in_channels", in_channels)
         _check_positive_int("num_classes", num_classes)
+        if variant not in CONVNET_VARIANTS:
+            raise ValueError(
+                f"convnet variant must be one of {', '.join(CONVNET_VARIANTS)}, got {variant!r}"
+            )
         h, w = _size2(input_size)
         self.width, self.in_channels, self.num_classes = c, in_channels, num_classes
-        self.input_size = (h, w)
+        self.input_size, self.variant = (h, w), variant
         layers: list[nn.Module] = []
         prev = in_channels
         for i, cout in enumerate((c, 2 * c, 4 * c, 8 * c)):
             layers += [
                 nn.Conv2d(prev, cout, kernel_size=3, padding=1, bias=False),
-                nn.BatchNorm2d(cout, affine=False),
+                nn.BatchNorm2d(cout, affine=variant == "bn-affine"),
+                *([_Shift(cout)] if variant == "bias" else []),
                 nn.ReLU(),
             ]
             if i >= 1:
@@ -309,12 +322,28 @@ class ConvNet(_SIModel):
         layers += [nn.MaxPool2d((h // 8, w // 8)), nn.Flatten()]
         self.conv_layers = nn.Sequential(*layers)
         self.head = frozen_linear(
-            8 * c, num_classes, bias=head_bias, norm=head_norm, seed=head_seed
+            8 * c,
+            num_classes,
+            bias=head_bias or variant == "bias",
+            norm=head_norm,
+            seed=head_seed,
         )
         _init_si_weights(self.conv_layers, init_seed)
+        if variant == "head":
+            self.head.weight.requires_grad_(True)
+        if variant == "bias":
+            self.head.bias.requires_grad_(True)
 
     def forward(self, x: Tensor) -> Tensor:
         return self.head(self.conv_layers(x))
+
+    def si_named_parameters(self) -> list[tuple[str, nn.Parameter]]:
+        """The conv weights (SI in every variant; the other trainable parameters are not)."""
+        return [
+            (f"conv_layers.{i}.weight", m.weight)
+            for i, m in enumerate(self.conv_layers)
+            if isinstance(m, nn.Conv2d)
+        ]
 
 
 def convnet(
@@ -327,8 +356,14 @@ def convnet(
     head_seed: int = 4,
     head_bias: bool = True,
     init_seed: int = 1,
+    variant: str = "si",
 ) -> ConvNet:
-    """The paper's ConvNet of width c (see `ConvNet`); c = 8 on CIFAR gives d = 24,408."""
+    """The paper's ConvNet of width c (see `ConvNet`); c = 8 on CIFAR gives d = 24,408.
+
+    ``variant`` (`CONVNET_VARIANTS`): "si", or "bn-affine" (BatchNorm gamma, beta trained),
+    "bias" (a trainable per-channel bias after every BatchNorm, the head's bias trained),
+    "head" (the head weight trained), as the BN-MLP's `MLP_VARIANTS`.
+    """
     return ConvNet(
         width,
         in_channels,
@@ -338,6 +373,7 @@ def convnet(
         head_seed=head_seed,
         head_bias=head_bias,
         init_seed=init_seed,
+        variant=variant,
     )
 
 
@@ -474,6 +510,10 @@ MLP_VARIANTS: dict[str, tuple[str, bool, bool, bool, str]] = {
 }
 
 
+#: ConvNet variants (the BN-MLP's without the LayerNorm ones)
+CONVNET_VARIANTS = ("si", "bn-affine", "bias", "head")
+
+
 class _Shift(nn.Module):
     """x -> x + b with a trainable bias b (zeros at init): a bias that a norm cannot cancel."""
 
@@ -481,8 +521,8 @@ class _Shift(nn.Module):
         super().__init__()
         self.bias = nn.Parameter(torch.zeros(features))
 
-    def forward(self, x: Tensor) -> Tensor:
-        return x + self.bias
+    def forward(self, x: Tensor) -> Tensor:  # features on axis 1: (B, C) or (B, C, H, W)
+        return x + self.bias.view(-1, *([1] * (x.dim() - 2)))
 
 
 class VariantMLP(nn.Module):

@@ -84,6 +84,7 @@ from thermosgd.data import (
 )
 from thermosgd.models import (
     BNMLP,
+    CONVNET_VARIANTS,
     MLP_VARIANTS,
     BatchedBNMLP,
     batched_cross_entropy,
@@ -214,11 +215,12 @@ class TrainConfig:
       ``elr`` and ``radius`` (no weight decay).
     * model "mlp" (BN-MLP with hidden widths ``hidden``), "convnet" (width ``width``, default
       8) or "resnet18" (pre-activation, width ``width``, default 4); every head frozen.
-    * ``variant`` (mlp only; see `thermosgd.models.MLP_VARIANTS`): "si" (the paper's BN-MLP),
-      "layernorm" (also SI), or a model that breaks scale invariance: "bn-affine", "bias",
-      "head", "layernorm-affine". For those the protocol trains *all* trainable parameters as
-      one group (radius, volume and noise are measured on it), no SI check refuses them, and
-      stationary.json reports the distance from SI (``si_radial_gradient``, ``si_loss_change``).
+    * ``variant`` (see `thermosgd.models.MLP_VARIANTS`): "si" (the paper's networks),
+      "layernorm" (mlp; also SI), or a model that breaks scale invariance: "bn-affine", "bias",
+      "head" (mlp and convnet), "layernorm-affine" (mlp). For those the protocol trains *all*
+      trainable parameters as one group (radius, volume and noise are measured on it), no SI
+      check refuses them, and stationary.json reports the distance from SI
+      (``si_radial_gradient``, ``si_loss_change``).
     * data "digits", "fashion-mnist" (``data_dir``, default the Debian package's directory),
       "cifar10"/"cifar100" (``data_dir`` required, no download) or "synthetic"
       (teacher-student, vectors: mlp only); ``label_noise`` randomizes that fraction of the
@@ -394,8 +396,12 @@ def validate_config(c: TrainConfig) -> None:
         raise ValueError(f"model must be one of {', '.join(MODELS)}, got {c.model!r}")
     if c.variant not in MLP_VARIANTS:
         raise ValueError(f"variant must be one of {', '.join(MLP_VARIANTS)}, got {c.variant!r}")
-    if c.variant != "si" and c.model != "mlp":
-        raise ValueError(f"variant {c.variant!r} is for the mlp model; {c.model} takes 'si'")
+    if c.model == "convnet" and c.variant not in CONVNET_VARIANTS:
+        raise ValueError(
+            f"the convnet takes variant {', '.join(CONVNET_VARIANTS)}, got {c.variant!r}"
+        )
+    if c.variant != "si" and c.model == "resnet18":
+        raise ValueError(f"variant {c.variant!r} is for the mlp and convnet; resnet18 takes 'si'")
     if c.data not in DATASETS:
         raise ValueError(f"data must be one of {', '.join(DATASETS)}, got {c.data!r}")
     if c.device not in DEVICES:
@@ -519,8 +525,16 @@ def build_model(c: TrainConfig, ds: Dataset) -> nn.Module:
         )
     if len(shape) != 3:
         raise ValueError(f"model {c.model!r} needs images (C, H, W), the data have shape {shape}")
-    make = convnet if c.model == "convnet" else preact_resnet18
-    return make(
+    if c.model == "convnet":
+        return convnet(
+            c.model_width,
+            shape[0],
+            ds.num_classes,
+            input_size=shape[1:],
+            init_seed=c.init_seed,
+            variant=c.variant,
+        )
+    return preact_resnet18(
         c.model_width, shape[0], ds.num_classes, input_size=shape[1:], init_seed=c.init_seed
     )
 
