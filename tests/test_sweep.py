@@ -185,3 +185,24 @@ def test_list_of_grids_is_a_union():
     assert [r for r, _ in expand(spec)] == [
         "protocol_elr-elr_[0.1]-wd_[0.1]", "protocol_sphere-elr_[0.1]-radius_[1.0]",
         "protocol_sphere-elr_[0.1]-radius_[2.0]"]
+
+
+def test_cli_sweep_variant_axis(tmp_path, capsys):
+    """--variant adds a grid axis to every grid of a train sweep (replacing the config's)."""
+    from thermosgd.cli import main
+
+    cfg = tmp_path / "s.json"
+    base = {"protocol": "elr", "steps": 60, "hidden": [8, 8], "log_every": 5,
+            "noise_every": 20, "noise_batches": 4, "queue_size": 10, "test_evals": 2,
+            "device": "cpu", "variant": "si"}
+    cfg.write_text(json.dumps({"kind": "train", "base": base,
+                               "grid": {"elr": [0.01], "wd": [0.01]}}))
+    assert main(["sweep", str(cfg), "--out", str(tmp_path / "o"), "--variant", "si,head"]) == 0
+    assert "2 done" in capsys.readouterr().out
+    rows = sweep.collect_rows(tmp_path / "o")
+    assert sorted(r["variant"] for r in rows) == ["head", "si"]
+    assert all(np.isfinite(r["si_loss_change"]) for r in rows)
+    iso = tmp_path / "i.json"
+    iso.write_text(json.dumps({"kind": "isotropic", "base": ISO_BASE, "grid": {"seed": [0]}}))
+    assert main(["sweep", str(iso), "--out", str(tmp_path / "p"), "--variant", "si"]) == 2
+    assert "--variant is for train sweeps" in capsys.readouterr().err

@@ -90,6 +90,7 @@ from thermosgd.models import (
     batched_cross_entropy,
     convnet,
     preact_resnet18,
+    thermo_named_parameters,
     variant_mlp,
 )
 from thermosgd.monitor import ThermoMonitor, noise_from_gradients
@@ -1314,7 +1315,7 @@ def _single_engine(
 ) -> _Engine:
     model = (model_fn(c, ds) if model_fn is not None else build_model(c, ds)).to(device)
     si = c.variant in SI_VARIANTS
-    params = _si_params(model) if si else [p for p in model.parameters() if p.requires_grad]
+    params = _si_params(model) if si else [p for _, p in thermo_named_parameters(model)]
     if not params:
         raise ValueError("the model has no trainable (scale-invariant) parameters")
     if si:  # a non-SI variant is trained as it is: all its trainable parameters, one group
