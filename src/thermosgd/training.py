@@ -11,7 +11,10 @@
 * ``stationary.json`` ``status`` ("complete" or "diverged"), the monitor's stationary state over
   the stationary window (measured T, p, V, U, S_dir, S, sigma2, tr Sigma, ||grad L||^2, radius
   and its SDE and discretization-corrected predictions, the stationarity verdict and its
-  reasons) and its text summary;
+  reasons), the distance of the trained group from scale invariance (``si_radial_gradient``
+  and ``si_radial_gradient_rms``, window means of the probes' relative radial gradient
+  components; ``si_loss_change``, the relative loss change under scaling the group by 1/2 or
+  2 at the end) and its text summary;
 * ``checkpoint.pt``   everything needed to continue (model, optimizer, generator states,
   monitor with its snapshot queue, metrics rows, partial-block sums, step), written atomically
   every ``checkpoint_every`` steps: an interrupted run resumes and ends exactly as an
