@@ -17,6 +17,12 @@ are float32 round-off (~1e-6), the default ``rtol`` is 1e-4, and non-SI groups (
 head, a BatchNorm with trainable affine parameters, a bias after the normalization) show
 violations of order 1e-2 to 1. Pass ``ignore_eps=False`` to measure the model as it runs.
 
+**Distance from scale invariance** (for groups that are not SI, e.g. with trainable norm
+affine parameters, biases or a head): `radial_gradient` and `radial_gradient_stats` (pure
+functions of gradients and weights: |<g, w>| / (||g|| ||w||), 0 for SI) and `si_distance`
+(the model: <grad L, w> = dL(cw)/dlog c at c = 1, its relative form, and the relative loss
+change under scaling, measured as the model runs, eps included, and never raising).
+
 **Why BatchNorm runs in train mode for the check.** SI comes from normalizing with the
 statistics of the current batch: scaling w scales the pre-activations and their batch mean
 and standard deviation alike. In eval mode BatchNorm divides by its *running* statistics,
