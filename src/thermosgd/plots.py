@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import matplotlib
@@ -152,6 +153,10 @@ def nn_figures(table, result: dict, out_dir: str | os.PathLike) -> list[Path]:
         keep = np.flatnonzero(analysis.variant_column(cols) == "si")
         cols = {k: np.asarray(v)[keep] for k, v in cols.items()}
     paths = []
+    if result.get("optimizers"):  # per optimizer group; the paper's figures: plain SGD only
+        paths += optimizer_figures(cols, result["optimizers"], Path(out_dir))
+        keep = np.flatnonzero(analysis.optimizer_column(cols) == "sgd")
+        cols = {k: np.asarray(v)[keep] for k, v in cols.items()}
     for proto, res in result["protocols"].items():
         if "error" in res:
             continue
@@ -165,6 +170,52 @@ def nn_figures(table, result: dict, out_dir: str | os.PathLike) -> list[Path]:
         paths.append(_nn_generalization(cols, result["generalization"], Path(out_dir)))
     if result.get("non_si"):
         paths.append(non_si_figure(result["non_si"], Path(out_dir)))
+    return paths
+
+
+def optimizer_slug(group: dict) -> str:
+    """File-name tag of an optimizer group: sgd, momentum0.9, adamw0.9-0.999."""
+    o = group["optimizer"]
+    if o == "sgd":
+        return "sgd"
+    if o == "momentum":
+        return f"momentum{group['momentum']:g}"
+    return f"adamw{group['momentum']:g}-{group['beta2']:g}"
+
+
+def optimizer_figures(table, groups: list[dict], out_dir: str | os.PathLike) -> list[Path]:
+    """The fixed-LR figures (equation of state, collapse, entropy + Maxwell derivative,
+    potential) of every analyzed optimizer group of `thermosgd.analysis.analyze_optimizers`,
+    named ``lr-<optimizer>-nn-*.png``."""
+    from thermosgd import analysis
+
+    cols = analysis.as_columns(table)
+    opts = analysis.optimizer_column(cols)
+    nan = np.full(opts.size, np.nan)
+    b1, b2 = cols.get("momentum", nan), cols.get("beta2", nan)
+    out = Path(out_dir)
+    paths = []
+    for g in groups:
+        if "error" in g:
+            continue
+        m = (opts == g["optimizer"]) & (cols["protocol"] == "lr")
+        if g["optimizer"] != "sgd":
+            m &= np.isclose(b1, g["momentum"])
+        if g["optimizer"] == "adamw":
+            m &= np.isclose(b2, g["beta2"])
+        sub = {k: np.asarray(v)[m] for k, v in cols.items()}
+        used, excluded = analysis.split_rows(sub, "lr")
+        excl = np.array([e["row"] for e in excluded], dtype=int)
+        tag = f"lr-{optimizer_slug(g)}"
+        with tempfile.TemporaryDirectory(dir=out) as tmp:
+            made = [_nn_equation_of_state(sub, "lr", g, used, excl, Path(tmp)),
+                    _nn_collapse(sub, "lr", g, used, Path(tmp)),
+                    _nn_entropy(sub, "lr", g, used, Path(tmp)),
+                    _nn_potential(sub, "lr", g, used, Path(tmp))]
+            for f in made:
+                dest = out / f.name.replace("lr-nn-", f"{tag}-nn-")
+                os.replace(f, dest)
+                paths.append(dest)
     return paths
 
 
@@ -330,7 +381,9 @@ def _nn_entropy(cols, proto, res, used, out: Path) -> Path:
         ax.plot(xv[used][k][o], deriv[k][o] / norm, "o-", color=color[lv], ms=3, lw=0.8)
     ax.axhline(m["theory"] / norm, color="k", lw=1, ls=":", label="Maxwell relation")
     ax.set(xscale="log", xlabel=LABEL[rate],
-           ylabel={"lr": r"$(\partial_{\log\eta}S-\partial_{\log\lambda}S)/\frac{d-1}{2}$",
+           ylabel={"lr": r"$(\partial_{\log\eta}S-\partial_{\log\lambda}S)/\frac{d-1}{2}$"
+                   if res.get("optimizer") != "adamw"
+                   else r"$(\partial_{\log\eta}S-\partial_{\log\lambda}S)/(d-1)$",
                    "elr": r"$\partial_{\log\lambda}S/\frac{d-1}{2}$",
                    "sphere": r"$\partial_{\log r}S/(d-1)$"}[proto],
            title=f"max rel. error {100 * m['max_rel_error']:.1f}%")

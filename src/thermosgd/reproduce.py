@@ -126,6 +126,19 @@ PRESETS: dict[str, Preset] = {
         grid=_nn_grids(_geom(4e-3, 4e-2, 5), _geom(3e-3, 3e-2, 5), _geom(0.3, 3.0, 5),
                        _geom(3e-3, 3e-2, 5), _geom(4e-3, 4e-2, 5), [1.0, 1.41, 2.0, 2.83, 4.0]),
     ),
+    "cpu-optimizers": Preset(
+        "fixed-LR protocol under plain SGD, heavy-ball momentum 0.9 (coupled WD) and AdamW "
+        "(decoupled WD, betas 0.9/0.999): BN-MLP 64-32-32 on digits with 30% random labels, "
+        "4x3 (lr, wd) grid per optimizer at equal eta*lambda ranges (so equal temperatures: "
+        "heavy ball's lr is SGD's times 1 - beta), 2e4 steps, each grid batched",
+        isotropic=None,
+        base={**_DIGITS, "steps": 20_000, "protocol": "lr"},
+        grid=[{"optimizer": ["sgd"], "lr": _geom(0.3, 3.0, 4), "wd": _geom(3e-3, 3e-2, 3)},
+              {"optimizer": ["momentum"], "momentum": [0.9], "lr": _geom(0.03, 0.3, 4),
+               "wd": _geom(3e-3, 3e-2, 3)},
+              {"optimizer": ["adamw"], "momentum": [0.9], "beta2": [0.999],
+               "lr": _geom(3e-3, 3e-2, 4), "wd": _geom(0.3, 3.0, 3)}],
+    ),
     "cpu-generalization": Preset(
         "entropy and temperature against generalization: BN-MLP 64-32-32 on digits with 30% "
         "random labels and 20% of the samples held out as a clean test set, 5x5 ELR and LR "

@@ -37,7 +37,7 @@ from thermosgd.tables import write_csv, write_json
 
 EXECUTORS = ("local", "ray")
 #: hyperparameters that may differ inside one batched (vectorized) group of runs
-BATCHABLE = ("lr", "elr", "wd", "radius")
+BATCHABLE = ("lr", "elr", "wd", "radius", "momentum", "beta2")  # per-config in a batched grid
 FINISHED = ("done", "diverged")
 
 
