@@ -206,3 +206,25 @@ def test_cli_sweep_variant_axis(tmp_path, capsys):
     iso.write_text(json.dumps({"kind": "isotropic", "base": ISO_BASE, "grid": {"seed": [0]}}))
     assert main(["sweep", str(iso), "--out", str(tmp_path / "p"), "--variant", "si"]) == 2
     assert "--variant is for train sweeps" in capsys.readouterr().err
+
+
+def test_cli_sweep_optimizer_options(tmp_path, capsys):
+    """--optimizer/--beta2 replace the config's, --momentum is a grid axis of every grid."""
+    from thermosgd.cli import main
+
+    cfg = tmp_path / "s.json"
+    base = {"protocol": "lr", "steps": 60, "hidden": [8, 8], "log_every": 5,
+            "noise_every": 20, "noise_batches": 4, "queue_size": 10, "test_evals": 0,
+            "device": "cpu", "optimizer": "momentum"}
+    cfg.write_text(json.dumps({"kind": "train", "base": base,
+                               "grid": {"lr": [3e-3], "wd": [0.1]}}))
+    assert main(["sweep", str(cfg), "--out", str(tmp_path / "o"), "--optimizer", "adamw",
+                 "--momentum", "0.9,0.5", "--beta2", "0.99"]) == 0
+    assert "2 done" in capsys.readouterr().out
+    rows = sweep.collect_rows(tmp_path / "o")
+    assert sorted(r["momentum"] for r in rows) == [0.5, 0.9]
+    assert {(r["optimizer"], r["beta2"]) for r in rows} == {("adamw", 0.99)}
+    iso = tmp_path / "i.json"
+    iso.write_text(json.dumps({"kind": "isotropic", "base": ISO_BASE, "grid": {"seed": [0]}}))
+    assert main(["sweep", str(iso), "--out", str(tmp_path / "p"), "--optimizer", "adamw"]) == 2
+    assert "train sweeps" in capsys.readouterr().err

@@ -565,3 +565,24 @@ def test_convnet_variant_trains(tmp_path):
     doc = train(c, tmp_path / "conv")
     assert doc["status"] == "complete" and doc["variant"] == "bn-affine"
     assert doc["dim"] == 1530 + 2 * 15 * 2 and doc["si_radial_gradient"] > 1e-3
+
+
+def test_cli_train_momentum_grid_and_errors(tmp_path, capsys):
+    out = tmp_path / "grid"
+    assert main(["train", "--protocol", "lr", "--optimizer", "momentum", "--momentum",
+                 "0.9,0.5", "--lr", "0.03", "--wd", "0.01", "--steps", "120", *TINY_ARGS,
+                 "--out", str(out)]) == 0
+    names = sorted(p.name for p in out.iterdir() if p.is_dir())
+    assert names == ["momentum0.5_lr3.00e-02_wd1.00e-02", "momentum0.9_lr3.00e-02_wd1.00e-02"]
+    rows = read_csv(out / "results.csv")
+    assert sorted(rows["momentum"].tolist()) == [0.5, 0.9]
+    assert main(["train", "--protocol", "lr", "--momentum", "0.9", "--lr", "0.1", "--wd",
+                 "0.01", "--out", str(tmp_path / "x")]) == 2
+    assert "--optimizer momentum or adamw" in capsys.readouterr().err
+    assert main(["train", "--protocol", "elr", "--optimizer", "adamw", "--elr", "0.1", "--wd",
+                 "0.01", "--out", str(tmp_path / "y")]) == 2
+    assert "protocol 'lr'" in capsys.readouterr().err
+    assert main(["train", "--help"]) == 0
+    help_text = capsys.readouterr().out
+    for opt in ("--optimizer", "--momentum", "--beta2"):
+        assert opt in help_text

@@ -251,6 +251,7 @@ def _add_train(sub) -> None:
                    help=f"effective learning rates eta-tilde (protocols elr, sphere). {lists}")
     p.add_argument("--wd", type=parse_list, help=f"weight decays lambda (lr, elr). {lists}")
     p.add_argument("--radius", type=parse_list, help=f"sphere radii r (sphere). {lists}")
+    _add_optimizer_options(p, lists)
     p.add_argument("--steps", type=int, default=50_000, help="SGD steps per run")
     p.add_argument("--batch-size", type=int, default=128, help="minibatch size (i.i.d. draws)")
     p.add_argument("--seed", type=int, default=1, help="training seed (minibatch sequence)")
@@ -287,6 +288,29 @@ def _add_train(sub) -> None:
     p.set_defaults(func=cmd_train)
 
 
+def _add_optimizer_options(p, lists: str) -> None:
+    p.add_argument("--optimizer", choices=["sgd", "momentum", "adamw"], default=None,
+                   help="sgd: plain SGD (the paper; the default); with --protocol lr only: "
+                        "momentum: heavy ball with coupled weight decay (torch SGD, momentum "
+                        "--momentum, dampening 0, no Nesterov); adamw: AdamW with decoupled "
+                        "weight decay (torch AdamW, betas --momentum/--beta2, eps 1e-8). The "
+                        "monitor then predicts radius, temperature and pressure from that "
+                        "optimizer's closed forms (docs/theory.md)")
+    p.add_argument("--momentum", type=parse_list, default=None,
+                   help=f"heavy-ball beta (momentum) or AdamW's beta1 (adamw), in [0, 1); a "
+                        f"grid axis (default 0.9). {lists}")
+    p.add_argument("--beta2", type=float, default=None,
+                   help="AdamW's beta2 (second-moment average), in [0, 1) (default 0.999)")
+
+
+def _optimizer_fields(args) -> dict:
+    """TrainConfig fields from --optimizer/--beta2 (--momentum is a grid axis)."""
+    opt = args.optimizer or "sgd"
+    if opt == "sgd" and (args.momentum or args.beta2 is not None):
+        raise UsageError("--momentum and --beta2 need --optimizer momentum or adamw")
+    return {"optimizer": opt, "beta2": args.beta2}
+
+
 def cmd_train(args) -> int:
     import itertools
     import json
@@ -302,8 +326,9 @@ def cmd_train(args) -> int:
               "noise_every": args.noise_every, "noise_batches": args.noise_batches,
               "window": args.window, "queue_size": args.queue_size,
               "checkpoint_every": args.checkpoint_every, "device": args.device}
-    names = ("lr", "elr", "wd", "radius")
+    names = ("lr", "elr", "wd", "radius", "momentum")
     grid = [getattr(args, k) or (None,) for k in names]
+    common.update(_optimizer_fields(args))
     configs = [TrainConfig(protocol=args.protocol, **dict(zip(names, point, strict=True)),
                            variant=variant, **common)
                for variant in args.variant for point in itertools.product(*grid)]
@@ -368,6 +393,7 @@ def _add_sweep(sub) -> None:
                    help="train sweeps: add the mlp variants (comma-separated, e.g. "
                         "si,bn-affine,head) as a grid axis of every grid, replacing any "
                         "'variant' of the config (which may also list it in 'grid')")
+    _add_optimizer_options(p, "LIST: comma-separated values or log:START:STOP:NUM")
     p.add_argument("--retry-failed", action="store_true", help="run failed runs again")
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                    help="progress bar over runs (default: only when stderr is a terminal)")
@@ -398,6 +424,22 @@ def cmd_sweep(args) -> int:
         spec = dataclasses.replace(
             spec, base={k: v for k, v in spec.base.items() if k != "variant"},
             grid=[{**g, "variant": list(args.variant)} for g in grids])
+    if args.optimizer or args.momentum or args.beta2 is not None:
+        import dataclasses
+
+        if spec.kind != "train":
+            raise UsageError("--optimizer, --momentum and --beta2 are for train sweeps")
+        # the options replace the config's values, in its base or its grids
+        given = {"optimizer": args.optimizer, "beta2": args.beta2,
+                 "momentum": list(args.momentum) if args.momentum else None}
+        given = {k: v for k, v in given.items() if v is not None}
+        base = {k: v for k, v in spec.base.items() if k not in given}
+        grids = spec.grid if isinstance(spec.grid, list | tuple) else [spec.grid]
+        grids = [{k: v for k, v in g.items() if k not in given} for g in grids]
+        base.update({k: v for k, v in given.items() if k != "momentum"})
+        if "momentum" in given:  # a grid axis
+            grids = [{**g, "momentum": given["momentum"]} for g in grids]
+        spec = dataclasses.replace(spec, base=base, grid=grids)
     counts = execute(spec, args.out, retry_failed=args.retry_failed, progress=args.progress)
     collect(args.out)
     print(f"sweep {spec.name}: " + ", ".join(f"{n} {k}" for k, n in sorted(counts.items())))
