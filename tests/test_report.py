@@ -243,3 +243,23 @@ def test_non_si_section_from_a_sweep_directory(tmp_path):
     assert "head/elr/run008" in sec and "loss trending" in sec
     imgs = _images(sec)
     assert len(imgs) == 1 and imgs[0].startswith(PNG)
+
+
+def test_optimizer_section(tmp_path):
+    """Momentum and AdamW runs: the paper's lr section keeps SGD; one optimizer section with the
+    summary table, a subsection per optimizer (its Maxwell relation, no paper rows for momentum
+    and AdamW) and its four figures; a failing group is shown as FAIL."""
+    from test_analysis import optimizer_gas_table
+
+    bad = optimizer_gas_table("adamw", radius_power=4)
+    t = _merge(optimizer_gas_table("sgd"), optimizer_gas_table("momentum"), bad)
+    write_csv(tmp_path / "results.csv", {k: np.asarray(v, dtype=object) for k, v in t.items()})
+    page = render_report(tmp_path)
+    _self_contained(page)
+    sec = page[page.index('id="optimizers"'):]
+    for sid in ("lr-sgd", "lr-momentum0.9", "lr-adamw0.9-0.999"):
+        assert f'id="{sid}"' in sec
+    assert len(_images(sec)) == 12
+    adamw = sec[sec.index('id="lr-adamw0.9-0.999"'):]
+    assert "dS/dlog(lr) - dS/dlog(wd) = d-1" in adamw and "paper:" not in adamw
+    assert "FAIL" in sec.split('id="lr-sgd"')[0]  # the summary table flags the AdamW group

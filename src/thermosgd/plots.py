@@ -194,6 +194,7 @@ def optimizer_figures(table, groups: list[dict], out_dir: str | os.PathLike) -> 
     nan = np.full(opts.size, np.nan)
     b1, b2 = cols.get("momentum", nan), cols.get("beta2", nan)
     out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
     paths = []
     for g in groups:
         if "error" in g:

@@ -207,7 +207,7 @@ def _maxwell_table(r: dict) -> str:
             + [f"{m['coefficients'][k]:+.4f} &plusmn; {_num(m['coefficients_stderr'][k], 2)}"
                for k in keys]]
     classes = [""]
-    for p in _paper_rows(r["protocol"]):
+    for p in _paper_rows(r["protocol"]) if r.get("optimizer", "sgd") == "sgd" else []:
         coeffs = p.get("coefficients", {})
         cells = []
         for k in keys:
@@ -262,7 +262,8 @@ def _nn_protocol(r: dict, figures: dict[str, Path]) -> str:
     out.append(f"<p>Prediction {_num(m['theory'])} nats; the fitted derivative ranges over "
                f"[{_num(m['derivative_min'])}, {_num(m['derivative_max'])}] on the grid. "
                f"Coefficients normalized by {_num(m['normalization'])}"
-               f"{' ((d-1)/2)' if p != 'sphere' else ' (d-1)'}, "
+               f"{' (d-1)' if p == 'sphere' or r.get('optimizer') == 'adamw' else ' ((d-1)/2)'}"
+               ", "
                f"&plusmn; their standard errors from the fit. Paper rows "
                f"(paper.md 9.7) for reference.</p>")
     out.append(_maxwell_table(r))
@@ -336,6 +337,50 @@ def _nn_section(result: dict, figures: dict[str, Path], title: str, sid: str,
         out.append(_generalization(result["generalization"], figures))
     if result.get("non_si"):
         out.append(_non_si(result["non_si"], figures))
+    if result.get("optimizers"):
+        out.append(_optimizers(result["optimizers"], figures))
+    return "".join(out)
+
+
+def _optimizers(groups: list[dict], figures: dict[str, Path]) -> str:
+    """Section: the fixed-LR analysis per optimizer (plain SGD, heavy ball, AdamW)."""
+    from thermosgd.plots import optimizer_slug
+
+    out = ['<h3 id="optimizers">Momentum and AdamW: the fixed-LR protocol per optimizer</h3>',
+           "<p>Each optimizer's runs are analyzed as the paper's LR protocol, against that "
+           "optimizer's closed forms (docs/theory.md): heavy ball r*<sup>4</sup> = &eta; (d-1) "
+           "&sigma;<sup>2</sup> / (2 &lambda; (1-&beta;)), T = sqrt(&eta; &lambda; "
+           "&sigma;<sup>2</sup> / (2 (d-1) (1-&beta;))), Maxwell slope (d-1)/2; AdamW "
+           "r*<sup>2</sup> = &eta; d / (2 &lambda;) (independent of the noise), T = &sigma; "
+           "sqrt(&eta; &lambda; / (2 (d-1))) (equal second moments assumed), pressure &lambda; "
+           "sqrt(s), Maxwell slope d-1. Checks use the paper's LR thresholds (Maxwell &le; 15%, "
+           "radius within 5% for &ge; 90% of the stationary runs).</p>"]
+    rows = []
+    for g in groups:
+        if "error" in g:
+            rows.append([_e(g["label"]), _num(g.get("runs")), "&mdash;", "&mdash;", "&mdash;",
+                         "&mdash;", f'<span class="fail">not analyzed: {_e(g["error"])}</span>'])
+            continue
+        e, m = g["equation_of_state"], g["maxwell"]
+        rows.append([_e(g["label"]), f"{g['stationary_runs']}/{g['runs']}",
+                     f"{_pct(e['max_rel_error_sde'])} / {_pct(e['median_rel_error_sde'])}",
+                     f"{_pct(e['max_rel_error_discrete'])} / "
+                     f"{_pct(e['median_rel_error_discrete'])}",
+                     _e(m["relation"]), _pct(m["max_rel_error"]),
+                     "<br>".join(f"{_verdict(c['passed'])} {_e(c['check'])}"
+                                 for c in g["checks"])])
+    out.append(_table(["optimizer", "stationary runs", "radius vs SDE: worst / median",
+                       "radius vs discrete: worst / median", "Maxwell relation",
+                       "max rel. error", "checks"], rows, left=1))
+    for g in groups:
+        slug = optimizer_slug(g)
+        figs = {f"lr-nn-{k}.png": figures[f"lr-{slug}-nn-{k}.png"]
+                for k in ("equation-of-state", "collapse", "entropy", "potential")
+                if f"lr-{slug}-nn-{k}.png" in figures}
+        body = _nn_protocol(g, figs)
+        body = body.replace(f'<h3 id="lr">lr: {_e(_PROTO_NAME["lr"])}</h3>',
+                            f'<h3 id="lr-{_e(slug)}">lr, {_e(g["label"])}</h3>', 1)
+        out.append(body)
     return "".join(out)
 
 
