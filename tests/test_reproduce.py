@@ -20,6 +20,11 @@ def test_presets_expand_to_valid_sweeps():
             assert protocols == {"elr"} and len(runs) == 6 * 9
             assert {c["variant"] for _, c in runs} == set(MLP_VARIANTS)
             continue
+        if name == "cpu-optimizers":  # fixed LR under SGD, heavy ball and AdamW, 4x3 each
+            assert protocols == {"lr"} and len(runs) == 36
+            assert {c["optimizer"] for _, c in runs} == {"sgd", "momentum", "adamw"}
+            assert {c.get("momentum") for _, c in runs} == {None, 0.9}
+            continue
         if name == "cpu-generalization":  # ELR and LR grids on digits with a held-out split
             assert protocols == {"elr", "lr"} and len(runs) == 50
             assert {c["test_fraction"] for _, c in runs} == {0.2}
