@@ -110,10 +110,11 @@ _DIGITS = {"model": "mlp", "hidden": [32, 32], "data": "digits", "label_noise": 
 PRESETS: dict[str, Preset] = {
     "quick": Preset(
         "isotropic study at reduced size + BN-MLP 64-32-32 on digits with 30% random labels, "
-        "3x3 grids per protocol, 2e4 steps: every result of the paper in a few minutes "
+        "3x3 grids per protocol, 2e4 steps, 20% of the samples held out for the "
+        "generalization section: every result of the paper in a few minutes "
         "(too small for precise Maxwell fits; see the cpu preset)",
         isotropic="quick",
-        base={**_DIGITS, "steps": 20_000},
+        base={**_DIGITS, "steps": 20_000, "test_fraction": 0.2},
         grid=_nn_grids(_geom(5e-3, 4.5e-2, 3), _geom(3e-3, 3e-2, 3), _geom(0.3, 3.0, 3),
                        _geom(3e-3, 3e-2, 3), _geom(5e-3, 4.5e-2, 3), [1.0, 2.0, 4.0]),
     ),
