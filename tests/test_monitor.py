@@ -674,7 +674,7 @@ def test_adamw_formulas():
     assert s["radius_sde"] == pytest.approx(r_star) and s["radius"] == pytest.approx(r_star,
                                                                                    rel=1e-3)
     assert s["radius_discrete"] == pytest.approx(
-        optimizers.adamw_radius_discrete(lr, wd, 0.9, d, 50.0, 5.0))
+        optimizers.adamw_radius_discrete(lr, wd, 0.9, d, 50.0, 5.0, exact=True))
     assert s["temperature"] == pytest.approx(math.sqrt(sigma2) * math.sqrt(lr * wd / (2 * (d - 1))))
     assert s["pressure"] == pytest.approx(wd * math.sqrt(sigma2 * (d - 1) / d) / s["radius"])
     assert s["pressure"] * s["radius"] ** 2 == pytest.approx((d - 1) * s["temperature"],
