@@ -40,7 +40,7 @@ def _table_path(sweep: Path) -> Path:
     raise SystemExit(f"{sweep}: no results.csv or nn/results.csv")
 
 
-def prediction_section(table: dict, source: str, out: Path) -> list[str]:
+def prediction_section(table: dict, source: str, out: Path, facts: dict) -> list[str]:
     lines = ["### Predicting stationary states from the noise curve", "",
              f"Sweep table: `{source}`. Fit the stationary runs of one protocol "
              "(log sigma^2 and log Q as polynomials of log elr, weighted by the probes' standard "
@@ -59,10 +59,16 @@ def prediction_section(table: dict, source: str, out: Path) -> list[str]:
     main = {}
     for fit_on, test in (("elr", "lr"), ("lr", "elr")):
         for deg, q, exact in variants:
-            curve = S.fit_noise_curve(table, (fit_on,), degree=deg, q_column=q)
-            v = S.validate_predictions(curve, table, test, exact=exact)
+            try:
+                curve = S.fit_noise_curve(table, (fit_on,), degree=deg, q_column=q)
+                v = S.validate_predictions(curve, table, test, exact=exact)
+            except ValueError as err:  # e.g. too few stationary runs for this degree
+                lines.append(f"| {fit_on} -> {test} | {deg} | {q} | {'yes' if exact else 'no'}"
+                             f" | not fitted: {err} | | | | |")
+                continue
             if (deg, q, exact) == (2, "trace_total", True):
                 main[(fit_on, test)] = (curve, v)
+                facts[f"{fit_on}->{test}"] = v
             r, ri, t, ti = (v[k] for k in ("radius", "radius_inside", "temperature",
                                            "temperature_inside"))
             lines.append(
@@ -147,8 +153,12 @@ TRACKS = {
 }
 
 
-def tracking_section(table: dict, out: Path, steps: int, burn_in: int) -> list[str]:
+def tracking_section(table: dict, out: Path, steps: int, burn_in: int, facts: dict
+                     ) -> list[str]:
     curve = S.fit_noise_curve(table, ("elr", "lr"))
+    u = np.geomspace(curve.u_min, curve.u_max, 3)
+    facts["slope_range"] = (float(curve.slope_total(u[0])), float(curve.slope_total(u[-1])))
+    facts["u_range"] = (float(u[0]), float(u[-1]))
     lines = ["### Tracking scheduled runs", "",
              f"BN-MLP 64-32-32 (d = {curve.dim}) on digits with 30% random labels, batch 128; "
              f"{burn_in} burn-in steps at the initial hyperparameters, then {steps} scheduled "
@@ -181,6 +191,7 @@ def tracking_section(table: dict, out: Path, steps: int, burn_in: int) -> list[s
             role = "calibration"
         S.write_track(res, out / f"track-{name}")
         s = res["summary"]
+        facts[name] = s
         fit = s.get("q_relaxation")
         qfit = ("-" if "milestone" not in s else "no fit" if fit is None
                 else f"{fit['tau']:.0f} +- {fit['tau_se']:.0f}")
@@ -211,6 +222,53 @@ def tracking_section(table: dict, out: Path, steps: int, burn_in: int) -> list[s
     return lines
 
 
+def findings(f: dict) -> list[str]:
+    """The summary bullets, every number taken from this run."""
+    out = ["### Findings", ""]
+    for key in ("elr->lr", "lr->elr"):
+        v = f.get(key)
+        if v:
+            out.append(
+                f"- Prediction, fit on {key.replace('->', ' runs, predicting the ')} runs "
+                f"(degree 2): radius median {_pct(v['radius']['median'])} (max "
+                f"{_pct(v['radius_inside']['max'])} inside the fitted range, "
+                f"{_pct(v['radius']['max'])} overall), temperature median "
+                f"{_pct(v['temperature']['median'])} (max "
+                f"{_pct(v['temperature_inside']['max'])} inside, "
+                f"{_pct(v['temperature']['max'])} overall); {v['n_unreachable']} of {v['n']} "
+                "runs have no stationary elr in the widened range.")
+    lo, hi = f["slope_range"]
+    out.append(f"- The fitted d log Q / d log elr runs from {lo:.2f} (elr {f['u_range'][0]:.3g})"
+               f" to {hi:.2f} (elr {f['u_range'][1]:.3g}): at fixed LR the radius relaxes "
+               f"{1 / (1 + lo / 2):.2f}x to {1 / (1 + hi / 2):.2f}x more slowly than "
+               "1 / (4 eta lambda).")
+    for name in ("lr-step", "elr-step"):
+        s = f.get(name)
+        if s and s.get("q_relaxation"):
+            q = s["q_relaxation"]
+            out.append(
+                f"- {name}: after the drop Q relaxes with tau_Q = {q['tau']:.0f} +- "
+                f"{q['tau_se']:.0f} steps, {q['tau'] / s['tau_after_milestone']:.1f}x the "
+                f"radial tau ({s['tau_after_milestone']:.0f}); V: RMS error of the lagged path "
+                f"(instant Q) {_pct(s['volume_rms_rel_error_lagged'])}, of the radial map "
+                f"driven by the measured Q {_pct(s['volume_rms_rel_error_lagged_measured_q'])}, "
+                f"of the relaxing-noise path {_pct(s['volume_rms_rel_error_angular'])} "
+                f"({'calibrated on this run' if name == 'lr-step' else 'predicted'}).")
+    s = f.get("lr-cosine")
+    if s:
+        out.append(
+            f"- lr-cosine: the radial quasi-static ratio stays below "
+            f"{s['max_quasi_static']:.3g}, yet the measured V deviates by up to "
+            f"{_pct(s['max_abs_gap_measured'])} from V_eq (lagged path: "
+            f"{_pct(s['max_abs_gap_predicted'])}): the radial clock is not the clock that "
+            f"matters. The relaxing-noise path calibrated on lr-step predicts V to "
+            f"{_pct(s['volume_rms_rel_error_angular'])} RMS and T to "
+            f"{_pct(s['temperature_rms_rel_error_angular'])} (instant-Q path: "
+            f"{_pct(s['volume_rms_rel_error_lagged'])}, "
+            f"{_pct(s['temperature_rms_rel_error_lagged'])}).")
+    return [*out, ""]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sweep", type=Path, default=None,
@@ -239,8 +297,10 @@ def main() -> None:
              f"Generated by `python benchmarks/schedule_prediction.py"
              f"{'' if args.sweep is None else f' --sweep {args.sweep}'}` on "
              f"{time.strftime('%Y-%m-%d')}.", ""]
-    lines += prediction_section(table, str(path), args.out)
-    lines += tracking_section(table, args.out, args.steps, args.burn_in)
+    facts: dict = {}
+    body = prediction_section(table, str(path), args.out, facts)
+    body += tracking_section(table, args.out, args.steps, args.burn_in, facts)
+    lines += findings(facts) + body
     lines += [f"Total wall time {time.time() - t0:.0f} s (one thread).", END]
     text = "\n".join(lines) + "\n"
     if tmp is not None:
