@@ -95,6 +95,7 @@ __all__ = [
     "prediction_columns",
     "recommend",
     "relaxation_times",
+    "sde_path",
     "state_at",
     "step_decay",
     "temperature_range",
@@ -793,6 +794,76 @@ def lagged_path(process: Process, noise: NoiseCurve | float, *, dim: int | None 
     lr = rate if process.protocol == "lr" else rate * r2
     return {"elr": u, "lr": lr, "wd": lam, "radius": np.sqrt(r2), "volume": r2 / 2.0,
             "temperature": temp, "entropy": ent, "trace_total": qs}
+
+
+def _linear_recurrence(log_alpha: np.ndarray, beta: np.ndarray, y0: np.ndarray,
+                       block: float = 600.0) -> np.ndarray:
+    """y_{t+1} = alpha_t y_t + beta_t (alpha in (0, 1], beta >= 0) solved without a loop over
+    steps: within a block, y_t = e^{L_t} (y_s + sum_{j<t} beta_j e^{-L_{j+1}}) with L the
+    cumulative log alpha from the block start s; blocks end before -L exceeds ``block`` (no
+    overflow; all terms are positive, so no cancellation). Last axis = steps (n - 1)."""
+    n1 = log_alpha.shape[-1]
+    y = np.empty((*log_alpha.shape[:-1], n1 + 1))
+    y[..., 0] = y0
+    decay = (-log_alpha).reshape(-1, n1).max(axis=0)  # the fastest decay of each step
+    total = np.concatenate([[0.0], np.cumsum(decay)])
+    start = 0
+    while start < n1:
+        end = int(np.searchsorted(total, total[start] + block, side="right")) - 1
+        end = min(max(end, start + 1), n1)
+        L = np.cumsum(log_alpha[..., start:end], axis=-1)
+        w = np.cumsum(beta[..., start:end] * np.exp(-L), axis=-1)
+        y[..., start + 1:end + 1] = np.exp(L) * (y[..., start, None] + w)
+        start = end
+    return y
+
+
+def sde_path(process: Process, noise: NoiseCurve | float, *, dim: int | None = None,
+             init_radius=None, trace_total=None) -> dict[str, np.ndarray]:
+    """The radial SDE solved exactly with per-step constant hyperparameters, vectorized over
+    steps and schedules (no Python loop over steps).
+
+    "elr": v = 1 / r^2 obeys dv/dt = 2 u lambda - u^2 Q(u) v (linear: Q depends on the
+    schedule only), so v_{t+1} = v* + (v_t - v*) e^{-u^2 Q}, v* = 2 lambda / (u Q).
+    "lr": x = r^4 obeys dx/dt = -4 eta lambda x + 2 eta^2 Q, linear when Q does not depend on
+    the radius: a constant noise curve or a given per-step ``trace_total``; otherwise
+    ValueError (use `lagged_path`). It differs from the one-step map (`lagged_path`) by
+    O(eta lambda) per relaxation time. Returns the keys of `lagged_path` (temperature with
+    the curve's sigma2)."""
+    c = _as_curve(noise, dim)
+    shape = process.rate.shape
+    rate, lam = process.rate, process.wd
+    if trace_total is not None:
+        q = np.broadcast_to(_arr("trace_total", trace_total), shape)
+    elif process.protocol == "elr":
+        q = c.trace_total(rate)
+    elif c.total_coef.size == 1 or not np.any(c.total_coef[1:]):
+        q = np.broadcast_to(c.trace_total(1.0), shape)
+    else:
+        raise ValueError("sde_path: at fixed LR with a noise curve that depends on elr the "
+                         "radial ODE is nonlinear; use lagged_path")
+    if init_radius is None:
+        first = Process(process.protocol, rate[..., :1], lam[..., :1])
+        r0 = equilibrium(first, c, exact=False)["radius"][..., 0]
+        if not np.all(np.isfinite(r0)):
+            raise ValueError("sde_path: no stationary radius at step 0; give init_radius")
+    else:
+        r0 = np.broadcast_to(_arr("init_radius", init_radius), shape[:-1])
+    if process.protocol == "elr":
+        a = rate * rate * q
+        vstar = 2.0 * lam / (rate * q)
+        y = _linear_recurrence(-a[..., :-1], (vstar * -np.expm1(-a))[..., :-1], 1.0 / r0**2)
+        r2 = 1.0 / y
+    else:
+        k = 4.0 * rate * lam
+        xstar = rate * q / (2.0 * lam)
+        y = _linear_recurrence(-k[..., :-1], (xstar * -np.expm1(-k))[..., :-1], r0**4)
+        r2 = np.sqrt(y)
+    u = rate / r2 if process.protocol == "lr" else rate
+    temp = u * c.sigma2(u) / 2.0
+    return {"elr": u, "lr": rate if process.protocol == "lr" else rate * r2, "wd": lam,
+            "radius": np.sqrt(r2), "volume": r2 / 2.0, "temperature": temp,
+            "entropy": _entropy(temp, r2, c.dim), "trace_total": np.array(q)}
 
 
 def lag_measures(volume, volume_eq, tau) -> dict[str, np.ndarray]:
