@@ -589,3 +589,22 @@ def test_follow_a_thermo_monitor(tmp_path):
     assert (tmp_path / "f" / "schedule-volume.png").is_file()
     with pytest.raises(ValueError, match="beyond"):
         S.follow(mon, S.Process("elr", proc.rate[:100], 0.01), CURVE)
+
+
+def test_cli_process(capsys):
+    from thermosgd.cli import main
+
+    assert main(["schedule", "process", "--kind", "adiabatic", "--protocol", "lr", "--lr",
+                 "0.7", "--wd", "0.001,0.01,0.1", "--sigma2", "0.05", "--dim", "50",
+                 "--no-exact"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split()[:3] == ["lr", "wd", "temperature"]
+    assert [ln.split()[0] for ln in lines[1:]] == ["0.7", "0.7", "0.7"]  # eta fixed
+    assert len({ln.split()[4] for ln in lines[1:]}) == 1  # entropy constant
+    assert main(["schedule", "process", "--kind", "isobaric", "--protocol", "elr", "--wd",
+                 "0.01", "--temperature", "0.001,0.002", "--sigma2", "0.05",
+                 "--dim", "50"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert [float(ln.split()[0]) for ln in out[1:]] == pytest.approx([0.04, 0.08])
+    assert main(["schedule", "process", "--kind", "isobaric", "--protocol", "elr", "--wd",
+                 "0.01,0.02", "--sigma2", "0.05", "--dim", "50"]) == 2

@@ -605,6 +605,31 @@ def _add_schedule(sub) -> None:
     q.add_argument("--out", type=Path, default=None, help="also write the table to this CSV")
     q.set_defaults(func=cmd_schedule_predict)
 
+    pr = ssub.add_parser(
+        "process", help="the (lr|elr, wd) path of an isothermal, isobaric or adiabatic process",
+        description="Print the hyperparameter path of a thermodynamic process and its "
+                    "equilibrium states (T, p, V, S, relaxation time): isothermal and "
+                    "adiabatic follow --wd from the starting rate (--lr or --elr); isobaric "
+                    "holds --wd (one value) and follows --temperature. Without --table the "
+                    "noise is constant (--sigma2, --dim).",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    pr.add_argument("--kind", choices=["isothermal", "isobaric", "adiabatic"], required=True,
+                    help="what the process holds fixed: T, p (= wd) or S")
+    pr.add_argument("--protocol", choices=["lr", "elr"], required=True,
+                    help="lr: fixed learning rate + weight decay; elr: fixed effective LR")
+    pr.add_argument("--lr", type=float, default=None, help="starting learning rate (lr)")
+    pr.add_argument("--elr", type=float, default=None,
+                    help="starting effective learning rate (elr)")
+    pr.add_argument("--wd", type=parse_list, required=True,
+                    help=f"weight-decay path (isobaric: one value). {lists}")
+    pr.add_argument("--temperature", type=parse_list, default=None,
+                    help=f"temperature path (isobaric). {lists}")
+    pr.add_argument("--sigma2", type=float, default=None,
+                    help="constant per-direction noise variance (without --table)")
+    pr.add_argument("--dim", type=int, default=None, help="d (without --table)")
+    curve_options(pr, False)
+    pr.set_defaults(func=cmd_schedule_process)
+
     v = ssub.add_parser(
         "validate", help="fit the noise curve on one protocol's runs, predict the other's",
         description="Fit on the stationary elr runs and predict the lr runs' radius and "
@@ -714,6 +739,44 @@ def cmd_schedule_predict(args) -> int:
     if args.out:
         write_csv(args.out, cols)
         print(f"wrote {args.out}")
+    return 0
+
+
+def cmd_schedule_process(args) -> int:
+    import numpy as np
+
+    from thermosgd import schedules
+
+    if args.table:
+        curve = _noise_curve(args)
+    elif args.sigma2 is None or args.dim is None:
+        raise UsageError("give --table, or a constant noise with --sigma2 and --dim")
+    else:
+        curve = schedules.NoiseCurve.constant(args.sigma2, args.dim)
+    other = "elr" if args.protocol == "lr" else "lr"
+    if getattr(args, other) is not None:
+        raise UsageError(f"protocol {args.protocol} takes --{args.protocol}, not --{other}")
+    rate0 = getattr(args, args.protocol)
+    wd = np.asarray(args.wd)
+    exact = not args.no_exact
+    if args.kind == "isobaric":
+        if args.temperature is None or wd.size != 1:
+            raise UsageError("isobaric needs --temperature and one --wd value")
+        proc = schedules.isobaric(args.protocol, args.temperature, float(wd[0]), curve,
+                                  exact=exact)
+    else:
+        if rate0 is None:
+            raise UsageError(f"{args.kind} needs the starting --{args.protocol}")
+        if args.kind == "isothermal":
+            proc = schedules.isothermal(args.protocol, wd, rate0=rate0)
+        else:
+            proc = schedules.adiabatic(args.protocol, wd, rate0=rate0, noise=curve,
+                                       exact=exact)
+    eq = schedules.equilibrium(proc, curve, exact=exact)
+    cols = {args.protocol: proc.rate, "wd": proc.wd, "temperature": eq["temperature"],
+            "volume": eq["volume"], "entropy": eq["entropy"], "elr_stationary": eq["elr"],
+            "tau": eq["tau"]}
+    print(schedules.format_columns(cols, digits=6))
     return 0
 
 
