@@ -130,8 +130,8 @@ PRESETS: dict[str, Preset] = {
     "cpu-optimizers": Preset(
         "fixed-LR protocol under plain SGD, heavy-ball momentum 0.9 (coupled WD) and AdamW "
         "(decoupled WD, betas 0.9/0.999): BN-MLP 64-32-32 on digits with 30% random labels, "
-        "4x3 (lr, wd) grid per optimizer at equal eta*lambda ranges (so equal temperatures: "
-        "heavy ball's lr is SGD's times 1 - beta), 2e4 steps, each grid batched",
+        "4x3 (lr, wd) grid per optimizer over the same eta*lambda range (heavy ball: its long-"
+        "time step eta/(1-beta) times lambda), 2e4 steps, each grid batched",
         isotropic=None,
         base={**_DIGITS, "steps": 20_000, "protocol": "lr"},
         grid=[{"optimizer": ["sgd"], "lr": _geom(0.3, 3.0, 4), "wd": _geom(3e-3, 3e-2, 3)},
