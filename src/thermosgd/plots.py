@@ -173,6 +173,11 @@ def nn_figures(table, result: dict, out_dir: str | os.PathLike) -> list[Path]:
     return paths
 
 
+def _name(proto: str, res: dict) -> str:
+    """Figure-title name: the protocol, with the optimizer group's label when there is one."""
+    return f"{proto}, {res['label']}" if res.get("label") else proto
+
+
 def optimizer_slug(group: dict) -> str:
     """File-name tag of an optimizer group: sgd, momentum0.9, adamw0.9-0.999."""
     o = group["optimizer"]
@@ -305,7 +310,7 @@ def _nn_equation_of_state(cols, proto, res, used, excl, out: Path) -> Path:
     e = res["equation_of_state"]
     ax.set(xscale="log", yscale="log", xlabel=LABEL[rate],
            ylabel="effective weight decay (pressure)" if key == "pressure" else "radius $r$",
-           title=f"{proto}: equation of state, worst error "
+           title=f"{_name(proto, res)}: equation of state, worst error "
                  f"{100 * (e['max_rel_error_discrete'] or 0):.1f}% (discr.), "
                  f"{100 * (e['max_rel_error_sde'] or 0):.1f}% (SDE)")
     ax.title.set_fontsize(8)
@@ -337,7 +342,8 @@ def _nn_collapse(cols, proto, res, used, out: Path) -> Path:
                title=f"collapse ratio {r:.3f}" if r is not None else "collapse ratio n/a")
         ax.title.set_fontsize(8)
     _rate_colorbar(fig, axes[-1], yv[used], second)
-    fig.suptitle(f"{proto}: T, U, sigma^2 against {cname} (curves: one per {second})")
+    fig.suptitle(f"{_name(proto, res)}: T, U, sigma^2 against {cname} (curves: one per "
+                 f"{second})")
     return _save(fig, out / f"{proto}-nn-collapse.png")
 
 
@@ -391,7 +397,8 @@ def _nn_entropy(cols, proto, res, used, out: Path) -> Path:
     ax.title.set_fontsize(8)
     ax.legend(fontsize=7)
     _rate_colorbar(fig, ax, yv[used], second)
-    fig.suptitle(f"{proto}: entropy and the Maxwell relation {m['relation']} (d={res['dim']})")
+    fig.suptitle(f"{_name(proto, res)}: entropy and the Maxwell relation {m['relation']} "
+                 f"(d={res['dim']})")
     return _save(fig, out / f"{proto}-nn-entropy.png")
 
 
@@ -455,7 +462,8 @@ def _nn_potential(cols, proto, res, used, out: Path) -> Path:
     axes[0][0].legend(fontsize=6)
     name = "F - min F (per radius)" if proto == "sphere" else "G - min G"
     fig.colorbar(sc, ax=axes.ravel().tolist(), label=f"({name}) / its maximum")
-    fig.suptitle(f"{proto}: {name} over the measured states at the target's (T, p)")
+    fig.suptitle(f"{_name(proto, res)}: {name} over the measured states at the target's "
+                 "(T, p)")
     return _save(fig, out / f"{proto}-nn-potential.png")
 
 
