@@ -250,7 +250,9 @@ def summary(cols: dict, a: dict, pairs: list[dict], bal: list[dict] | None) -> l
                 f"* AdamW Maxwell relation, {verdict(mx('adamw'), 0.15)}: dS/dlog(eta) - "
                 "dS/dlog(lambda) = d-1 (twice SGD's: r*^2, not r*^4, scales as eta / lambda) "
                 f"holds with max rel. error {_pct(mx('adamw'))} (R^2 "
-                f"{g['entropy_fit']['r2']:.4f}); SGD's (d-1)/2 would be off by 50%. The gas "
+                f"{g['entropy_fit']['r2']:.4f}, {g['stationary_runs']} runs for 6 coefficients: "
+                f"{g['entropy_fit']['dof']} degrees of freedom, a small grid); SGD's (d-1)/2 "
+                "would be off by 50%. The gas "
                 "law with the coupled-equivalent pressure lambda sqrt(s) and the equal-moment "
                 "temperature is the SDE radius check in disguise (p V / ((d-1) T / 2) = r^2 / "
                 f"r_SDE^2): worst {_pct(e['gas_worst'])}, FAIL for the same reason.")
@@ -307,7 +309,7 @@ def section(out: Path, timing: dict | None) -> str:
                      f"({_pct(e['mean_discrete'])}) | {_pct(frac)} |")
     lines += ["", "### Gas law and Maxwell relations", "",
               "| optimizer | gas law p V = (d-1) T / 2 (T from sigma^2): worst / median error "
-              "| entropy fit R^2 | "
+              "| entropy fit R^2 (dof = runs - 6) | "
               "Maxwell relation | max rel. error | normalized coefficients | checks |",
               "|---|---|---|---|---|---|---|"]
     errs = {e["optimizer"]: e for e in radius_errors(cols)}
@@ -322,7 +324,8 @@ def section(out: Path, timing: dict | None) -> str:
         checks = "; ".join(f"{'PASS' if c['passed'] else 'FAIL'} {c['check']}"
                            for c in g["checks"])
         lines.append(f"| {g['label']} | {_pct(e.get('gas_worst'))} / {_pct(e.get('gas_median'))}"
-                     f" | {g['entropy_fit']['r2']:.4f} | {m['relation']} | "
+                     f" | {g['entropy_fit']['r2']:.4f} ({g['entropy_fit']['dof']}) | "
+                     f"{m['relation']} | "
                      f"{_pct(m['max_rel_error'])} | {coef} | {checks} |")
     bal_path = out / "adamw_balance.json"
     if bal_path.is_file():
