@@ -680,6 +680,8 @@ def test_adamw_formulas():
     assert s["pressure"] * s["radius"] ** 2 == pytest.approx((d - 1) * s["temperature"],
                                                              rel=2e-3)
     assert s["pressure_sde"] == pytest.approx(s["pressure"], rel=2e-3)
+    assert s["pressure_discrete"] == pytest.approx(
+        s["pressure"] * (s["radius_discrete"] / s["radius"]) ** 2)
     assert s["relaxation_time"] == pytest.approx(1 / (2 * lr * wd))
 
 

@@ -799,7 +799,8 @@ class ThermoMonitor:
         elr and sphere elr sigma2 / 2, lr sqrt(lr wd sigma2 / (2 (d-1)))), temperature_measured
         (elr_effective sigma2 / 2), pressure (lr, elr: wd; sphere: (mean r' - r) / (elr r^3)),
         pressure_sde = elr_effective trace_sigma / (2 r^2) ((d-1) T_measured / r^2, the ideal-gas
-        pressure at the measured V), pressure_discrete = elr_effective Q / (2 r^2);
+        pressure at the measured V), pressure_discrete = elr_effective Q / (2 r^2) (AdamW:
+        pressure (radius_discrete / radius)^2);
         radius_sde, radius_discrete (theory with the measured trace_sigma, Q; NaN on the
         sphere), relaxation_time (of the radius, `theory.relaxation_time`), entropy_dir
         (`EntropyQueue.entropy`, chord k-NN, NaN below 3 snapshots) and entropy (+ (d-1) mean
@@ -1012,6 +1013,10 @@ class ThermoMonitor:
                     )
                 )
                 out["radius_discrete_se"] = out["radius_discrete"] * rel_tt / power
+                if self.optimizer == "adamw":  # the pressure holding r at the all-orders radius
+                    ratio = (out["radius_discrete"] / rbar) ** 2
+                    out["pressure_discrete"] = out["pressure"] * ratio
+                    out["pressure_discrete_se"] = out["pressure_discrete"] * rel_tt
         elif self.protocol != "sphere" and ok_noise:
             hp = dict(self.hyper)
             power = 4 if self.protocol == "lr" else 2
