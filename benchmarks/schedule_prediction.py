@@ -23,7 +23,6 @@ import torch
 
 from thermosgd import schedules as S
 from thermosgd.analysis import load_table
-from thermosgd.plots import prediction_figure
 
 START, END = "<!-- schedules:start -->", "<!-- schedules:end -->"
 DOC = Path(__file__).resolve().parents[1] / "docs" / "schedules.md"
@@ -77,12 +76,12 @@ def prediction_section(table: dict, source: str, out: Path, facts: dict) -> list
                 f"{_pct(r['max'])} | {_pct(ri['median'])} / {_pct(ri['max'])} | "
                 f"{_pct(t['median'])} / {_pct(t['max'])} | {_pct(ti['median'])} / "
                 f"{_pct(ti['max'])} |")
-    vals = []
-    for (fit_on, test), (_, v) in main.items():
-        vals.append({**v, "label": f"fit {fit_on} -> predict {test}"})
-    fig = prediction_figure(vals, out / "prediction.png")
-    lines += ["", f"Figure (degree 2, probes' Q): `{fig}` (predicted against measured; hollow: "
-              "outside the fitted range).", ""]
+    vals = [{**v, "label": f"fit {fit_on} -> predict {test}", "noise": c.to_dict()}
+            for (fit_on, test), (c, v) in main.items()]
+    S.write_validation(vals, out)
+    lines += ["", f"Figure (degree 2, probes' Q): `{out / 'prediction.png'}` (predicted against "
+              f"measured; hollow: outside the fitted range); `{out / 'prediction.json'}` holds "
+              "the per-run values (a section of `thermosgd report`).", ""]
 
     # per-run table of the main direction
     curve, v = main[("elr", "lr")]

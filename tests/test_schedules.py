@@ -608,3 +608,19 @@ def test_cli_process(capsys):
     assert [float(ln.split()[0]) for ln in out[1:]] == pytest.approx([0.04, 0.08])
     assert main(["schedule", "process", "--kind", "isobaric", "--protocol", "elr", "--wd",
                  "0.01,0.02", "--sigma2", "0.05", "--dim", "50"]) == 2
+
+
+def test_write_validation_and_report(tmp_path):
+    from thermosgd.report import find_sections, render_report
+
+    table = _merge(_curve_rows(CURVE, "elr", np.geomspace(0.004, 0.04, 4), [0.003, 0.03]),
+                   _curve_rows(CURVE, "lr", [0.5, 1.0], [0.005, 0.01]))
+    fit = S.fit_noise_curve(table, ("elr",))
+    v = S.validate_predictions(fit, table, "lr")
+    doc = S.write_validation([{**v, "label": "fit elr -> predict lr",
+                               "noise": fit.to_dict()}], tmp_path / "val")
+    assert doc["figures"] == ["prediction.png"] and (tmp_path / "val" / "prediction.png").is_file()
+    (tmp_path / "val" / "sub").mkdir()  # a prediction directory does not hide its children
+    assert find_sections(tmp_path) == [("prediction", tmp_path / "val")]
+    html = render_report(tmp_path)
+    assert "Predicted stationary states: val" in html and "fit elr -&gt; predict lr" in html

@@ -641,6 +641,9 @@ def _add_schedule(sub) -> None:
     v.add_argument("--q-column", default="trace_total", help="column of Q")
     v.add_argument("--no-exact", action="store_true",
                    help="drop the eta^2 lambda^2 term of the one-step balance")
+    v.add_argument("--out", type=Path, default=None,
+                   help="also write OUT/prediction.json and OUT/prediction.png (a report "
+                        "section)")
     v.set_defaults(func=cmd_schedule_validate)
 
     t = ssub.add_parser(
@@ -785,9 +788,12 @@ def cmd_schedule_validate(args) -> int:
     from thermosgd.schedules import fit_noise_curve, validate_predictions
 
     table = load_table(args.table)
+    done = []
     for fit_on, test in (("elr", "lr"), ("lr", "elr")):
         curve = fit_noise_curve(table, (fit_on,), degree=args.degree, q_column=args.q_column)
         v = validate_predictions(curve, table, test, exact=not args.no_exact)
+        done.append({**v, "label": f"fit {fit_on} -> predict {test}",
+                     "noise": curve.to_dict()})
         print(f"== fit on {curve.points} stationary {fit_on} runs (elr {curve.u_min:.3g}.."
               f"{curve.u_max:.3g}) -> predict {v['n']} {test} runs ({v['n_extrapolated']} "
               f"outside the fitted range, {v['n_unreachable']} without a prediction)")
@@ -796,6 +802,11 @@ def cmd_schedule_validate(args) -> int:
             print(f"   {key}: |rel. error| median {100 * a['median']:.2f}%, max "
                   f"{100 * a['max']:.2f}%; inside the range median {100 * b['median']:.2f}%, "
                   f"max {100 * b['max']:.2f}%")
+    if args.out:
+        from thermosgd.schedules import write_validation
+
+        write_validation(done, args.out)
+        print(f"wrote {args.out}/prediction.json, prediction.png")
     return 0
 
 

@@ -161,8 +161,8 @@ def _is_state_table(path: Path) -> bool:
 
 
 def find_sections(directory: str | os.PathLike, max_depth: int = 3) -> list[tuple[str, Path]]:
-    """The report sections under ``directory``: [("nn" | "isotropic" | "schedule", path), ...],
-    in name
+    """The report sections under ``directory``: [("nn" | "isotropic" | "schedule" |
+    "prediction", path), ...], in name
     order; a directory that is a section is not searched further."""
     root = Path(directory)
     if not root.is_dir():
@@ -174,6 +174,8 @@ def find_sections(directory: str | os.PathLike, max_depth: int = 3) -> list[tupl
         if "schedule.json" in has:  # thermosgd schedule track
             found.append(("schedule", d))
             return
+        if "prediction.json" in has:  # thermosgd schedule validate (sub-directories go on)
+            found.append(("prediction", d))
         if "summary.json" in has and "results.csv" in has:
             found.append(("isotropic", d))
             return
@@ -608,6 +610,34 @@ def _schedule_section(d: Path, title: str, sid: str) -> str:
     return "".join(out)
 
 
+def _prediction_section(d: Path, title: str, sid: str) -> str:
+    doc = json.loads((d / "prediction.json").read_text())
+    out = [f'<h2 id="{sid}">{_e(title)}</h2>',
+           "<p>The noise curve sigma<sup>2</sup>(elr), Q(elr) fitted on one protocol's "
+           "stationary runs predicts the other protocol's runs from their hyperparameters "
+           "alone (docs/schedules.md). Relative errors of the predicted radius and "
+           "temperature; 'inside': runs whose predicted stationary elr lies in the fitted "
+           "range.</p>"]
+    rows = []
+    for v in doc.get("validations", []):
+        noise = v.get("noise") or {}
+        r, ri, t, ti = (v.get(k) or {} for k in ("radius", "radius_inside", "temperature",
+                                                 "temperature_inside"))
+        rows.append([_e(v.get("label")), _e(noise.get("source", "")),
+                     f"{_e(v.get('n'))} ({_e(v.get('n_extrapolated'))} / "
+                     f"{_e(v.get('n_unreachable'))})",
+                     f"{_pct(r.get('median'))} / {_pct(r.get('max'))}",
+                     f"{_pct(ri.get('median'))} / {_pct(ri.get('max'))}",
+                     f"{_pct(t.get('median'))} / {_pct(t.get('max'))}",
+                     f"{_pct(ti.get('median'))} / {_pct(ti.get('max'))}"])
+    out.append(_table(["fit -> predict", "noise curve", "runs (outside range / unreachable)",
+                       "radius: median / max", "radius inside", "T: median / max",
+                       "T inside"], rows, left=2))
+    figs = [f for f in doc.get("figures", []) if (d / f).is_file()]
+    out += [_img(d / f, "predicted against measured radius and temperature") for f in figs]
+    return "".join(out)
+
+
 # --------------------------------------------------------------------------------------------
 # the page
 
@@ -639,6 +669,10 @@ def render_report(source, *, title: str | None = None, table=None) -> str:
                 if kind == "schedule":
                     name = f"Scheduled run: {rel}"
                     sections.append((name, _schedule_section(d, name, sid)))
+                    continue
+                if kind == "prediction":
+                    name = f"Predicted stationary states: {rel}"
+                    sections.append((name, _prediction_section(d, name, sid)))
                     continue
                 name = f"Networks: {rel}"
                 if (d / "analysis.json").is_file():

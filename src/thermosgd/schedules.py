@@ -103,6 +103,7 @@ __all__ = [
     "track_summary",
     "validate_predictions",
     "write_track",
+    "write_validation",
 ]
 
 PROCESS_PROTOCOLS = ("lr", "elr")
@@ -1399,6 +1400,30 @@ def format_track(summary: dict[str, Any]) -> str:
                         f"{summary['angular_rate_fit']:.3g})")
                      + f" vs radial tau {summary['tau_after_milestone']:.0f}")
     return "\n".join(lines)
+
+
+def write_validation(validations: Sequence[dict[str, Any]], out_dir, *,
+                     figures: bool = True) -> dict[str, Any]:
+    """Write `validate_predictions` results (each with a ``label`` and its ``noise`` curve
+    dict) into ``out_dir``: prediction.json (summaries and per-run rows; the report finds the
+    directory by it) and prediction.png (`thermosgd.plots.prediction_figure`)."""
+    from pathlib import Path
+
+    from thermosgd.tables import write_json
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    keys = ("label", "protocol", "n", "n_extrapolated", "n_unreachable", "radius",
+            "temperature", "radius_inside", "temperature_inside", "noise")
+    doc = {"validations": [{**{k: v.get(k) for k in keys},
+                            "rows": {k: np.asarray(a).tolist() for k, a in v["rows"].items()}}
+                           for v in validations], "figures": []}
+    if figures:
+        from thermosgd.plots import prediction_figure
+
+        doc["figures"] = [prediction_figure(list(validations), out / "prediction.png").name]
+    write_json(out / "prediction.json", doc)
+    return doc
 
 
 def fit_relaxation(t, y) -> dict[str, float] | None:
