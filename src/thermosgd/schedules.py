@@ -497,34 +497,42 @@ def _phi(psi: np.ndarray, exact: bool) -> np.ndarray:
         return np.where(ok, psi / (1.0 + np.sqrt(np.where(ok, 1.0 - psi, 1.0))), np.nan)
 
 
-def _smallest_root(f, target, lo: float, hi: float, grid: int = 257) -> np.ndarray:
+def _smallest_root(f, target, lo: float, hi: float, grid: int = 257,
+                   chunk: int = 8192) -> np.ndarray:
     """The smallest x in [lo, hi] with f(x) = target, vectorized over target.
 
-    f(x) must broadcast x of shape (grid, *target.shape) against its own per-element
-    parameters. A scan on ``grid`` points brackets the first sign change of f - target, then
-    bisection refines it to float precision. NaN where f - target does not change sign on the
-    grid (out of reach, or two roots closer than a grid step). Where f is not monotone this
-    picks the lowest effective learning rate that reaches the target.
+    f maps an array of x to an array of the same shape (it must not depend on which target
+    is being solved). A scan of f on ``grid`` points brackets the first sign change of
+    f - target, then bisection refines it to float precision; targets are processed in
+    chunks (memory grid x chunk). NaN where f - target does not change sign on the grid
+    (out of reach, or two roots closer than a grid step). Where f is not monotone this picks
+    the lowest effective learning rate that reaches the target.
     """
     target = np.asarray(target, dtype=np.float64)
-    xs = np.linspace(lo, hi, grid).reshape((grid,) + (1,) * target.ndim)
+    flat = target.reshape(-1)
+    out = np.full(flat.shape, np.nan)
+    xs = np.linspace(lo, hi, grid)
+    step = (hi - lo) / (grid - 1)
     with np.errstate(invalid="ignore", over="ignore"):
-        diff = f(xs) - target
-        cross = (np.sign(diff[:-1]) * np.sign(diff[1:]) <= 0) & np.isfinite(diff[:-1]) \
-            & np.isfinite(diff[1:])
-        found = cross.any(axis=0)
-        k = np.argmax(cross, axis=0)
-        a = np.take_along_axis(np.broadcast_to(xs, diff.shape), k[None], 0)[0]
-        fa = np.take_along_axis(diff, k[None], 0)[0]
-        b = a + (hi - lo) / (grid - 1)
-        for _ in range(_BISECT_ITERS):
-            m = 0.5 * (a + b)
-            fm = f(m) - target
-            same = np.sign(fm) == np.sign(fa)
-            a, fa, b = np.where(same, m, a), np.where(same, fm, fa), np.where(same, b, m)
-            if np.all(b - a <= 4 * np.finfo(float).eps * np.maximum(1.0, np.abs(a))):
-                break
-    return np.where(found, 0.5 * (a + b), np.nan)
+        fx = f(xs)
+        for start in range(0, flat.size, chunk):
+            tg = flat[start:start + chunk]
+            diff = fx[:, None] - tg[None, :]
+            cross = (np.sign(diff[:-1]) * np.sign(diff[1:]) <= 0) & np.isfinite(diff[:-1]) \
+                & np.isfinite(diff[1:])
+            found = cross.any(axis=0)
+            k = np.argmax(cross, axis=0)
+            a, fa = xs[k], diff[k, np.arange(tg.size)]
+            b = a + step
+            for _ in range(_BISECT_ITERS):
+                m = 0.5 * (a + b)
+                fm = f(m) - tg
+                same = np.sign(fm) == np.sign(fa)
+                a, fa, b = np.where(same, m, a), np.where(same, fm, fa), np.where(same, b, m)
+                if np.all(b - a <= 4 * np.finfo(float).eps * np.maximum(1.0, np.abs(a))):
+                    break
+            out[start:start + chunk] = np.where(found, 0.5 * (a + b), np.nan)
+    return out.reshape(target.shape)
 
 
 def _monotone_segment(f, x0: float, lo: float, hi: float, grid: int = 1025
