@@ -32,6 +32,11 @@ def _pct(x) -> str:
     return "n/a" if x is None or not np.isfinite(x) else f"{100 * x:.1f}%"
 
 
+def _ratio(g: dict) -> str:
+    r = g["collapse"]["quantities"].get("sigma2", {}).get("ratio")
+    return "n/a" if r is None else f"{r:.3f}"
+
+
 def _cpu_seconds() -> float:
     own = resource.getrusage(resource.RUSAGE_SELF)
     kids = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -310,14 +315,16 @@ def section(out: Path, timing: dict | None) -> str:
     lines += ["", "### Gas law and Maxwell relations", "",
               "| optimizer | gas law p V = (d-1) T / 2 (T from sigma^2): worst / median error "
               "| entropy fit R^2 (dof = runs - 6) | "
-              "Maxwell relation | max rel. error | normalized coefficients | checks |",
-              "|---|---|---|---|---|---|---|"]
+              "Maxwell relation | max rel. error | normalized coefficients | sigma^2 collapse "
+              "onto lr*wd (ratio) | Gibbs potential argmin: max distance (cells) | checks |",
+              "|---|---|---|---|---|---|---|---|---|"]
     errs = {e["optimizer"]: e for e in radius_errors(cols)}
     for g in a.get("optimizers", []):
         e = errs.get(g["optimizer"], {})
         if "error" in g:
             lines.append(f"| {g['label']} | {_pct(e.get('gas_worst'))} / "
-                         f"{_pct(e.get('gas_median'))} | | not analyzed: {g['error']} | | | FAIL |")
+                         f"{_pct(e.get('gas_median'))} | | not analyzed: {g['error']} | | | | | "
+                         "FAIL |")
             continue
         m = g["maxwell"]
         coef = ", ".join(f"{k} {v:+.3f}" for k, v in m["coefficients"].items())
@@ -326,7 +333,15 @@ def section(out: Path, timing: dict | None) -> str:
         lines.append(f"| {g['label']} | {_pct(e.get('gas_worst'))} / {_pct(e.get('gas_median'))}"
                      f" | {g['entropy_fit']['r2']:.4f} ({g['entropy_fit']['dof']}) | "
                      f"{m['relation']} | "
-                     f"{_pct(m['max_rel_error'])} | {coef} | {checks} |")
+                     f"{_pct(m['max_rel_error'])} | {coef} | {_ratio(g)} | "
+                     f"{g['potential']['max_distance_cells']} | {checks} |")
+    lines += ["", "The max rel. error is the fitted derivative against the relation at the "
+              "stationary grid points. The normalized coefficients are the paper's: the fit's "
+              "terms at log lr = log wd = 0, i.e. lr = wd = 1, which lies outside every grid "
+              "here (an extrapolation: heavy ball's a1-a2 reads 0.64 there while the grid "
+              "points are within the max rel. error). Gibbs potential: G = U - T* S + p* V "
+              "minimized over the measured states at a target's (T*, p*) (AdamW: p = lambda "
+              "sqrt(s)); the distance is in grid cells from the target."]
     bal_path = out / "adamw_balance.json"
     if bal_path.is_file():
         bal = json.loads(bal_path.read_text())
