@@ -338,8 +338,8 @@ def section(out: Path, timing: dict | None) -> str:
     lines += ["", "The max rel. error is the fitted derivative against the relation at the "
               "stationary grid points. The normalized coefficients are the paper's: the fit's "
               "terms at log lr = log wd = 0, i.e. lr = wd = 1, which lies outside every grid "
-              "here (an extrapolation: heavy ball's a1-a2 reads 0.64 there while the grid "
-              "points are within the max rel. error). Gibbs potential: G = U - T* S + p* V "
+              "here (an extrapolation, not the derivative on the grid). Gibbs potential: "
+              "G = U - T* S + p* V "
               "minimized over the measured states at a target's (T*, p*) (AdamW: p = lambda "
               "sqrt(s)); the distance is in grid cells from the target."]
     bal_path = out / "adamw_balance.json"
