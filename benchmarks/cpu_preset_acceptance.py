@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import time
 from pathlib import Path
 
+from docsection import write_section
 from thermosgd.reproduce import reproduce
 
 START, END = "<!-- cpu-preset:start -->", "<!-- cpu-preset:end -->"
@@ -113,13 +113,8 @@ def main() -> None:
     if not a.no_run:
         reproduce("cpu", a.out)
     seconds = a.seconds if a.no_run else time.perf_counter() - t0
-    text = a.doc.read_text() if a.doc.is_file() else "# Results\n"
     new = section(a.out, seconds)
-    if START in text:
-        text = re.sub(re.escape(START) + ".*" + re.escape(END), lambda _: new, text, flags=re.S)
-    else:
-        text = text.rstrip() + "\n\n" + new + "\n"
-    a.doc.write_text(text)
+    write_section(a.doc, START, END, new)
     print(new)
 
 

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import time
 from pathlib import Path
 
 import numpy as np
 
+from docsection import write_section
 from thermosgd.analysis import load_table, split_rows
 from thermosgd.reproduce import reproduce
 
@@ -97,13 +97,8 @@ def main() -> None:
     if not a.no_run:
         reproduce("cpu-generalization", a.out)
     seconds = a.seconds if a.no_run else time.perf_counter() - t0
-    text = a.doc.read_text() if a.doc.is_file() else "# Results\n"
     new = section(a.out, seconds)
-    if START in text:
-        text = re.sub(re.escape(START) + ".*" + re.escape(END), lambda _: new, text, flags=re.S)
-    else:
-        text = text.rstrip() + "\n\n" + new + "\n"
-    a.doc.write_text(text)
+    write_section(a.doc, START, END, new)
     print(new)
 
 

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import time
 from pathlib import Path
 
+from docsection import write_section
 from thermosgd.reproduce import PRESETS, reproduce
 
 START, END = "<!-- nonsi:start -->", "<!-- nonsi:end -->"
@@ -131,13 +131,8 @@ def main() -> None:
         run_analysis(a.out / "nn", strict=False)
         write_report(a.out, a.out / "report.html", title="thermosgd reproduce --preset cpu-nonsi")
     wall = None if a.no_run else time.perf_counter() - t0
-    text = a.doc.read_text() if a.doc.is_file() else "# Results\n"
     new = section(a.out, wall)
-    if START in text:
-        text = re.sub(re.escape(START) + ".*" + re.escape(END), lambda _: new, text, flags=re.S)
-    else:
-        text = text.rstrip() + "\n\n" + new + "\n"
-    a.doc.write_text(text)
+    write_section(a.doc, START, END, new)
     print(new)
 
 

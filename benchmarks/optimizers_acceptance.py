@@ -14,13 +14,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import resource
 import time
 from pathlib import Path
 
 import numpy as np
 
+from docsection import write_section
 from thermosgd.analysis import load_table, optimizer_column, split_rows
 from thermosgd.reproduce import PRESETS, reproduce
 
@@ -416,13 +416,8 @@ def main() -> None:
     if not a.no_run or a.balance:
         bal = [adamw_balance(lr, wd) for lr, wd in BALANCE_POINTS]
         (a.out / "adamw_balance.json").write_text(json.dumps(bal, indent=1))
-    text = a.doc.read_text() if a.doc.is_file() else "# Results\n"
     new = section(a.out, timing)
-    if START in text:
-        text = re.sub(re.escape(START) + ".*" + re.escape(END), lambda _: new, text, flags=re.S)
-    else:
-        text = text.rstrip() + "\n\n" + new + "\n"
-    a.doc.write_text(text)
+    write_section(a.doc, START, END, new)
     print(new)
 
 
