@@ -39,7 +39,14 @@ def _docs_equal(a: dict, b: dict) -> None:
     skip = {"seconds", "name"}
     assert {k for k in a if k not in skip} == {k for k in b if k not in skip}
     for k in a:
-        if k not in skip:
+        if k in skip:
+            continue
+        if k.startswith("si_loss_change") or k == "si_radial_gradient_end":
+            # a fresh float64 forward pass at the end, not training state: the kernel chosen on
+            # a process's first call may sum in another order (~1e-16 of the loss), which the
+            # ~1e-4 loss change of an SI model amplifies to ~1e-12
+            assert a[k] == pytest.approx(b[k], rel=1e-9, abs=1e-15), k
+        else:
             assert a[k] == b[k], k
 
 
@@ -566,9 +573,7 @@ def test_batched_momentum_adamw_grid_equals_sequential_and_resumes(tmp_path, mon
             tmp_path / f"c{i}" / "metrics.csv").read_text()
         da, dc = (json.loads((tmp_path / f"{x}{i}" / "stationary.json").read_text())
                   for x in "bc")
-        # the end-of-run SI-distance probe (si_*) is round-off of an SI model, not training state
-        _docs_equal({k: v for k, v in da.items() if not k.startswith("si_")},
-                    {k: v for k, v in dc.items() if not k.startswith("si_")})
+        _docs_equal(da, dc)
 
 
 def test_convnet_variant_trains(tmp_path):
