@@ -164,8 +164,9 @@ class MomentumRun:
         return np.sqrt(np.maximum(self.radius2 - self.radius**2, 0.0)) / self.radius
 
     def predictions(self) -> dict[str, np.ndarray]:
-        """Theory at every point: radius (SDE and with the measured mean-gradient term),
-        RMS angular update, temperature and the exact vMF energy at that temperature."""
+        """Theory at every point: radius (SDE and with the measured mean-gradient term; for
+        AdamW also all orders in eta lambda, as the network monitor), RMS angular update,
+        temperature and the exact vMF energy at that temperature."""
         d, s2 = self.dim, self.sigma**2
         ts = (d - 1) * s2
         if self.optimizer == "momentum":
@@ -181,7 +182,7 @@ class MomentumRun:
             out = {
                 "radius_sde": optimizers.adamw_radius(self.lr, self.wd, d) + 0.0 * self.beta1,
                 "radius_discrete": optimizers.adamw_radius_discrete(
-                    self.lr, self.wd, self.beta1, d, ts, self.grad_norm2),
+                    self.lr, self.wd, self.beta1, d, ts, self.grad_norm2, exact=True),
                 "angular_update": optimizers.adamw_angular_update(self.lr, self.wd, self.beta1),
                 "temperature": optimizers.adamw_temperature(self.lr, self.wd, s2, d)
                 + 0.0 * self.beta1,
