@@ -128,7 +128,8 @@ def section(results: list[dict], steps: int, queue: int, seconds: float) -> str:
         "docs/isotropic.md), largest at the hottest grid points: the worst T_U and gas-law "
         "errors are there, while the Maxwell relation, a log-derivative, is unaffected.",
         "",
-        "| case | d | worst radius err: mean r / r_bal / r_bal vs grad_norm2 form | "
+        "| case | d | worst radius err: mean r / r_bal vs SDE form; r_bal vs finite-step form "
+        "(grad_norm2 term, AdamW all orders in eta lambda) | "
         "worst T_U vs T | worst p r^2/((d-1) T_U) - 1 | R^2 of S fit | D/((d-1)/2) predicted "
         "| D / prediction at centre | range over grid |",
         "|---|---|---|---|---|---|---|---|---|",
