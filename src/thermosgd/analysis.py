@@ -903,7 +903,8 @@ def analyze(table, *, strict: bool = True, targets: Mapping[str, Sequence[int]] 
 def generalization_groups(cols: dict, *, n_boot: int = 2000, seed: int = 0) -> list[dict]:
     """`thermosgd.generalization.relate` over the stationary runs (`split_rows`) of each
     protocol (and optimizer, when the table has that column) and, when several protocols are
-    present, over all of them together ("all"). Empty when the table has no evaluations."""
+    present, over all of them together ("all"), with the table ``rows`` of each group. Empty
+    when the table has no evaluations."""
     from thermosgd.generalization import OUTCOMES, relate
 
     if not any(k in cols and np.isfinite(cols[k]).any() for k in OUTCOMES):
@@ -916,10 +917,12 @@ def generalization_groups(cols: dict, *, n_boot: int = 2000, seed: int = 0) -> l
             used = split_rows(cols, p)[0]
         except ValueError:
             continue
-        opt = cols.get("optimizer")
-        names = np.array([str(v) for v in opt[used]]) if opt is not None else None
-        for o in (sorted(set(names)) if names is not None else [None]):
-            groups.append((p, o, used if o is None else used[names == o]))
+        if "optimizer" not in cols:
+            groups.append((p, None, used))
+            continue
+        names = optimizer_column(cols)[used]
+        for o in sorted(set(names)):
+            groups.append((p, o, used[names == o]))
     if len(groups) > 1:
         groups.append(("all", None, np.concatenate([g[2] for g in groups])))
     out = []
@@ -927,7 +930,7 @@ def generalization_groups(cols: dict, *, n_boot: int = 2000, seed: int = 0) -> l
         rel = relate(cols, rows, n_boot=n_boot, seed=seed)
         if rel:
             out.append({"protocol": p, "optimizer": o, "runs": int(rows.size),
-                        "correlations": rel})
+                        "rows": rows.tolist(), "correlations": rel})
     return out
 
 

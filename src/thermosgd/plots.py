@@ -242,7 +242,7 @@ def _nn_generalization(cols: dict, groups: list[dict], out: Path) -> Path:
         for j, xn in enumerate(("temperature", "entropy")):
             ax = axes[i, j]
             for g, col in zip(per, colors, strict=True):
-                rows = _group_rows(cols, g)
+                rows = np.asarray(g["rows"], dtype=int)
                 x, y = cols.get(xn), cols.get(yn)
                 if x is None or y is None or rows.size == 0:
                     continue
@@ -262,15 +262,6 @@ def _nn_generalization(cols: dict, groups: list[dict], out: Path) -> Path:
                  "95% bootstrap interval)", fontsize=10)
     fig.tight_layout()
     return _save(fig, out / "generalization.png")
-
-
-def _group_rows(cols: dict, group: dict) -> np.ndarray:
-    from thermosgd.analysis import split_rows
-
-    used = split_rows(cols, group["protocol"])[0]
-    if group["optimizer"] is None or "optimizer" not in cols:
-        return used
-    return used[np.array([str(v) for v in cols["optimizer"][used]]) == group["optimizer"]]
 
 
 def _nn_axes(cols: dict, proto: str):
