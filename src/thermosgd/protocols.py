@@ -222,16 +222,7 @@ class _ProtocolOptimizer(torch.optim.Optimizer):
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         groups = state_dict.get("param_groups", [])
         for i, (saved, mine) in enumerate(zip(groups, self.param_groups, strict=False)):
-            if saved.get("protocol") != mine["protocol"]:
-                raise ValueError(
-                    f"state_dict group {i} is for protocol {saved.get('protocol')!r}, "
-                    f"this optimizer's group {i} is {mine['protocol']!r}"
-                )
-            if saved.get("optimizer", "sgd") != mine["optimizer"]:
-                raise ValueError(
-                    f"state_dict group {i} is for optimizer {saved.get('optimizer', 'sgd')!r}, "
-                    f"this optimizer is {mine['optimizer']!r}"
-                )
+            _check_saved_group(saved, mine["protocol"], mine["optimizer"], f" group {i}")
         super().load_state_dict(state_dict)
 
     # -- step --------------------------------------------------------------------------------
@@ -264,6 +255,17 @@ class _ProtocolOptimizer(torch.optim.Optimizer):
         """The optimizer's rule with the group's lr and wd (non-SI groups; the fixed-LR step)."""
         for p in params:
             _sgd_update_(p, _grad_or_zero(p), group["lr"], group["wd"])
+
+
+def _check_saved_group(saved: dict, protocol: str, optimizer: str, where: str) -> None:
+    """Refuse a saved param group of another protocol or optimizer (a saved group without
+    "optimizer" predates momentum/AdamW: plain SGD)."""
+    for key, mine in (("protocol", protocol), ("optimizer", optimizer)):
+        theirs = saved.get(key, "sgd" if key == "optimizer" else None)
+        if theirs != mine:
+            raise ValueError(
+                f"state_dict{where} is for {key} {theirs!r}, this optimizer{where} is {mine!r}"
+            )
 
 
 def _grad_or_zero(p: Tensor) -> Tensor:
@@ -834,16 +836,7 @@ class BatchedProtocol(torch.optim.Optimizer):
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         group = state_dict.get("param_groups", [{}])[0]
-        saved = group.get("protocol")
-        if saved != self.protocol:
-            raise ValueError(
-                f"state_dict is for protocol {saved!r}, this optimizer is {self.protocol!r}"
-            )
-        if group.get("optimizer", "sgd") != self.optimizer:
-            raise ValueError(
-                f"state_dict is for optimizer {group.get('optimizer', 'sgd')!r}, this optimizer "
-                f"is {self.optimizer!r}"
-            )
+        _check_saved_group(group, self.protocol, self.optimizer, "")
         super().load_state_dict(state_dict)
 
     @torch.no_grad()
