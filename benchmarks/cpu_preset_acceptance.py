@@ -7,13 +7,11 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 import time
 from pathlib import Path
 
-from docsection import write_section
-from thermosgd.reproduce import reproduce
+from docsection import preset_main
 
 START, END = "<!-- cpu-preset:start -->", "<!-- cpu-preset:end -->"
 
@@ -101,22 +99,5 @@ def thermo_ratio_rows(table: Path) -> list[str]:
     return rows
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--out", type=Path, default=Path("runs/cpu"))
-    ap.add_argument("--doc", type=Path, default=Path("docs/results.md"))
-    ap.add_argument("--no-run", action="store_true", help="only rewrite the doc section")
-    ap.add_argument("--seconds", type=float, default=None,
-                    help="with --no-run: the wall time the run took (e.g. measured by `time`)")
-    a = ap.parse_args()
-    t0 = time.perf_counter()
-    if not a.no_run:
-        reproduce("cpu", a.out)
-    seconds = a.seconds if a.no_run else time.perf_counter() - t0
-    new = section(a.out, seconds)
-    write_section(a.doc, START, END, new)
-    print(new)
-
-
 if __name__ == "__main__":
-    main()
+    preset_main(__doc__, "cpu", "runs/cpu", START, END, section)

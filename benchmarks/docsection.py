@@ -16,3 +16,29 @@ def write_section(doc: Path, start: str, end: str, section: str) -> None:
     else:
         text = text.rstrip() + "\n\n" + section + "\n"
     doc.write_text(text)
+
+
+def preset_main(doc: str, preset: str, default_out: str, start: str, end: str,
+                section) -> None:
+    """Command line of an acceptance script: run ``thermosgd reproduce --preset PRESET``
+    (resumable) unless ``--no-run``, then write ``section(out, seconds)`` between the markers
+    of ``--doc`` and print it."""
+    import argparse
+    import time
+
+    from thermosgd.reproduce import reproduce
+
+    ap = argparse.ArgumentParser(description=doc.splitlines()[0])
+    ap.add_argument("--out", type=Path, default=Path(default_out))
+    ap.add_argument("--doc", type=Path, default=Path("docs/results.md"))
+    ap.add_argument("--no-run", action="store_true", help="only rewrite the doc section")
+    ap.add_argument("--seconds", type=float, default=None,
+                    help="with --no-run: the wall time the run took (e.g. measured by `time`)")
+    a = ap.parse_args()
+    t0 = time.perf_counter()
+    if not a.no_run:
+        reproduce(preset, a.out)
+    seconds = a.seconds if a.no_run else time.perf_counter() - t0
+    new = section(a.out, seconds)
+    write_section(a.doc, start, end, new)
+    print(new)

@@ -8,16 +8,14 @@ S_dir and T with the generalization gaps and the test metrics, with bootstrap in
 
 from __future__ import annotations
 
-import argparse
 import json
 import time
 from pathlib import Path
 
 import numpy as np
 
-from docsection import write_section
+from docsection import preset_main
 from thermosgd.analysis import load_table, split_rows
-from thermosgd.reproduce import reproduce
 
 START, END = "<!-- generalization:start -->", "<!-- generalization:end -->"
 NAMES = {"entropy": "S", "entropy_dir": "S_dir", "temperature": "T",
@@ -85,22 +83,5 @@ def section(out: Path, seconds: float | None) -> str:
     return "\n".join(lines)
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--out", type=Path, default=Path("runs/cpu-generalization"))
-    ap.add_argument("--doc", type=Path, default=Path("docs/results.md"))
-    ap.add_argument("--no-run", action="store_true", help="only rewrite the doc section")
-    ap.add_argument("--seconds", type=float, default=None,
-                    help="with --no-run: the wall time the run took")
-    a = ap.parse_args()
-    t0 = time.perf_counter()
-    if not a.no_run:
-        reproduce("cpu-generalization", a.out)
-    seconds = a.seconds if a.no_run else time.perf_counter() - t0
-    new = section(a.out, seconds)
-    write_section(a.doc, START, END, new)
-    print(new)
-
-
 if __name__ == "__main__":
-    main()
+    preset_main(__doc__, "cpu-generalization", "runs/cpu-generalization", START, END, section)
