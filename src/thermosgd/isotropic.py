@@ -226,6 +226,28 @@ def default_burn_in(c: IsotropicConfig) -> int:
 # the kernel
 
 
+@nb.njit(cache=True, inline="always")
+def _norm2_overlap(wb, mu):  # pragma: no cover - compiled
+    """(||w||^2, <mu, w>) of one chain's state, summed in index order."""
+    r2 = 0.0
+    mw = 0.0
+    for i in range(wb.shape[0]):
+        r2 += wb[i] * wb[i]
+        mw += mu[i] * wb[i]
+    return r2, mw
+
+
+@nb.njit(cache=True, inline="always")
+def _draw_noise(xi, wb, inv_r, s, kn, wn, fn):  # pragma: no cover - compiled
+    """Fill xi with d standard normals of the chain's stream s; return <xi, wbar> (the radial
+    part the caller projects out: P_perp xi = xi - <xi, wbar> wbar)."""
+    xi_w = 0.0
+    for i in range(wb.shape[0]):
+        xi[i] = normal(s, kn, wn, fn)
+        xi_w += xi[i] * wb[i]
+    return xi_w * inv_r
+
+
 @nb.njit(parallel=True, cache=True)
 def _simulate_kernel(
     w, mu, rate, wd, radius, mode, sigma, states, kn, wn, fn, t_start, t_stop, burn_in,
@@ -252,22 +274,14 @@ def _simulate_kernel(
         wb = w[b]
         xi = np.empty(d)
         for t in range(t_start, t_stop):
-            r2 = 0.0
-            mw = 0.0
-            for i in range(d):
-                r2 += wb[i] * wb[i]
-                mw += mu[i] * wb[i]
+            r2, mw = _norm2_overlap(wb, mu)
             r = math.sqrt(r2)
             if not (r > 0.0 and r < 1e150):
                 diverged[b] = True
                 break
             inv_r = 1.0 / r
             c = mw * inv_r  # <mu, wbar>
-            xi_w = 0.0
-            for i in range(d):
-                xi[i] = normal(s, kn, wn, fn)
-                xi_w += xi[i] * wb[i]
-            xi_w *= inv_r
+            xi_w = _draw_noise(xi, wb, inv_r, s, kn, wn, fn)
             if mode == 0:
                 eta = rate[b]
             elif mode == 1:

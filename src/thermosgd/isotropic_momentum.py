@@ -25,9 +25,14 @@ import numba as nb
 import numpy as np
 
 from thermosgd import optimizers, theory, vmf
-from thermosgd._rng import chain_states, normal, ziggurat_tables
+from thermosgd._rng import chain_states, ziggurat_tables
 from thermosgd.entropy import sphere_entropy
-from thermosgd.isotropic import _pooled_mean_and_stderr, loss_direction
+from thermosgd.isotropic import (
+    _draw_noise,
+    _norm2_overlap,
+    _pooled_mean_and_stderr,
+    loss_direction,
+)
 
 OPTIMIZERS = {"momentum": 0, "adamw": 1}
 # block_sum columns: r, loss, grad_norm2, angle^2, count, r^2, 1/r^2, ||w_{t+1} - w_t||^2
@@ -58,11 +63,7 @@ def _kernel(
         xi = np.empty(d)
         w_old = np.empty(d)
         for t in range(t_start, t_stop):
-            r2 = 0.0
-            mw = 0.0
-            for i in range(d):
-                r2 += wb[i] * wb[i]
-                mw += mu[i] * wb[i]
+            r2, mw = _norm2_overlap(wb, mu)
             r = math.sqrt(r2)
             if not (r > 0.0 and r < 1e150):
                 for i in range(d):
@@ -70,11 +71,7 @@ def _kernel(
                 break
             inv_r = 1.0 / r
             c = mw * inv_r
-            xi_w = 0.0
-            for i in range(d):
-                xi[i] = normal(s, kn, wn, fn)
-                xi_w += xi[i] * wb[i]
-            xi_w *= inv_r
+            xi_w = _draw_noise(xi, wb, inv_r, s, kn, wn, fn)
             sn = sigma * inv_r
             eta = lr[b]
             lam = wd[b]
