@@ -42,3 +42,16 @@ def preset_main(doc: str, preset: str, default_out: str, start: str, end: str,
     new = section(a.out, seconds)
     write_section(a.doc, start, end, new)
     print(new)
+
+
+def write_heading_section(doc: Path, title: str, section: str) -> None:
+    """Replace the Markdown section that starts with the line ``title`` (e.g. "## Theory")
+    and runs to the next "## " heading by ``section`` (which starts with ``title``), or append
+    it; creates ``doc`` if missing."""
+    text = doc.read_text() if doc.exists() else "# Theory\n\n"
+    pat = re.compile(rf"^{re.escape(title)}\n.*?(?=^## |\Z)", re.S | re.M)
+    if pat.search(text):
+        text = pat.sub(lambda _: section.rstrip("\n") + "\n\n", text)
+    else:
+        text = text.rstrip("\n") + "\n\n" + section
+    doc.write_text(text.rstrip("\n") + "\n")

@@ -13,12 +13,12 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import re
 import time
 from pathlib import Path
 
 import numpy as np
 
+from docsection import write_heading_section
 from thermosgd.isotropic_momentum import simulate
 from thermosgd.optimizers import adamw_radius_ratio_isotropic
 
@@ -332,13 +332,7 @@ def main() -> None:
     section = f"{TITLE}\n{DERIVATION}\n{measured}\n"
     print(section)
     if not a.no_write:
-        text = DOC.read_text() if DOC.exists() else "# Theory\n\n"
-        pat = re.compile(rf"^{re.escape(TITLE)}\n.*?(?=^## |\Z)", re.S | re.M)
-        if pat.search(text):
-            text = pat.sub(lambda _: section + "\n", text)
-        else:
-            text = text.rstrip("\n") + "\n\n" + section
-        DOC.write_text(text.rstrip("\n") + "\n")
+        write_heading_section(DOC, TITLE, section)
         print(f"wrote {DOC}")
 
 

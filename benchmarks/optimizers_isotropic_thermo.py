@@ -24,12 +24,12 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import re
 import time
 from pathlib import Path
 
 import numpy as np
 
+from docsection import write_heading_section
 from thermosgd.analysis import fit_quadratic
 from thermosgd.isotropic_momentum import simulate, stationary_table
 from thermosgd.optimizers import lr_maxwell_slope
@@ -158,13 +158,7 @@ def main() -> None:
     print(text)
     if not a.no_write:
         figure(results, FIG)
-        doc = DOC.read_text() if DOC.exists() else "# Theory\n\n"
-        pat = re.compile(rf"^{re.escape(TITLE)}\n.*?(?=^## |\Z)", re.S | re.M)
-        if pat.search(doc):
-            doc = pat.sub(lambda _: text + "\n", doc)
-        else:
-            doc = doc.rstrip("\n") + "\n\n" + text
-        DOC.write_text(doc.rstrip("\n") + "\n")
+        write_heading_section(DOC, TITLE, text)
         print(f"wrote {DOC} and {FIG}")
 
 
