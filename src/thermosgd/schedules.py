@@ -66,6 +66,7 @@ from typing import Any
 import numpy as np
 
 from thermosgd import theory
+from thermosgd.theory import _as_float, _positive
 
 __all__ = [
     "PROCESS_PROTOCOLS",
@@ -122,18 +123,6 @@ def _protocol(protocol: Any) -> str:
     return protocol
 
 
-def _arr(name: str, x: Any, *, positive: bool = True) -> np.ndarray:
-    try:
-        a = np.asarray(x, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a real number or array, got {x!r}") from None
-    if not np.all(np.isfinite(a)):
-        raise ValueError(f"{name} must be finite (no NaN or infinity)")
-    if positive and not np.all(a > 0):
-        raise ValueError(f"{name} must be > 0")
-    return a
-
-
 def _steps(steps: Any) -> int:
     if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 1:
         raise ValueError(f"steps must be an integer >= 1, got {steps!r}")
@@ -152,15 +141,15 @@ def _dim(dim: Any) -> int:
 
 def constant(steps: int, value: float) -> np.ndarray:
     """value at every step."""
-    return np.full(_steps(steps), float(_arr("value", value)))
+    return np.full(_steps(steps), float(_positive("value", value)))
 
 
 def step_decay(steps: int, value: float, *, milestones: Sequence[int], gamma: float = 0.1
                ) -> np.ndarray:
     """value * gamma^k, k = number of milestones <= t (torch's MultiStepLR)."""
     n = _steps(steps)
-    v = float(_arr("value", value))
-    g = float(_arr("gamma", gamma))
+    v = float(_positive("value", value))
+    g = float(_positive("gamma", gamma))
     m = np.asarray(sorted(int(s) for s in milestones), dtype=np.int64)
     if m.size and (m[0] < 1 or m[-1] >= n):
         raise ValueError(f"milestones must lie in [1, steps-1] = [1, {n - 1}], got {list(m)}")
@@ -172,8 +161,8 @@ def cosine(steps: int, value: float, *, final: float = 0.0) -> np.ndarray:
     """final + (value - final) (1 + cos(pi t / steps)) / 2 (torch's CosineAnnealingLR with
     T_max = steps; > final at every step t < steps)."""
     n = _steps(steps)
-    v = float(_arr("value", value))
-    f = float(_arr("final", final, positive=False))
+    v = float(_positive("value", value))
+    f = float(_as_float("final", final))
     if not 0 <= f < v:
         raise ValueError(f"final must be in [0, value) = [0, {v}), got {f}")
     t = np.arange(n)
@@ -183,9 +172,9 @@ def cosine(steps: int, value: float, *, final: float = 0.0) -> np.ndarray:
 def linear_warmup(values: Any, warmup: int, *, start: float = 0.0) -> np.ndarray:
     """A schedule with a linear warm-up composed in: values_t * (start + (1 - start)
     min(1, (t + 1) / warmup)) (last axis = steps; the first step is > 0 even for start = 0)."""
-    v = _arr("values", values)
+    v = _positive("values", values)
     w = _steps(warmup)
-    s = float(_arr("start", start, positive=False))
+    s = float(_as_float("start", start))
     if not 0 <= s <= 1:
         raise ValueError(f"start must be in [0, 1], got {s}")
     t = np.arange(v.shape[-1])
@@ -222,8 +211,8 @@ class Process:
 
     def __post_init__(self) -> None:
         _protocol(self.protocol)
-        rate = _arr("rate", self.rate)
-        wd = _arr("wd", self.wd)
+        rate = _positive("rate", self.rate)
+        wd = _positive("wd", self.wd)
         try:
             rate, wd = np.broadcast_arrays(rate, wd)
         except ValueError:
@@ -282,18 +271,18 @@ class NoiseCurve:
     def __post_init__(self) -> None:
         _dim(self.dim)
         for name in ("sigma2_coef", "total_coef"):
-            c = _arr(name, getattr(self, name), positive=False).reshape(-1)
+            c = _as_float(name, getattr(self, name)).reshape(-1)
             if c.size < 1:
                 raise ValueError(f"{name} needs at least one coefficient")
             object.__setattr__(self, name, c)
         for name in ("u_ref", "u_min", "u_max", "extrapolate"):
-            _arr(name, getattr(self, name))
+            _positive(name, getattr(self, name))
         if not self.u_min <= self.u_max or self.extrapolate < 1:
             raise ValueError("need u_min <= u_max and extrapolate >= 1")
         for name, coef in (("sigma2_cov", self.sigma2_coef), ("total_cov", self.total_coef)):
             cov = getattr(self, name)
-            cov = np.zeros((coef.size, coef.size)) if cov is None else _arr(
-                name, cov, positive=False)
+            cov = np.zeros((coef.size, coef.size)) if cov is None else _as_float(
+                name, cov)
             if cov.shape != (coef.size, coef.size):
                 raise ValueError(f"{name} must be {coef.size}x{coef.size}, got {cov.shape}")
             object.__setattr__(self, name, cov)
@@ -302,9 +291,9 @@ class NoiseCurve:
     def constant(cls, sigma2: float, dim: int, trace_total: float | None = None) -> NoiseCurve:
         """Noise independent of u: sigma2 and Q = trace_total (default (d-1) sigma2: the SDE
         theory, no gradient term)."""
-        s = float(_arr("sigma2", sigma2))
+        s = float(_positive("sigma2", sigma2))
         d = _dim(dim)
-        q = (d - 1) * s if trace_total is None else float(_arr("trace_total", trace_total))
+        q = (d - 1) * s if trace_total is None else float(_positive("trace_total", trace_total))
         return cls(dim=d, sigma2_coef=np.array([math.log(s)]),
                    total_coef=np.array([math.log(q / (d - 1))]), source="constant")
 
@@ -578,10 +567,10 @@ def state_at(protocol: str, u, wd, noise: NoiseCurve | float, *, dim: int | None
     """
     _protocol(protocol)
     c = _as_curve(noise, dim)
-    u, lam = np.broadcast_arrays(_arr("elr", u), _arr("wd", wd))
+    u, lam = np.broadcast_arrays(_positive("elr", u), _positive("wd", wd))
     phi = _phi(_psi(c, u), exact)
     if protocol == "lr" and lr is not None:
-        eta = np.broadcast_to(_arr("lr", lr), u.shape)
+        eta = np.broadcast_to(_positive("lr", lr), u.shape)
         r2 = eta / u
     else:
         r2 = phi / (u * lam)
@@ -658,8 +647,8 @@ def isothermal(protocol: str, wd, *, rate0: float, name: str = "isothermal") -> 
     """Change lambda along ``wd`` at fixed equilibrium T: "lr": eta_t = eta_0 lambda_0 /
     lambda_t; "elr": eta-tilde_t = eta-tilde_0 (independent of the noise curve)."""
     _protocol(protocol)
-    wd = _arr("wd", wd)
-    r0 = float(_arr("rate0", rate0))
+    wd = _positive("wd", wd)
+    r0 = float(_positive("rate0", rate0))
     lam0 = wd.reshape(-1)[0] if wd.ndim else float(wd)
     rate = r0 * lam0 / wd if protocol == "lr" else np.full(wd.shape, r0)
     return Process(protocol, rate, wd, name)
@@ -680,8 +669,8 @@ def isobaric(protocol: str, temperature, wd: float, noise: NoiseCurve | float, *
     Raises where a temperature is out of the noise curve's reach."""
     _protocol(protocol)
     c = _as_curve(noise, dim)
-    t = _arr("temperature", temperature)
-    lam = np.broadcast_to(_arr("wd", wd), t.shape)
+    t = _positive("temperature", temperature)
+    lam = np.broadcast_to(_positive("wd", wd), t.shape)
     rate = _rate_for_temperature(protocol, t, lam, c, exact)
     if not np.all(np.isfinite(rate)):
         raise ValueError("isobaric: some temperatures are out of reach of the noise curve")
@@ -697,8 +686,8 @@ def adiabatic(protocol: str, wd, *, rate0: float, noise: NoiseCurve | float,
     eta-tilde_0 sqrt(lambda_t / lambda_0) ("elr")."""
     _protocol(protocol)
     c = _as_curve(noise, dim)
-    wd = _arr("wd", wd)
-    r0 = float(_arr("rate0", rate0))
+    wd = _positive("wd", wd)
+    r0 = float(_positive("rate0", rate0))
     lam0 = float(wd.reshape(-1)[0])
     start = equilibrium(Process(protocol, r0, lam0), c, exact=exact)
     s0 = float(start["entropy"].reshape(-1)[0])
@@ -757,9 +746,9 @@ def lagged_path(process: Process, noise: NoiseCurve | float, *, dim: int | None 
         if not np.all(np.isfinite(r0)):
             raise ValueError("lagged_path: no stationary radius at step 0; give init_radius")
     else:
-        r0 = _arr("init_radius", init_radius)
+        r0 = _positive("init_radius", init_radius)
     if angular_rate is not None:
-        angular_rate = float(_arr("angular_rate", angular_rate))
+        angular_rate = float(_positive("angular_rate", angular_rate))
         if trace_total is not None:
             raise ValueError("lagged_path: give trace_total or angular_rate, not both")
     shape = process.rate.shape
@@ -771,7 +760,7 @@ def lagged_path(process: Process, noise: NoiseCurve | float, *, dim: int | None 
     rate, lam = process.rate, process.wd
     q_given = None
     if trace_total is not None:
-        q_given = np.broadcast_to(_arr("trace_total", trace_total), shape)
+        q_given = np.broadcast_to(_positive("trace_total", trace_total), shape)
     elif process.protocol == "elr" and angular_rate is None:
         q_given = c.trace_total(rate)
 
@@ -843,7 +832,7 @@ def sde_path(process: Process, noise: NoiseCurve | float, *, dim: int | None = N
     shape = process.rate.shape
     rate, lam = process.rate, process.wd
     if trace_total is not None:
-        q = np.broadcast_to(_arr("trace_total", trace_total), shape)
+        q = np.broadcast_to(_positive("trace_total", trace_total), shape)
     elif process.protocol == "elr":
         q = c.trace_total(rate)
     elif c.total_coef.size == 1 or not np.any(c.total_coef[1:]):
@@ -857,7 +846,7 @@ def sde_path(process: Process, noise: NoiseCurve | float, *, dim: int | None = N
         if not np.all(np.isfinite(r0)):
             raise ValueError("sde_path: no stationary radius at step 0; give init_radius")
     else:
-        r0 = np.broadcast_to(_arr("init_radius", init_radius), shape[:-1])
+        r0 = np.broadcast_to(_positive("init_radius", init_radius), shape[:-1])
     if process.protocol == "elr":
         a = rate * rate * q
         vstar = 2.0 * lam / (rate * q)
@@ -940,7 +929,7 @@ def predict(noise: NoiseCurve | float, protocol: str, *, wd, lr=None, elr=None,
     if other is not None:
         raise ValueError(f"predict: protocol {protocol!r} takes {_RATE[protocol]}, not "
                          f"{'elr' if protocol == 'lr' else 'lr'}")
-    rate, wd = np.broadcast_arrays(_arr(_RATE[protocol], rate), _arr("wd", wd))
+    rate, wd = np.broadcast_arrays(_positive(_RATE[protocol], rate), _positive("wd", wd))
 
     def fn(curve):
         p = Process(protocol, rate.reshape(-1), wd.reshape(-1))
@@ -986,7 +975,7 @@ def recommend(noise: NoiseCurve | float, protocol: str, *, target_temperature=No
     if names == ["rate", "wd"]:
         raise ValueError("recommend: with the rate and wd both given, use predict")
     vals = dict(zip(names, np.broadcast_arrays(
-        *(_arr(f"target_{k}" if k in ("temperature", "radius") else
+        *(_positive(f"target_{k}" if k in ("temperature", "radius") else
                (_RATE[protocol] if k == "rate" else k), given[k]) for k in names)),
         strict=True))
 
@@ -1149,9 +1138,9 @@ class TrackConfig:
         if (self.elr if self.protocol == "lr" else self.lr) is not None:
             raise ValueError(f"protocol {self.protocol!r} takes {_RATE[self.protocol]} only; "
                              f"set the other rate to None")
-        _arr(_RATE[self.protocol], rate)
-        _arr("wd", self.wd)
-        _arr("init_radius", self.init_radius)
+        _positive(_RATE[self.protocol], rate)
+        _positive("wd", self.wd)
+        _positive("init_radius", self.init_radius)
         if not 0 < self.final < 1:
             raise ValueError(f"final must be in (0, 1), got {self.final}")
         for name in ("steps", "log_every", "noise_every", "batch_size"):
