@@ -1,4 +1,4 @@
-"""Shared by the acceptance benchmarks: replace one marked section of a Markdown document."""
+"""Shared by the benchmarks that write docs: replace one section of a Markdown document."""
 
 from __future__ import annotations
 
