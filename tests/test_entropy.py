@@ -325,6 +325,33 @@ def test_duplicates_raise_or_drop():
         knn_entropy(xd, duplicates="ignore")
 
 
+@pytest.mark.parametrize("dim, method", [(3, "chord"), (3, "angles"), (10, "chord"),
+                                         (17, "angles")])
+def test_duplicates_drop_terminates_in_low_dimension(dim, method):
+    """KD-tree path (chord D <= 16, angles D-1 <= 16): with exact twins the tree may list a twin
+    before the point itself; the drop loop used to drop nothing and repeat forever (3 of 8
+    small cases hung). A 20 s alarm turns a hang into a failure; the result must equal the
+    estimate on the cloud without the copies (same points, same order: 1e-9)."""
+    import signal
+
+    def hang(*_):
+        raise TimeoutError("duplicates='drop' did not return")
+
+    old = signal.signal(signal.SIGALRM, hang)
+    signal.alarm(20)
+    try:
+        for seed in range(8):
+            w = np.random.default_rng(seed).standard_normal((200, dim))
+            wd = np.concatenate([w, w[:7], 3.0 * w[10:12]])
+            dropped = sphere_entropy(wd, method=method, duplicates="drop")
+            assert dropped.n == 200
+            ref = sphere_entropy(w, method=method)
+            assert dropped.value == pytest.approx(ref.value, abs=1e-9)
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, old)
+
+
 # ----------------------------------------------------------------------------- queue
 
 

@@ -224,17 +224,23 @@ def _row_norms(x: np.ndarray) -> np.ndarray:
 def _knn_kdtree(x: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     """Exact k-NN distances (float64) and indices with a KD-tree; zero duplicates kept.
 
-    The query returns the k+1 smallest distances of each point including itself (distance 0);
-    dropping the first column leaves the k neighbour distances also when duplicates exist
-    (the dropped 0 is then either the point itself or an equivalent duplicate; the indices are
-    then only meaningful up to exchanging duplicates).
+    The query returns the k+1 smallest distances of each point including itself (distance 0).
+    With exact duplicates the tree may list a twin before the point itself, so the point is
+    removed by index, not by position (the last column where it is absent: then k+1 points
+    sit at distance 0 and any k of them are its neighbours). Neighbour indices never name the
+    point itself, which the duplicate-dropping loop of `_estimate_batch` relies on.
     """
     from scipy.spatial import cKDTree
 
     x64 = np.ascontiguousarray(x, dtype=np.float64)
-    tree = cKDTree(x64)
-    d, i = tree.query(x64, k=k + 1, workers=-1)
-    return np.ascontiguousarray(d[:, 1:]), np.ascontiguousarray(i[:, 1:])
+    n = x64.shape[0]
+    d, i = cKDTree(x64).query(x64, k=k + 1, workers=-1)
+    own = i == np.arange(n)[:, None]
+    own[~own.any(axis=1), -1] = True
+    own &= np.cumsum(own, axis=1) == 1  # a point is listed once, but be safe
+    keep = ~own
+    return (np.ascontiguousarray(d[keep].reshape(n, k)),
+            np.ascontiguousarray(i[keep].reshape(n, k)))
 
 
 def _merge_topk(best_v, best_i, new_v, new_i, m: int):
