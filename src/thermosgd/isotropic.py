@@ -408,17 +408,65 @@ def simulate(c: IsotropicConfig, progress: bool | None = None, chunk: int = 20_0
 # stationary statistics
 
 
-def _pooled_mean_and_stderr(block_sum: np.ndarray, j: int, R: int) -> tuple[np.ndarray, np.ndarray]:
-    """Window mean of quantity j per grid point (pooled over R replicas) and its batch-means
-    standard error: std over the n_blocks block means / sqrt(n_blocks), combined over replicas."""
+def ou_mean_variance(length, tau) -> np.ndarray:
+    """Variance of the mean over ``length`` steps of a stationary process with autocorrelation
+    exp(-|t|/tau), in units of the process variance: v = 2 (y - 1 + e^{-y}) / y^2, y = L/tau
+    (-> 2 tau/L for L >> tau, -> 1 - y/3 for L << tau; Taylor form below y = 1e-3)."""
+    y = np.asarray(length, dtype=float) / np.asarray(tau, dtype=float)
+    small = y < 1e-3
+    ys = np.where(small, 1.0, y)
+    with np.errstate(over="ignore", invalid="ignore"):
+        big = 2.0 * (ys + np.expm1(-ys)) / ys**2
+    return np.where(small, 1.0 - y / 3.0 + y * y / 12.0, big)
+
+
+def ou_adjacent_covariance(length, tau) -> np.ndarray:
+    """Covariance of the means over two adjacent windows of ``length`` steps of the same process,
+    in units of its variance: (tau/L)^2 (1 - e^{-L/tau})^2."""
+    y = np.asarray(length, dtype=float) / np.asarray(tau, dtype=float)
+    return (np.expm1(-y) / y) ** 2
+
+
+def _block_process_variance(means: np.ndarray, window: int, tau) -> np.ndarray:
+    """Process variance sigma^2 per chain implied by its n_b block means over ``window`` steps
+    when the autocorrelation is exp(-|t|/tau): E[s^2] = n_b/(n_b - 1) sigma^2 (v(B) - v(W)),
+    B = W/n_b, exact for a stationary process (the blocks' mutual correlation included)."""
+    n_b = means.shape[1]
+    tau = np.maximum(np.asarray(tau, dtype=float), 1e-12)
+    gap = ou_mean_variance(window / n_b, tau) - ou_mean_variance(window, tau)
+    return means.var(axis=1, ddof=1) * (n_b - 1) / (n_b * gap)
+
+
+def _pooled_mean_and_stderr(block_sum: np.ndarray, j: int, R: int, tau=None,
+                            window: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Window mean of quantity j per grid point (pooled over R replicas) and its standard error.
+
+    Without ``tau``: batch means, std over the n_blocks block means / sqrt(n_blocks) (right when
+    the blocks are much longer than the autocorrelation time). With ``tau`` (per chain, steps;
+    the radius relaxation time) the blocks' correlation is modelled as exp(-|t|/tau): the
+    process variance from `_block_process_variance` times v(W) (`ou_mean_variance`), which
+    equals batch means when tau << W/n_blocks and is larger (5x at W = 2 tau, 20 blocks) when
+    the relaxation time exceeds the block length. Replicas are independent: se^2 adds."""
     counts = block_sum[..., 4]
     means = block_sum[..., j] / np.maximum(counts, 1)  # (chains, blocks)
     chain_mean = block_sum[..., j].sum(1) / np.maximum(counts.sum(1), 1)
     n_blocks = block_sum.shape[1]
-    chain_se2 = means.var(axis=1, ddof=1) / n_blocks
+    if tau is None:
+        chain_se2 = means.var(axis=1, ddof=1) / n_blocks
+    else:
+        chain_se2 = _block_process_variance(means, window, tau) * ou_mean_variance(window, tau)
     mean = chain_mean.reshape(-1, R).mean(1)
     se = np.sqrt(chain_se2.reshape(-1, R).sum(1)) / R
     return mean, se
+
+
+def radius_correlation_time(c: IsotropicConfig) -> np.ndarray:
+    """Autocorrelation time of the radius fluctuations in steps, per grid point (flattened): the
+    linearized relaxation time 1/rate of `_radius_relaxation` (lr: 1/(4 eta lambda); elr:
+    1/(eta-tilde^2 Q)); 0 for the sphere (fixed radius)."""
+    if c.protocol == "sphere":
+        return np.zeros(c.grid_shape[0] * c.grid_shape[1])
+    return (1.0 / _radius_relaxation(c)[0]).ravel()
 
 
 def stationary_table(sim: Simulation, entropy_method: str = "chord") -> dict[str, np.ndarray]:
@@ -438,7 +486,11 @@ def stationary_table(sim: Simulation, entropy_method: str = "chord") -> dict[str
     g = {k: v.ravel() for k, v in grid_values(c).items()}
     n = g["wd"].size
     temperature = theory_temperature(c).ravel()
-    radius, radius_se = _pooled_mean_and_stderr(sim.block_sum, 0, R)
+    window = c.steps - sim.burn_in
+    tau_r = radius_correlation_time(c)
+    radius, radius_se = _pooled_mean_and_stderr(
+        sim.block_sum, 0, R, tau=None if c.protocol == "sphere" else np.repeat(tau_r, R),
+        window=window)
     energy, energy_se = _pooled_mean_and_stderr(sim.block_sum, 1, R)
     rp, rp_se = _pooled_mean_and_stderr(sim.block_sum, 2, R)
     grad_norm2, _ = _pooled_mean_and_stderr(sim.block_sum, 3, R)
@@ -531,14 +583,21 @@ def _diagnostics(sim: Simulation, radius: np.ndarray, diverged: np.ndarray) -> d
     second = bs[:, half:, 0].sum(1) / np.maximum(bs[:, half:, 4].sum(1), 1)
     with np.errstate(invalid="ignore", divide="ignore"):  # diverged chains hold NaN
         drift = ((second - first) / ((second + first) / 2)).reshape(-1, R).mean(1)
-    means = bs[..., 0] / np.maximum(bs[..., 4], 1)
-    block_se = means.std(axis=1, ddof=1) / np.sqrt(c.n_blocks) / np.maximum(
-        means.mean(1), 1e-300)
-    drift_se = 2.0 * np.sqrt((block_se**2).reshape(-1, R).sum(1)) / R
-    drifting = (np.abs(drift) > 5e-3) & (np.abs(drift) > 3.0 * drift_se)
     if c.protocol == "sphere":
         drift[:] = 0.0
-        drifting[:] = False
+        drift_se = np.zeros(n)
+    else:
+        # Var(second - first) = sigma^2 2 (v(H) - cov(H)) for the two halves H = W/2 of an
+        # exp(-|t|/tau) process (= 4 s^2/n_blocks, plain batch means, when tau << W/n_blocks)
+        window = c.steps - sim.burn_in
+        tau = np.repeat(radius_correlation_time(c), R)
+        means = bs[..., 0] / np.maximum(bs[..., 4], 1)
+        h = window / 2.0
+        var = _block_process_variance(means, window, tau) * 2.0 * (
+            ou_mean_variance(h, tau) - ou_adjacent_covariance(h, tau))
+        rel_var = var / np.maximum(means.mean(1), 1e-300) ** 2
+        drift_se = np.sqrt(rel_var.reshape(-1, R).sum(1)) / R
+    drifting = (np.abs(drift) > 5e-3) & (np.abs(drift) > 3.0 * drift_se)
     relaxed = offset < 5e-3
     mix = mixing_time(c).ravel()
     spacing = sim.spacing.reshape(-1, R)[:, 0].astype(float)
