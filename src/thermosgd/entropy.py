@@ -16,7 +16,8 @@ constants use the exact digamma function (not the log(N-1) shortcut of the paper
 * `knn_entropy`: the estimator above, batched over leading axes.
 * `sphere_entropy`: entropy of directions w/|w| w.r.t. the surface measure of S^{D-1}, either
   from chord distances (intrinsic dimension D-1, no Jacobian) or with the paper's hyperspherical
-  angles plus the mean log-Jacobian.
+  angles plus the mean log-Jacobian ("angles"; "scale": the authors' notebook variant, KL on
+  the angles standardised per coordinate, plus sum_j log std_j).
 * `EntropyQueue`: a preallocated FIFO of weight snapshots with entropy methods.
 
 Every value comes with a standard error: the delete-one jackknife of the estimator, computed
@@ -64,7 +65,7 @@ _EXTRA_CANDIDATES = 4
 ANGLE_SIN_CLIP = 1e-8
 
 Duplicates = Literal["raise", "drop"]
-Method = Literal["chord", "angles"]
+Method = Literal["chord", "angles", "scale"]
 
 
 # ----------------------------------------------------------------------------- result type
@@ -550,6 +551,25 @@ def _angles_and_log_jacobian(w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return ang, jac
 
 
+def _standardize_angles(ang: np.ndarray, const_tol: float) -> tuple[np.ndarray, np.ndarray]:
+    """In place: ang (N, D-1) -> z = (ang - mean) / s per column, s = std (ddof=1, as torch's
+    default std in the authors' notebook). Returns (z, log s). A column with s <= const_tol (a
+    constant angle, up to the rounding of its mean) cannot be standardised: ValueError."""
+    mean = ang.mean(axis=0)
+    ang -= mean
+    s = np.sqrt(np.einsum("ij,ij->j", ang, ang) / (ang.shape[0] - 1))
+    flat = np.flatnonzero(~(s > const_tol))
+    if flat.size:
+        names = ", ".join(f"phi_{j + 1}" for j in flat[:5]) + (", ..." if flat.size > 5 else "")
+        raise ValueError(
+            f"method='scale': angle coordinate(s) {names} constant over the cloud (std <= "
+            f"{const_tol:.3g}); per-coordinate standardisation is undefined: use "
+            "method='angles' or 'chord'"
+        )
+    ang /= s
+    return ang, np.log(s)
+
+
 def _check_radii(r: np.ndarray) -> None:
     if not np.isfinite(r).all():
         raise ValueError("w contains NaN or inf (or values too large to square in float64)")
@@ -576,6 +596,14 @@ def sphere_entropy(
     Euclidean KL in angle space (m = D-1; the periodic last angle is treated as Euclidean, as in
     the paper), plus the mean log-Jacobian mean_i sum_{k=1}^{D-2} (D-1-k) log sin phi_{i,k}
     (sin clipped at 1e-8 as in the paper; computed in float64, no distance clipping).
+    method="scale" (the authors' isotropic-model notebook, `mode='scale'`): the same angles,
+    each coordinate centred and divided by its std over the cloud, s_j (ddof=1), z_ij =
+    (phi_ij - mean_i phi_ij)/s_j; then H = KL(z; m = D-1) + sum_j log s_j + the same mean
+    log-Jacobian. The notebook does not clip sin phi_k; here it is clipped at 1e-8 as for
+    "angles" (a difference only for |sin| < 1e-8). Constants psi(N) - psi(k) as everywhere (the
+    notebook: log(N-1) + gamma_E, 1/(2N) smaller). The stderr is the jackknife of the KL part
+    with the s_j held fixed (their sampling error, O(1/sqrt(N)) per coordinate on sum log s_j,
+    is not included). A constant angle coordinate (std 0) raises ValueError.
     full=True adds (D-1) mean_i log |w_i| (the exact mean of the log of the surface-measure
     Jacobian r^{D-1}; the paper uses (D-1) log mean_i |w_i|, which differs by O(Var r / r^2)),
     giving the entropy on the sphere of the snapshots' radius; the radial term's stderr is
@@ -584,8 +612,8 @@ def sphere_entropy(
     """
     k = _check_k(k)
     duplicates = _check_duplicates(duplicates)
-    if method not in ("chord", "angles"):
-        raise ValueError(f"method must be 'chord' or 'angles', got {method!r}")
+    if method not in ("chord", "angles", "scale"):
+        raise ValueError(f"method must be 'chord', 'angles' or 'scale', got {method!r}")
     w = _check_points("w", w, k, k + 2, finite=False)
     d = w.shape[-1]
     if d < 2:
@@ -617,9 +645,16 @@ def sphere_entropy(
 
     else:
         def one(cloud, _):
-            ang, jac = _angles_and_log_jacobian(cloud)
+            ang, extra = _angles_and_log_jacobian(cloud)
+            dup_tol = math.pi * tiny  # angles are <= pi in magnitude
+            if method == "scale":
+                # KL is computed on z = (phi - mean)/s; each point's term gets + sum_j log s_j
+                # (a constant: it shifts the value and leaves the jackknife, s fixed, unchanged)
+                ang, log_s = _standardize_angles(ang, dup_tol)
+                extra = extra + float(log_s.sum())
+                dup_tol /= math.exp(float(log_s.min()))  # rounding of z: <~ pi eps / min s
             dist, idx = _knn_one(ang, k + 1, block_size=block_size, dtype=dtype)
-            return dist, idx, jac, math.pi * tiny
+            return dist, idx, extra, dup_tol
 
     est = _estimate_batch(w, k, m, method, one, duplicates, name="w")
     if not full:

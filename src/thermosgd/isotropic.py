@@ -593,9 +593,10 @@ def _diagnostics(sim: Simulation, radius: np.ndarray, diverged: np.ndarray) -> d
         tau = np.repeat(radius_correlation_time(c), R)
         means = bs[..., 0] / np.maximum(bs[..., 4], 1)
         h = window / 2.0
-        var = _block_process_variance(means, window, tau) * 2.0 * (
-            ou_mean_variance(h, tau) - ou_adjacent_covariance(h, tau))
-        rel_var = var / np.maximum(means.mean(1), 1e-300) ** 2
+        with np.errstate(invalid="ignore"):  # diverged chains hold NaN
+            var = _block_process_variance(means, window, tau) * 2.0 * (
+                ou_mean_variance(h, tau) - ou_adjacent_covariance(h, tau))
+            rel_var = var / np.maximum(means.mean(1), 1e-300) ** 2
         drift_se = np.sqrt(rel_var.reshape(-1, R).sum(1)) / R
     drifting = (np.abs(drift) > 5e-3) & (np.abs(drift) > 3.0 * drift_se)
     relaxed = offset < 5e-3
