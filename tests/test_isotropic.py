@@ -1,5 +1,7 @@
 """The isotropic-noise simulator against a plain numpy reference and the closed forms."""
 
+import json
+
 import numpy as np
 import pytest
 from scipy.integrate import solve_ivp
@@ -20,7 +22,7 @@ def _reference_steps(c: iso.IsotropicConfig, n_steps: int) -> np.ndarray:
     mu = iso.loss_direction(d, c.seed)
     w0 = np.random.default_rng([c.seed, 42]).standard_normal(d)
     w0 /= np.linalg.norm(w0)
-    r0 = g["radius"] if c.protocol == "sphere" else np.full(n, c.init_radius)
+    r0 = np.repeat(iso.initial_radius(c).ravel(), R)
     w = w0[None] * r0[:, None]
     for t in range(n_steps):
         r = np.linalg.norm(w, axis=1, keepdims=True)
@@ -254,3 +256,51 @@ def test_lr_finite_step_energy_matches_independent_simulation_at_high_temperatur
     h_sde = float(theory.stationary_elr_lr(0.1, 0.1, 1.0, 3))
     old = float(theory.discrete_energy(vmf.mean_energy(3, 2.0 / h_sde), h_sde))
     assert old / u_ind - 1 > 0.015
+
+
+def test_predicted_initial_radius_starts_slow_points_in_equilibrium():
+    """elr = wd = 1e-3 relaxes in ~5e5 steps from r = 1 (r* = 1 here, but elr = 1e-3 with
+    wd = 1e-2 has r* = 0.32, tau = 5e5): started at the predicted radius, a 6e4-step run is
+    flagged relaxed and its mean radius sits within 1% of radius_discrete (radial spread ~1%
+    over ~0.1 tau windows of 4 replicas), while the r = 1 start is far off and flagged."""
+    grid = {"elr": (1e-3,), "wd": (1e-2, 1e-3)}
+    kw = dict(steps=60_000, replicas=4, queue_size=50)
+    _, cold = _run("elr", grid, **kw)
+    c, warm = _run("elr", grid, init_radius="predicted", **kw)
+    r0 = iso.initial_radius(c).ravel()
+    assert np.allclose(r0, iso.predicted_radius(c).ravel())
+    assert np.all(warm["relaxed"]) and not cold["relaxed"][0]
+    assert np.abs(warm["radius"] / warm["radius_discrete"] - 1).max() < 0.01
+    assert abs(cold["radius"][0] / cold["radius_discrete"][0] - 1) > 0.5
+
+
+def test_predicted_radius_is_the_fixed_point_of_the_lr_balance():
+    """lr: r^4 = eta (Q + g2(T(r))) / (2 lambda) with T = sigma^2 eta/(2 r^2) and the vMF
+    g2 = (d-1) A_d(1/T) T, re-derived here with scipy's brentq on the balance residual."""
+    from scipy.optimize import brentq
+
+    from thermosgd import vmf as vmf_
+
+    c = iso.IsotropicConfig("lr", lr=(0.1, 0.01), wd=(0.1,), dim=3, steps=10_000)
+    r = iso.predicted_radius(c).ravel()
+    for lr, rr in zip((0.1, 0.01), r, strict=True):
+        def balance(x, lr=lr):
+            t = 0.5 * lr / x**2
+            g2 = 2.0 * float(vmf_.mean_resultant_length(3, 1.0 / t)) * t
+            return x**4 - lr * (2.0 + g2) / (2 * 0.1)
+        assert rr == pytest.approx(brentq(balance, 0.1, 10.0), rel=1e-10)
+
+
+@pytest.mark.parametrize("r0, msg", [("cold", "predicted"), ((1.0, 2.0), "one per point"),
+                                     ((1.0, -1.0, 1.0, 1.0), "finite and > 0")])
+def test_bad_init_radius(r0, msg):
+    with pytest.raises(ValueError, match=msg):
+        iso.IsotropicConfig("elr", elr=(0.01, 0.1), wd=(0.01, 0.1), init_radius=r0)
+
+
+def test_per_point_initial_radius_round_trips_and_reaches_the_kernel():
+    c = iso.IsotropicConfig("elr", elr=(0.01, 0.1), wd=(0.01, 0.1), steps=3000,
+                            init_radius=[1.0, 2.0, 0.5, 3.0], queue_size=10)
+    assert iso.IsotropicConfig.from_dict(json.loads(c.to_json())) == c
+    sim = iso.simulate(c, progress=False)
+    assert np.allclose(sim.trace_radius[:, 0], [1.0, 2.0, 0.5, 3.0])

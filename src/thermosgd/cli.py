@@ -82,14 +82,27 @@ def _add_isotropic(sub) -> None:
                         "relaxation and angular mixing times, within [steps/10, steps/2])")
     p.add_argument("--queue-size", type=int, default=1000,
                    help="direction snapshots per chain for the entropy, spread over the window")
-    p.add_argument("--init-radius", type=float, default=1.0, help="initial |w| (lr, elr)")
-    p.add_argument("--entropy-method", choices=["chord", "angles"], default="chord",
+    p.add_argument("--init-radius", type=_init_radius, default=1.0,
+                   help="initial |w| (lr, elr): a number, or 'predicted' to start every chain at "
+                        "its discretization-corrected stationary radius (slowly relaxing points, "
+                        "e.g. elr = 1e-3, then need no multi-million-step burn-in)")
+    p.add_argument("--entropy-method", choices=["chord", "angles", "scale"], default="chord",
                    help="k-NN entropy on chord distances (default) or the paper's angles")
     p.add_argument("--no-figures", action="store_true", help="skip the PNG figures")
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                    help="progress bar (default: only when stderr is a terminal)")
     p.add_argument("--out", type=Path, required=True, help="output directory")
     p.set_defaults(func=cmd_isotropic)
+
+
+def _init_radius(text: str) -> float | str:
+    if text == "predicted":
+        return text
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is neither a number nor 'predicted'") from None
 
 
 def cmd_isotropic(args) -> int:

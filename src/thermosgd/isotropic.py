@@ -64,13 +64,15 @@ class IsotropicConfig:
     replicas: int = 1
     burn_in: int | None = None
     queue_size: int = 1000
-    init_radius: float = 1.0
+    init_radius: float | str | tuple[float, ...] = 1.0
     n_blocks: int = 20
     trace_points: int = 200
 
     def __post_init__(self) -> None:
         for name in ("lr", "elr", "wd", "radius"):
             object.__setattr__(self, name, tuple(float(v) for v in getattr(self, name)))
+        if isinstance(self.init_radius, (list, tuple, np.ndarray)):
+            object.__setattr__(self, "init_radius", tuple(float(v) for v in self.init_radius))
         validate_config(self)
 
     @property
@@ -109,8 +111,7 @@ def validate_config(c: IsotropicConfig) -> None:
         raise ValueError(f"dim must be an integer >= 2, got {c.dim}")
     if not (math.isfinite(c.sigma) and c.sigma > 0):
         raise ValueError(f"sigma must be finite and > 0, got {c.sigma}")
-    if not (math.isfinite(c.init_radius) and c.init_radius > 0):
-        raise ValueError(f"init_radius must be finite and > 0, got {c.init_radius}")
+    _validate_init_radius(c)
     for name in ("steps", "replicas", "queue_size", "n_blocks", "trace_points"):
         if int(getattr(c, name)) != getattr(c, name) or getattr(c, name) < 1:
             raise ValueError(f"{name} must be a positive integer, got {getattr(c, name)}")
@@ -160,6 +161,57 @@ def theory_radius(c: IsotropicConfig) -> np.ndarray:
     )
 
 
+def _validate_init_radius(c: IsotropicConfig) -> None:
+    r0 = c.init_radius
+    if isinstance(r0, str):
+        if r0 != "predicted":
+            raise ValueError(f"init_radius must be a number, a list or 'predicted', got {r0!r}")
+        return
+    values = r0 if isinstance(r0, tuple) else (r0,)
+    if isinstance(r0, tuple) and c.protocol != "sphere":
+        n = c.grid_shape[0] * c.grid_shape[1]
+        if len(r0) != n:
+            raise ValueError(
+                f"init_radius has {len(r0)} values; the {c.grid_shape[0]} x {c.grid_shape[1]} "
+                f"grid needs one per point ({n}, C order over {' x '.join(c.axes)})")
+    if any(not (math.isfinite(v) and v > 0) for v in values):
+        raise ValueError(f"init_radius must be finite and > 0, got {r0}")
+
+
+def predicted_radius(c: IsotropicConfig) -> np.ndarray:
+    """Discretization-corrected stationary radius per grid point (`theory.radius_discrete`)
+    with the stationary ||grad_S L||^2 = E[1 - <mu, wbar>^2] = (d-1) A_d(kappa)/kappa of the
+    vMF law at kappa = 1/T; for lr, T = sigma^2 eta / (2 r^2) depends on r, so the pair is
+    iterated to its fixed point (10 rounds: the map contracts by ~T per round). The sphere
+    returns its set radius."""
+    g = grid_values(c)
+    if c.protocol == "sphere":
+        return g["radius"]
+    trace_sigma = (c.dim - 1) * c.sigma**2
+    r = theory_radius(c)
+    for _ in range(10 if c.protocol == "lr" else 1):
+        t = (0.5 * c.sigma**2 * g["lr"] / r**2 if c.protocol == "lr"
+             else theory_temperature(c))
+        g2 = (c.dim - 1) * vmf.mean_resultant_length(c.dim, 1.0 / t) * t
+        kw = {"lr": g["lr"]} if c.protocol == "lr" else {"elr": g["elr"]}
+        r = theory.radius_discrete(c.protocol, trace_sigma=trace_sigma, grad_norm2=g2,
+                                   wd=g["wd"], **kw)
+    return r
+
+
+def initial_radius(c: IsotropicConfig) -> np.ndarray:
+    """Initial |w| per grid point, shape grid_shape: the set radius for the sphere; else
+    ``init_radius`` (one number, one per grid point in C order, or "predicted" =
+    `predicted_radius`, which lets slowly relaxing points start in equilibrium)."""
+    g = grid_values(c)
+    if c.protocol == "sphere":
+        return g["radius"]
+    if c.init_radius == "predicted":
+        return predicted_radius(c)
+    return np.broadcast_to(np.asarray(c.init_radius, dtype=float).reshape(
+        c.grid_shape if isinstance(c.init_radius, tuple) else ()), c.grid_shape).copy()
+
+
 def effective_lr(c: IsotropicConfig) -> np.ndarray:
     """Stationary step on the unit sphere eta-tilde (for lr: eta / r*^2)."""
     g = grid_values(c)
@@ -189,7 +241,7 @@ def _radius_relaxation(c: IsotropicConfig):
         q = (c.dim - 1) * c.sigma**2
         rate = 1.0 / theory.relaxation_time("elr", elr=g["elr"], trace_total=q)
         p = -2.0
-    return rate, np.full_like(rstar, c.init_radius**p), rstar**p, p
+    return rate, initial_radius(c) ** p, rstar**p, p
 
 
 def sde_radius_trajectory(c: IsotropicConfig, t) -> np.ndarray:
@@ -356,7 +408,7 @@ def simulate(c: IsotropicConfig, progress: bool | None = None, chunk: int = 20_0
     """Run every chain of the grid for ``c.steps`` steps; see `Simulation`.
 
     All chains start from the same random direction (as in the paper's code), at
-    ``init_radius`` for lr/elr and at the set radius for the sphere.
+    `initial_radius` (``init_radius`` for lr/elr, the set radius for the sphere).
     """
     validate_config(c)
     n1, n2 = c.grid_shape
@@ -370,7 +422,7 @@ def simulate(c: IsotropicConfig, progress: bool | None = None, chunk: int = 20_0
     mu = loss_direction(d, c.seed)
     w0 = np.random.default_rng([c.seed, 42]).standard_normal(d)
     w0 /= np.linalg.norm(w0)
-    r0 = radius if c.protocol == "sphere" else np.full(n_chains, c.init_radius)
+    r0 = np.repeat(initial_radius(c).ravel(), R)
     w = np.ascontiguousarray(w0[None, :] * r0[:, None])
     burn_in = default_burn_in(c) if c.burn_in is None else int(c.burn_in)
     window = c.steps - burn_in
