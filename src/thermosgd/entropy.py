@@ -603,7 +603,8 @@ def sphere_entropy(
     "angles" (a difference only for |sin| < 1e-8). Constants psi(N) - psi(k) as everywhere (the
     notebook: log(N-1) + gamma_E, 1/(2N) smaller). The stderr is the jackknife of the KL part
     with the s_j held fixed (their sampling error, O(1/sqrt(N)) per coordinate on sum log s_j,
-    is not included). A constant angle coordinate (std 0) raises ValueError.
+    is not included). KL + sum_j log s_j is unchanged when all s_j are scaled by one factor, so
+    the ddof convention cancels. A constant angle coordinate (std 0) raises ValueError.
     full=True adds (D-1) mean_i log |w_i| (the exact mean of the log of the surface-measure
     Jacobian r^{D-1}; the paper uses (D-1) log mean_i |w_i|, which differs by O(Var r / r^2)),
     giving the entropy on the sphere of the snapshots' radius; the radial term's stderr is
