@@ -286,7 +286,7 @@ def test_predicted_radius_is_the_fixed_point_of_the_lr_balance():
     for lr, rr in zip((0.1, 0.01), r, strict=True):
         def balance(x, lr=lr):
             t = 0.5 * lr / x**2
-            g2 = 2.0 * float(vmf_.mean_resultant_length(3, 1.0 / t)) * t
+            g2 = 2.0 * float(vmf.mean_resultant_length(3, 1.0 / t)) * t
             return x**4 - lr * (2.0 + g2) / (2 * 0.1)
         assert rr == pytest.approx(brentq(balance, 0.1, 10.0), rel=1e-10)
 

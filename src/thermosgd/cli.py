@@ -87,7 +87,10 @@ def _add_isotropic(sub) -> None:
                         "its discretization-corrected stationary radius (slowly relaxing points, "
                         "e.g. elr = 1e-3, then need no multi-million-step burn-in)")
     p.add_argument("--entropy-method", choices=["chord", "angles", "scale"], default="chord",
-                   help="k-NN entropy on chord distances (default) or the paper's angles")
+                   help="k-NN entropy on chord distances (default), on hyperspherical angles "
+                        "('angles'), or on angles standardized per coordinate ('scale', the "
+                        "authors' notebook; biased when the mode sits on the last angle's cut, "
+                        "docs/entropy.md)")
     p.add_argument("--no-figures", action="store_true", help="skip the PNG figures")
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                    help="progress bar (default: only when stderr is a terminal)")
