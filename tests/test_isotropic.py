@@ -279,7 +279,6 @@ def test_predicted_radius_is_the_fixed_point_of_the_lr_balance():
     g2 = (d-1) A_d(1/T) T, re-derived here with scipy's brentq on the balance residual."""
     from scipy.optimize import brentq
 
-    from thermosgd import vmf as vmf_
 
     c = iso.IsotropicConfig("lr", lr=(0.1, 0.01), wd=(0.1,), dim=3, steps=10_000)
     r = iso.predicted_radius(c).ravel()
