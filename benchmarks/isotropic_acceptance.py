@@ -238,7 +238,7 @@ independent of d and sigma, and U = q/2 + q^2/8 + ... inherits it:
 (the flat-space check: x <- (1 - h) x + noise has stationary variance T / (1 - h/2)). The entropy
 of directions shifts by (d-1)/2 log(1 + h/2) (theory.discrete_entropy_shift). The next order is
 negative: the measured ratio (U/U_vMF - 1)/eta-tilde on the sphere runs above is {ratios}; it
-falls with the step and faster at larger d, consistent with O(h (d-1) T) terms that this
+falls as the step grows, consistent with the O(h T) and O(h (d-1) T) terms that this
 first-order formula does not include. tests/test_isotropic.py checks the correction where it is
 valid (eta-tilde <= 0.02, d = 3: corrected within 4 standard errors, uncorrected off by > 2.5).
 """
