@@ -36,7 +36,7 @@ from pathlib import Path
 
 import torch
 
-from thermosgd.tables import atomic_write_text
+from thermosgd.io import atomic_write_text
 from thermosgd.training import TrainConfig, run_name, train_grid
 
 ELRS = (2e-3, 5e-3, 1e-2, 2e-2)

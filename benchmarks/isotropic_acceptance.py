@@ -19,9 +19,9 @@ from pathlib import Path
 import numpy as np
 
 from thermosgd import theory, vmf
+from thermosgd.io import read_csv
 from thermosgd.isotropic import IsotropicConfig, run_study
 from thermosgd.reproduce import ISOTROPIC_PRESETS, parse_list
-from thermosgd.tables import read_csv
 
 
 def paper_configs(scale: float) -> list[IsotropicConfig]:

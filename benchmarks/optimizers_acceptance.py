@@ -131,9 +131,9 @@ def refresh(out: Path) -> None:
     """Rebuild every run's stationary document from its final checkpoint with the current
     monitor (new predictions, no retraining), then collect, analyze and report again."""
     from thermosgd.analysis import run_analysis
+    from thermosgd.io import write_json
     from thermosgd.report import write_report
     from thermosgd.sweep import collect
-    from thermosgd.tables import write_json
     from thermosgd.training import TrainConfig, train
 
     nn = out / "nn"

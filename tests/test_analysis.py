@@ -15,7 +15,7 @@ import pytest
 
 from thermosgd import analysis as A
 from thermosgd import theory
-from thermosgd.tables import write_csv
+from thermosgd.io import write_csv
 
 DIM = 3072
 HALF = (DIM - 1) / 2

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from thermosgd.cli import main, parse_list
-from thermosgd.tables import read_csv
+from thermosgd.io import read_csv
 
 
 def test_parse_list():

@@ -12,8 +12,8 @@ import pytest
 from test_analysis import _merge, ideal_gas_table
 from thermosgd import analysis as A
 from thermosgd import isotropic as iso
+from thermosgd.io import write_csv
 from thermosgd.report import find_sections, render_report, write_report
-from thermosgd.tables import write_csv
 
 PNG = b"\x89PNG\r\n\x1a\n"
 

@@ -492,7 +492,7 @@ def test_bad_track_config(kw, match):
 
 
 def _write_table(path, table):
-    from thermosgd.tables import write_csv
+    from thermosgd.io import write_csv
 
     write_csv(path, table)
     return path

@@ -11,8 +11,8 @@ from torch import nn
 
 import thermosgd.training as training
 from thermosgd.cli import main
+from thermosgd.io import read_csv
 from thermosgd.models import frozen_linear
-from thermosgd.tables import read_csv
 from thermosgd.training import TrainConfig, run_name, train, train_grid
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")

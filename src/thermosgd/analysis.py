@@ -196,7 +196,7 @@ def as_columns(table) -> dict[str, np.ndarray]:
     Accepts a mapping of equal-length sequences or a pandas DataFrame (anything with
     ``columns`` and ``__getitem__`` returning a column with ``to_numpy``). Numeric columns
     become float64 (empty cells and None -> NaN); ``stationary`` and ``diverged`` become bool
-    (``"true"``/``"false"`` strings as written by `thermosgd.tables.write_csv` are read);
+    (``"true"``/``"false"`` strings as written by `thermosgd.io.write_csv` are read);
     ``protocol``, ``reasons`` and ``run`` become str (missing -> ""); isotropic-study
     ``radius_theory``/``pressure_theory`` fill absent ``radius_sde``/``pressure_sde``. Missing
     optional columns are added: ``reasons`` "", ``diverged`` False, ``run`` "row <i>".
@@ -252,9 +252,9 @@ def as_columns(table) -> dict[str, np.ndarray]:
 
 
 def load_table(path: str | os.PathLike) -> dict[str, np.ndarray]:
-    """Read a tidy table: a ``.csv`` (`thermosgd.tables.read_csv`) or ``.parquet`` (pandas)
+    """Read a tidy table: a ``.csv`` (`thermosgd.io.read_csv`) or ``.parquet`` (pandas)
     file, or a directory holding ``results.csv`` or ``results.parquet``."""
-    from thermosgd.tables import read_csv
+    from thermosgd.io import read_csv
 
     p = Path(path)
     if p.is_dir():
@@ -1179,7 +1179,7 @@ def _optimizer_checks(r: dict) -> list[dict]:
 
 def write_analysis(result: dict, directory: str | os.PathLike) -> Path:
     """Atomically write ``result`` as ``<directory>/analysis.json``; returns the path."""
-    from thermosgd.tables import write_json
+    from thermosgd.io import write_json
 
     path = Path(directory) / "analysis.json"
     write_json(path, result)

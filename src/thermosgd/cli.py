@@ -331,7 +331,7 @@ def cmd_train(args) -> int:
     import itertools
     import json
 
-    from thermosgd.tables import write_csv
+    from thermosgd.io import write_csv
     from thermosgd.training import TrainConfig, grid_table, run_name, train_grid
 
     common = {"model": args.model, "hidden": args.hidden, "width": args.width,
@@ -726,7 +726,7 @@ def cmd_schedule_predict(args) -> int:
     import numpy as np
 
     from thermosgd import schedules
-    from thermosgd.tables import write_csv
+    from thermosgd.io import write_csv
 
     curve = _noise_curve(args)
     rate_name = args.protocol

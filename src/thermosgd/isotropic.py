@@ -851,7 +851,7 @@ def run_study(c: IsotropicConfig, out_dir, figures: bool = True, progress: bool 
     """Simulate, measure, summarize; write results.csv, summary.json, config.json, figures."""
     from pathlib import Path
 
-    from thermosgd.tables import write_csv, write_json
+    from thermosgd.io import write_csv, write_json
 
     out = Path(out_dir)
     sim = simulate(c, progress=progress)

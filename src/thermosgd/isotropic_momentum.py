@@ -375,7 +375,7 @@ def run_study(optimizer: str, out_dir, *, dim: int, lr, wd, beta1: float, beta2:
     from pathlib import Path
 
     from thermosgd.analysis import run_analysis
-    from thermosgd.tables import write_csv, write_json
+    from thermosgd.io import write_csv, write_json
 
     lrs = np.atleast_1d(np.asarray(lr, dtype=float))
     wds = np.atleast_1d(np.asarray(wd, dtype=float))

@@ -31,7 +31,7 @@ from pathlib import Path
 
 from thermosgd import __version__
 from thermosgd.analysis import PAPER_NN_RESULTS, analyze, load_table
-from thermosgd.tables import atomic_write_text
+from thermosgd.io import atomic_write_text
 
 __all__ = ["find_sections", "render_report", "write_report"]
 

@@ -1350,7 +1350,7 @@ def write_track(result: dict[str, Any], out_dir, *, figures: bool = True) -> dic
     directory by it). Returns the JSON document."""
     from pathlib import Path
 
-    from thermosgd.tables import write_csv, write_json
+    from thermosgd.io import write_csv, write_json
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -1406,7 +1406,7 @@ def write_validation(validations: Sequence[dict[str, Any]], out_dir, *,
     directory by it) and prediction.png (`thermosgd.plots.prediction_figure`)."""
     from pathlib import Path
 
-    from thermosgd.tables import write_json
+    from thermosgd.io import write_json
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

@@ -33,7 +33,7 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from thermosgd._progress import progress_disabled
-from thermosgd.tables import write_csv, write_json
+from thermosgd.io import write_csv, write_json
 
 EXECUTORS = ("local", "ray")
 #: hyperparameters that may differ inside one batched (vectorized) group of runs

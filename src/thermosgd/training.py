@@ -86,6 +86,7 @@ from thermosgd.data import (
     load_fashion_mnist,
     make_teacher_student,
 )
+from thermosgd.io import write_csv, write_json
 from thermosgd.models import (
     BNMLP,
     CONVNET_VARIANTS,
@@ -118,7 +119,6 @@ from thermosgd.scale_invariance import (
     set_group_radius,
     si_distance,
 )
-from thermosgd.tables import write_csv, write_json
 
 __all__ = [
     "DATASETS",
@@ -1600,7 +1600,7 @@ _TABLE_SKIP = {"summary", "schedule", "reasons"}
 
 def grid_table(results: Sequence[dict]) -> dict[str, np.ndarray]:
     """One row per run: name, status, the hyperparameters and every scalar of the stationary
-    documents (reasons joined by '; '), ready for `thermosgd.tables.write_csv`."""
+    documents (reasons joined by '; '), ready for `thermosgd.io.write_csv`."""
     keys: list[str] = []
     for doc in results:
         for k, v in doc.items():

@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from thermosgd.tables import atomic_write_text, read_csv, write_csv, write_json
+from thermosgd.io import atomic_write_text, read_csv, write_csv, write_json
 
 
 def test_csv_round_trip(tmp_path):

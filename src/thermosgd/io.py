@@ -1,8 +1,15 @@
-"""Tidy result tables and JSON documents, written atomically (temp file + rename)."""
+"""Atomic file writes (text, JSON, CSV, torch) and the CSV reader of tidy tables.
+
+Every write goes to a temporary file in the same directory and is renamed over the target, so
+readers see the old file or the new one, never a partial one.
+"""
 
 from __future__ import annotations
 
+__all__ = ["atomic_torch_save", "atomic_write_text", "read_csv", "write_csv", "write_json"]
+
 import csv
+import io
 import json
 import math
 import os
@@ -69,8 +76,6 @@ def write_csv(path: str | os.PathLike, columns: Mapping[str, np.ndarray]) -> Non
     if len(lengths) > 1:
         raise ValueError(f"columns have different lengths: {sorted(lengths)}")
     n = lengths.pop() if lengths else 0
-    import io
-
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(names)
@@ -95,3 +100,21 @@ def read_csv(path: str | os.PathLike) -> dict[str, np.ndarray]:
         except ValueError:
             out[name] = np.array(raw, dtype=object)
     return out
+
+
+def atomic_torch_save(obj, path: str | os.PathLike) -> None:
+    """``torch.save`` to a temporary file in the same directory, then rename over ``path``."""
+    import torch
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        torch.save(obj, tmp)
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
