@@ -1,0 +1,110 @@
+"""The registry: protocols, their hyperparameters, optimizers, defaults and canonical names.
+
+Every other module asks this one which hyperparameters a protocol takes, which optimizers run
+which protocols, and what a column or grid axis is called; nothing else keeps such a table.
+
+Protocols (design.md):
+
+* ``lr``: fixed learning rate eta and weight decay lambda (``lr``, ``wd``);
+* ``elr``: fixed effective learning rate eta-tilde = eta / r^2 and weight decay (``elr``, ``wd``);
+* ``sphere``: fixed effective learning rate on the sphere of fixed radius r (``elr``, ``radius``).
+
+Naming convention of hyperparameters and measurements (tables, records, configs): a
+hyperparameter column carries the value as set (``lr``, ``elr``, ``wd``); a measured quantity
+that shares a name with a hyperparameter carries the suffix ``_measured`` (``elr_measured`` =
+eta / r^2 along a fixed-LR run), and a set value that shares a name with a measured state
+variable carries ``_set`` (``radius_set``: the sphere's radius, while ``radius`` is the measured
+mean |w|). The effective learning rate is ``elr`` everywhere.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "AXIS_COLUMNS",
+    "DEFAULT_BETA2",
+    "DEFAULT_EPS",
+    "DEFAULT_MOMENTUM",
+    "HYPERPARAMETERS",
+    "OPTIMIZERS",
+    "OPTIMIZER_HYPERPARAMETERS",
+    "OPTIMIZER_PROTOCOLS",
+    "PROTOCOLS",
+    "axes",
+    "check_optimizer",
+    "check_protocol",
+    "hyperparameters",
+    "rate_name",
+]
+
+#: the three protocols of the paper
+PROTOCOLS: tuple[str, ...] = ("lr", "elr", "sphere")
+
+#: the two hyperparameters of each protocol: (rate, second); also its two grid axes
+HYPERPARAMETERS: dict[str, tuple[str, str]] = {
+    "lr": ("lr", "wd"),
+    "elr": ("elr", "wd"),
+    "sphere": ("elr", "radius"),
+}
+
+#: the grid-axis columns of a results table: the sphere's set radius is ``radius_set``
+AXIS_COLUMNS: dict[str, tuple[str, str]] = {
+    "lr": ("lr", "wd"),
+    "elr": ("elr", "wd"),
+    "sphere": ("elr", "radius_set"),
+}
+
+#: optimizers: SGD (coupled weight decay), heavy-ball momentum (torch SGD semantics, coupled
+#: weight decay) and AdamW (torch semantics, decoupled weight decay)
+OPTIMIZERS: tuple[str, ...] = ("sgd", "momentum", "adamw")
+
+#: the protocols each optimizer runs (momentum and AdamW: the fixed-LR protocol only)
+OPTIMIZER_PROTOCOLS: dict[str, tuple[str, ...]] = {
+    "sgd": PROTOCOLS,
+    "momentum": ("lr",),
+    "adamw": ("lr",),
+}
+
+#: the optimizer's own hyperparameters beyond the protocol's (``momentum`` is AdamW's beta1)
+OPTIMIZER_HYPERPARAMETERS: dict[str, tuple[str, ...]] = {
+    "sgd": (),
+    "momentum": ("momentum",),
+    "adamw": ("momentum", "beta2"),
+}
+
+#: torch's defaults: heavy-ball beta / AdamW beta1, AdamW beta2 and epsilon
+DEFAULT_MOMENTUM = 0.9
+DEFAULT_BETA2 = 0.999
+DEFAULT_EPS = 1e-8
+
+
+def check_protocol(protocol) -> str:
+    """``protocol`` if it is one of `PROTOCOLS`, else ValueError."""
+    if not isinstance(protocol, str) or protocol not in PROTOCOLS:
+        raise ValueError(f"protocol == {protocol!r}, must be one of {', '.join(PROTOCOLS)}")
+    return protocol
+
+
+def check_optimizer(optimizer, protocol: str | None = None) -> str:
+    """``optimizer`` if it is one of `OPTIMIZERS` (and runs ``protocol``), else ValueError."""
+    if not isinstance(optimizer, str) or optimizer not in OPTIMIZERS:
+        raise ValueError(f"optimizer == {optimizer!r}, must be one of {', '.join(OPTIMIZERS)}")
+    if protocol is not None and check_protocol(protocol) not in OPTIMIZER_PROTOCOLS[optimizer]:
+        raise ValueError(
+            f"optimizer {optimizer!r} runs the protocol(s) "
+            f"{', '.join(OPTIMIZER_PROTOCOLS[optimizer])}, not {protocol!r}")
+    return optimizer
+
+
+def hyperparameters(protocol: str) -> tuple[str, str]:
+    """The two hyperparameters of ``protocol``: (rate, second)."""
+    return HYPERPARAMETERS[check_protocol(protocol)]
+
+
+def rate_name(protocol: str) -> str:
+    """The rate hyperparameter of ``protocol``: ``lr`` or ``elr``."""
+    return hyperparameters(protocol)[0]
+
+
+def axes(protocol: str) -> tuple[str, str]:
+    """The grid-axis columns of ``protocol`` in a results table (see `AXIS_COLUMNS`)."""
+    return AXIS_COLUMNS[check_protocol(protocol)]
