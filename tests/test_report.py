@@ -9,7 +9,7 @@ import subprocess
 import numpy as np
 import pytest
 
-from test_analysis import _merge, ideal_gas_table
+from tests.test_analysis import _merge, ideal_gas_table
 from thermosgd import analysis as A
 from thermosgd import isotropic as iso
 from thermosgd.io import write_csv
