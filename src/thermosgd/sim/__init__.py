@@ -1,0 +1,1 @@
+"""Isotropic-noise simulators (numba): simulate and tabulate; no analysis, files or figures."""
