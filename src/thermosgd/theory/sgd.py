@@ -31,6 +31,9 @@ import numpy as np
 __all__ = [
     "PROTOCOLS",
     "angular_mixing_time",
+    "discrete_energy",
+    "discrete_entropy_shift",
+    "elr_at_radius",
     "equipartition_energy",
     "equipartition_entropy",
     "full_entropy",
@@ -192,6 +195,16 @@ def temperature(protocol: str, *, sigma2, dim, lr=None, elr=None, wd=None):
     _positive("sigma2", sigma2)
     t = np.asarray(temperature_elr(p["elr"], sigma2))
     return _out(t + 0.0 * d)  # broadcast against dim like the other branch
+
+
+def elr_at_radius(lr, radius):
+    """Effective learning rate of the fixed-LR protocol at radius r: eta-tilde = eta / r^2.
+
+    The step of the direction's Langevin dynamics on the unit sphere (T = eta-tilde sigma2 / 2).
+    """
+    lr = _positive("lr", lr)
+    r = _positive("radius", radius)
+    return _out(lr / (r * r))
 
 
 # ----------------------------------------------------------------------------- radius

@@ -1,0 +1,148 @@
+"""Closed forms of heavy-ball momentum SGD (coupled weight decay) on a scale-invariant group.
+
+Update (PyTorch ``SGD(momentum=beta, weight_decay=lambda)``, g = stochastic gradient, tangent to
+w, E||g||^2 = Q / r^2 with Q = trace_sigma + grad_norm2 on the unit sphere):
+``v <- beta v + g + lambda w;  w <- w - eta v``.
+
+Main results (leading order in eta lambda, noise-dominated gradients): r*^4 = eta (d-1) sigma2 /
+(2 lambda (1-beta)), i.e. plain SGD with eta -> eta / (1-beta) (the momentum correlation factor
+is exactly 1); T = sqrt(eta lambda sigma2 / (2 (d-1) (1-beta))); angular update per step
+sqrt(2 eta lambda / (1+beta)). Derivations: ``docs/theory.md`` (section "Momentum and AdamW");
+the isotropic simulator checks them.
+
+Conventions as in `thermosgd.theory.sgd`: pure, vectorized, float64, a 0-d result is a
+``numpy.float64``; bad input raises ``ValueError``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from thermosgd.theory.sgd import _as_float, _dim, _nonnegative, _out, _positive
+
+__all__ = [
+    "RADIUS_POWER",
+    "momentum_angular_update",
+    "momentum_effective_lr",
+    "momentum_elr_at_radius",
+    "momentum_maxwell_slope",
+    "momentum_noise_factor",
+    "momentum_radius",
+    "momentum_radius_discrete",
+    "momentum_relaxation_time",
+    "momentum_temperature",
+]
+
+#: k with r*^k linear in the noise (the relative standard error of r* is the noise's over k)
+RADIUS_POWER = 4
+
+
+def _beta(name: str, x) -> np.ndarray:
+    arr = _as_float(name, x)
+    if not np.all((arr >= 0) & (arr < 1)):
+        raise ValueError(f"{name} must be in [0, 1), got {x!r}")
+    return arr
+
+
+
+def momentum_effective_lr(lr, momentum):
+    """Long-time step of heavy ball: eta / (1 - beta) (the gain of the AR(1) filter at zero
+    frequency; drift and weight decay both act through it)."""
+    return _out(_positive("lr", lr) / (1.0 - _beta("momentum", momentum)))
+
+
+def momentum_noise_factor(momentum):
+    """Per-step variance of the filtered noise relative to its long-time value: E||v||^2 /
+    (E||g||^2 / (1-beta)^2) = (1-beta) / (1+beta) (stationary AR(1) variance 1/(1-beta^2))."""
+    b = _beta("momentum", momentum)
+    return _out((1.0 - b) / (1.0 + b))
+
+
+def momentum_radius(lr, wd, momentum, sigma2, dim):
+    """SDE stationary radius of heavy ball with coupled WD: r*^4 = eta (d-1) sigma2 /
+    (2 lambda (1-beta)).
+
+    One-step balance E||w_{t+1}||^2 = E||w_t||^2: 2 E<w_t, v_{t+1}> = eta E||v_{t+1}||^2, with
+    E||v||^2 = G / (1-beta^2) (G = E||g||^2 = (d-1) sigma2 / r^2) and
+    E<w_t, v_{t+1}> = lambda r^2 / (1-beta) - eta G beta / ((1-beta)(1-beta^2)) (the momentum
+    correlation: w_t has already moved along the noise still held in v). This gives
+    2 lambda r^2 = eta G / (1-beta): the correction factor c(beta) is exactly 1. When r
+    fluctuates (strong momentum, low d) the balance reads lambda E[r^2] = eta (d-1) sigma2
+    E[1/r^2] / (2 (1-beta)): r*^4 predicts E[r^2] / E[1/r^2], not (E r)^4.
+    """
+    lr = _positive("lr", lr)
+    wd = _positive("wd", wd)
+    b = _beta("momentum", momentum)
+    sigma2 = _positive("sigma2", sigma2)
+    d = _dim(dim)
+    return _out((lr * (d - 1.0) * sigma2 / (2.0 * wd * (1.0 - b))) ** 0.25)
+
+
+def momentum_radius_discrete(lr, wd, momentum, trace_sigma, grad_norm2):
+    """Heavy-ball radius with the mean-gradient (finite step) term:
+    r*^4 = eta (trace_sigma + grad_norm2 (1-beta)/(1+beta)) / (2 lambda (1-beta)).
+
+    Exact balance (leading order in eta lambda, g tangent): 2 lambda r^2 = eta (1+beta) E||v||^2
+    (v without its weight-decay part), whatever the gradient's time correlations. For a harmonic
+    well of curvature h per tangent direction the stationary AR(2) gives E||v||^2 =
+    (G / (1-beta^2)) / (1 - eta-tilde_eff h (1-beta) / (2 (1+beta))), and at low temperature
+    grad_norm2 / trace_sigma = eta-tilde_eff h / 2. beta = 0 gives back the plain-SGD "discr."
+    radius r*^4 = eta (trace_sigma + grad_norm2) / (2 lambda).
+    """
+    lr = _positive("lr", lr)
+    wd = _positive("wd", wd)
+    b = _beta("momentum", momentum)
+    q = _positive("trace_sigma", trace_sigma) + _nonnegative("grad_norm2", grad_norm2) * (
+        (1.0 - b) / (1.0 + b))
+    return _out((lr * q / (2.0 * wd * (1.0 - b))) ** 0.25)
+
+
+def momentum_temperature(lr, wd, momentum, sigma2, dim):
+    """Heavy-ball temperature T = eta-tilde_eff sigma2 / 2 with eta-tilde_eff = eta / ((1-beta)
+    r*^2): T = sqrt(eta lambda sigma2 / (2 (d-1) (1-beta))) (gas law lambda r*^2 = (d-1) T)."""
+    lr = _positive("lr", lr)
+    wd = _positive("wd", wd)
+    b = _beta("momentum", momentum)
+    sigma2 = _positive("sigma2", sigma2)
+    d = _dim(dim)
+    return _out(np.sqrt(lr * wd * sigma2 / (2.0 * (d - 1.0) * (1.0 - b))))
+
+
+def momentum_angular_update(lr, wd, momentum):
+    """Equilibrium angular update per step of heavy ball: sqrt(2 eta lambda / (1+beta)) (Wan et
+    al.'s spherical motion dynamics, Kosson et al.).
+
+    Exact at stationarity as a ratio of means, E||w_{t+1} - w_t||^2 = 2 eta lambda E[r^2] /
+    (1+beta) (only <w_t, g_t> = 0 is used); the RMS of the per-step angle equals it when r
+    hardly fluctuates.
+    """
+    lr = _positive("lr", lr)
+    wd = _positive("wd", wd)
+    b = _beta("momentum", momentum)
+    return _out(np.sqrt(2.0 * lr * wd / (1.0 + b)))
+
+
+def momentum_relaxation_time(lr, wd, momentum):
+    """Relaxation time of r^4 under heavy ball, in steps: (1-beta) / (4 eta lambda)."""
+    lr = _positive("lr", lr)
+    wd = _positive("wd", wd)
+    b = _beta("momentum", momentum)
+    return _out((1.0 - b) / (4.0 * lr * wd))
+
+
+def momentum_elr_at_radius(lr, radius, momentum):
+    """Langevin step of the direction on the unit sphere at radius r: eta-tilde = eta /
+    ((1-beta) r^2) (T = eta-tilde sigma2 / 2)."""
+    lr = _positive("lr", lr)
+    r = _positive("radius", radius)
+    b = _beta("momentum", momentum)
+    return _out(lr / ((1.0 - b) * r * r))
+
+
+def momentum_maxwell_slope(dim):
+    """dS/dlog(eta) - dS/dlog(lambda) of heavy ball at fixed LR: (d-1)/2, as for SGD.
+
+    The direction law depends on (eta, lambda) only through eta lambda (the step eta / (1-beta)
+    of plain SGD), so S_dir cancels in the difference; r^4 ~ eta / lambda gives (d-1)/4 twice.
+    """
+    return _out(0.5 * (_dim(dim) - 1.0))
