@@ -1,8 +1,9 @@
-"""The three training protocols: exact update rules, groups, resume, errors, batched form.
+"""The protocol optimizers (thermosgd.nn.optim): exact update rules, groups, resume, errors.
 
 Brute-force references: `FixedLR` against torch.optim.SGD (bit-identical on CPU), the ELR and
-sphere rules against the formulas of reference-implementation 3.4 written out in float64, and
-the batched optimizer against G unbatched optimizers on G unbatched models.
+sphere rules against the formulas of reference-implementation 3.4 written out in float64,
+`MomentumLR` / `AdamWLR` against torch's SGD(momentum) / AdamW bit for bit. The batched form
+is compared with these optimizers in tests/nn/test_batched.py.
 """
 
 import copy
@@ -13,20 +14,17 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from thermosgd.models import BatchedBNMLP, batched_cross_entropy, bn_mlp
-from thermosgd.protocols import (
-    BatchedProtocol,
+from thermosgd.nn.models import bn_mlp
+from thermosgd.nn.optim import (
     FixedELR,
     FixedLR,
     FixedSphere,
     MomentumLR,
-    batched_step_,
-    fixed_elr_step_,
+    check_optimizer_args,
     make_optimizer,
     sphere_pressure,
-    sphere_step_,
 )
-from thermosgd.scale_invariance import batched_group_radius, group_radius, set_group_radius
+from thermosgd.nn.scale_invariance import group_radius, set_group_radius
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")  # see conftest.py
 
@@ -243,19 +241,22 @@ def test_load_state_dict_of_other_protocol_refused():
 @pytest.mark.parametrize(
     "make,match",
     [
-        (lambda ps: FixedLR(ps, lr=0.0, wd=0.1), "lr"),
-        (lambda ps: FixedLR(ps, lr=0.1, wd=-1.0), "wd"),
-        (lambda ps: FixedELR(ps, elr=float("nan"), wd=0.1), "elr"),
-        (lambda ps: FixedELR(ps, elr=0.1, wd=0.0), "wd"),
-        (lambda ps: FixedSphere(ps, elr=0.1, radius=0.0), "radius"),
-        (lambda ps: FixedSphere(ps, elr=-0.1, radius=1.0), "elr"),
+        (lambda ps: FixedLR(ps, lr=0.0, wd=0.1), r"lr == 0\.0, must be > 0"),
+        (lambda ps: FixedLR(ps, lr=0.1, wd=-1.0), r"wd == -1\.0, must be > 0"),
+        (lambda ps: FixedLR(ps, lr=True, wd=0.1), "lr == True, must be a real number"),
+        (lambda ps: FixedELR(ps, elr=float("nan"), wd=0.1), "elr == nan, must be finite"),
+        (lambda ps: FixedELR(ps, elr=0.1, wd=0.0), r"wd == 0\.0, must be > 0"),
+        (lambda ps: FixedSphere(ps, elr=0.1, radius=0.0), r"radius == 0\.0, must be > 0"),
+        (lambda ps: FixedSphere(ps, elr=-0.1, radius=1.0), r"elr == -0\.1, must be > 0"),
         (lambda ps: make_optimizer("sphere", ps, elr=0.1, radius=1.0, wd=0.1), "no weight decay"),
         (lambda ps: make_optimizer("elr", ps, lr=0.1, wd=0.1), "does not take"),
         (lambda ps: make_optimizer("lr", ps, lr=0.1), "needs"),
-        (lambda ps: make_optimizer("adam", ps, lr=0.1), "protocol"),
+        (lambda ps: make_optimizer("adam", ps, lr=0.1), r"protocol == 'adam', must be one of"),
         (lambda ps: FixedELR([{"params": ps, "lr": 0.1}], elr=0.1, wd=0.1), "not used"),
-        (lambda ps: FixedLR([{"params": ps, "si": False, "lr": -1.0}], lr=0.1, wd=0.1), "non-SI"),
-        (lambda ps: FixedLR([{"params": ps, "si": "yes"}], lr=0.1, wd=0.1), "si"),
+        (lambda ps: FixedLR([{"params": ps, "si": False, "lr": -1.0}], lr=0.1, wd=0.1),
+         r"lr \(non-SI group\) == -1\.0, must be >= 0"),
+        (lambda ps: FixedLR([{"params": ps, "si": "yes"}], lr=0.1, wd=0.1),
+         "si == 'yes', must be True or False"),
         (
             lambda ps: FixedSphere([torch.zeros(3, requires_grad=True)], elr=0.1, radius=1.0),
             "radius 0",
@@ -265,100 +266,6 @@ def test_load_state_dict_of_other_protocol_refused():
 def test_bad_hyperparameters(make, match):
     with pytest.raises(ValueError, match=match):
         make(_model().si_parameters())
-
-
-# ------------------------------------------------------------------ batched form
-
-
-def _grid_kw(protocol, G):
-    elr = torch.linspace(2e-3, 2e-2, G)
-    return {
-        "lr": {"lr": elr * 10, "wd": torch.linspace(1e-3, 1e-1, G)},
-        "elr": {"elr": elr, "wd": torch.linspace(1e-3, 1e-1, G)},
-        "sphere": {"elr": elr, "radius": torch.linspace(0.5, 2.0, G)},
-    }[protocol]
-
-
-@pytest.mark.parametrize("protocol", ["lr", "elr", "sphere"])
-def test_batched_protocol_equals_separate_optimizers(protocol):
-    """Step by step from synchronized weights (so that float32 round-off cannot be amplified by
-    the chaotic dynamics, e.g. a ReLU flipping sign): one batched step == G unbatched steps."""
-    G = 4
-    models = [_model(seed=s) for s in range(G)]
-    bm = BatchedBNMLP.from_models(models)
-    kw = _grid_kw(protocol, G)
-    bopt = BatchedProtocol(bm.si_parameters(), protocol, **kw)
-    opts = [
-        make_optimizer(protocol, m.si_parameters(), **{k: float(v[g]) for k, v in kw.items()})
-        for g, m in enumerate(models)
-    ]
-    gen = torch.Generator().manual_seed(4)
-    for _ in range(8):
-        with torch.no_grad():  # synchronize the unbatched models with the batched one
-            for g, m in enumerate(models):
-                for i in range(2):
-                    m.layers[3 * i].weight.copy_(bm.weights[i][g].T)
-        idx = torch.randint(0, len(X), (64,), generator=gen)
-        bopt.zero_grad()
-        batched_cross_entropy(bm(X[idx]), Y[idx]).sum().backward()
-        bopt.step()
-        for g, (m, o) in enumerate(zip(models, opts, strict=True)):
-            o.zero_grad()
-            F.cross_entropy(m(X[idx]), Y[idx]).backward()
-            o.step()
-            for i in range(2):
-                # one float32 step, summation orders differ: ~1e-7 relative to entries ~1e-2
-                torch.testing.assert_close(
-                    bm.weights[i][g], m.layers[3 * i].weight.T, rtol=1e-4, atol=1e-7
-                )
-            assert float(bopt.last_radius()[g]) == pytest.approx(o.last_radius(), rel=1e-6)
-            assert float(bopt.last_preprojection_norm()[g]) == pytest.approx(
-                o.last_preprojection_norm(), rel=1e-6
-            )
-            if protocol == "sphere":
-                # (r' - r) ~ 1e-3 r: the relative error of r' (1e-7) becomes ~1e-4 here
-                assert float(bopt.last_pressure()[g]) == pytest.approx(o.last_pressure(), rel=1e-3)
-    if protocol == "sphere":
-        torch.testing.assert_close(
-            batched_group_radius(bm.si_parameters()), kw["radius"].double(), rtol=1e-6, atol=0
-        )
-
-
-def test_functional_batched_steps():
-    G = 3
-    w = [torch.randn(G, 5, 4), torch.randn(G, 2)]
-    g = [torch.randn(G, 5, 4), torch.randn(G, 2)]
-    elr, wd = torch.tensor([0.1, 0.2, 0.3]), 0.05
-    r0 = batched_group_radius(w)
-    expected = [
-        p.double()
-        - (elr.double() * r0**2).view(-1, *[1] * (p.dim() - 1)) * (q.double() + wd * p.double())
-        for p, q in zip(w, g, strict=True)
-    ]
-    stats = fixed_elr_step_(w, g, elr, wd)
-    torch.testing.assert_close(stats.radius_before, r0)
-    for p, e in zip(w, expected, strict=True):
-        torch.testing.assert_close(p.double(), e, rtol=1e-6, atol=1e-6)
-    stats = sphere_step_(w, g, 0.01, torch.tensor([1.0, 2.0, 3.0]))
-    torch.testing.assert_close(
-        batched_group_radius(w),
-        torch.tensor([1.0, 2.0, 3.0], dtype=torch.float64),
-        rtol=1e-6,
-        atol=0,
-    )
-    assert stats.norm_after.shape == (G,)
-    with pytest.raises(ValueError, match="shape"):
-        fixed_elr_step_(w, g, torch.ones(2), 0.1)
-    with pytest.raises(ValueError, match="positive"):
-        fixed_elr_step_(w, g, torch.tensor([0.1, 0.0, 0.1]), 0.1)
-    with pytest.raises(ValueError, match="exactly"):
-        batched_step_("sphere", w, g, elr=0.1, wd=0.1)
-    with pytest.raises(ValueError, match="grad"):
-        fixed_elr_step_(w, [*g[:1], torch.randn(G, 3)], 0.1, 0.1)
-    with pytest.raises(ValueError, match="takes exactly"):
-        BatchedProtocol(w, "elr", elr=0.1)
-    with pytest.raises(ValueError, match="sphere"):
-        BatchedProtocol([nn.Parameter(p) for p in w], "elr", elr=0.1, wd=0.1).last_pressure()
 
 
 # ------------------------------------------------------------------ momentum and AdamW
@@ -474,97 +381,34 @@ def test_momentum_non_si_group_uses_the_rule():
     assert opt.si_groups == [0] and opt.param_groups[1]["optimizer"] == "momentum"
 
 
-@pytest.mark.parametrize(
-    ("kw", "match"),
-    [
-        ({"protocol": "elr", "elr": 0.01, "wd": 0.01, "optimizer": "momentum"}, "protocol 'lr'"),
-        ({"protocol": "lr", "lr": 0.1, "wd": 0.01, "optimizer": "adam"}, "optimizer must be"),
-        ({"protocol": "lr", "lr": 0.1, "wd": 0.01, "optimizer": "momentum", "momentum": 1.0},
-         r"\[0, 1\)"),
-        ({"protocol": "lr", "lr": 0.1, "wd": 0.01, "optimizer": "adamw", "momentum": -0.1},
-         r"beta1"),
-        ({"protocol": "lr", "lr": 0.1, "wd": 0.01, "optimizer": "adamw", "beta2": 1.5},
-         "beta2"),
-        ({"protocol": "lr", "lr": 0.1, "wd": 0.01, "momentum": 0.9}, "not 'sgd'"),
-        ({"protocol": "lr", "lr": 0.1, "wd": 0.01, "optimizer": "momentum", "beta2": 0.9},
-         "beta2 is for"),
-        ({"protocol": "lr", "lr": 0.1, "optimizer": "adamw"}, "exactly lr and wd"),
-    ],
-)
+#: bad optimizer settings and their messages (also refused by the batched optimizer:
+#: tests/nn/test_batched.py)
+OPTIMIZER_ERRORS = [
+    ({"protocol": "elr", "elr": 0.01, "wd": 0.01, "optimizer": "momentum"},
+     "optimizer 'momentum' runs the protocol"),
+    ({"protocol": "lr", "lr": 0.1, "wd": 0.01, "optimizer": "adam"},
+     "optimizer == 'adam', must be one of sgd, momentum, adamw"),
+    ({"protocol": "lr", "lr": 0.1, "wd": 0.01, "optimizer": "momentum", "momentum": 1.0},
+     r"momentum == 1\.0, must be < 1"),
+    ({"protocol": "lr", "lr": 0.1, "wd": 0.01, "optimizer": "adamw", "momentum": -0.1},
+     r"momentum \(beta1\) == -0\.1, must be >= 0"),
+    ({"protocol": "lr", "lr": 0.1, "wd": 0.01, "optimizer": "adamw", "beta2": 1.5},
+     r"beta2 == 1\.5, must be < 1"),
+    ({"protocol": "lr", "lr": 0.1, "wd": 0.01, "momentum": 0.9}, "not 'sgd'"),
+    ({"protocol": "lr", "lr": 0.1, "wd": 0.01, "optimizer": "momentum", "beta2": 0.9},
+     "beta2 is for"),
+    ({"protocol": "lr", "lr": 0.1, "optimizer": "adamw"}, "exactly lr and wd"),
+]
+
+
+@pytest.mark.parametrize(("kw", "match"), OPTIMIZER_ERRORS)
 def test_optimizer_errors(kw, match):
     with pytest.raises(ValueError, match=match):
         make_optimizer(params=_model().si_parameters(), **kw)
-    if kw.get("optimizer") not in (None, "adam") and kw["protocol"] == "lr" and "lr" in kw \
-            and "wd" in kw:
-        G = 2
-        bm = BatchedBNMLP(G, 64, (32, 32), 10)
-        with pytest.raises(ValueError, match=match):
-            BatchedProtocol(bm.si_parameters(), **kw)
 
 
-@pytest.mark.parametrize("optimizer", ["momentum", "adamw"])
-def test_batched_momentum_adamw_equal_single(optimizer):
-    """float64, no resynchronization: G batched configs (own lr, wd, betas) == G single
-    optimizers over 10 steps, weights and radii to 1e-10 relative."""
-    G = 3
-    models = [_model(seed=s).double() for s in range(G)]
-    bm = BatchedBNMLP.from_models(models).double()
-    lr = torch.tensor([0.02, 0.05, 0.01] if optimizer == "momentum" else [1e-3, 3e-3, 1e-2],
-                      dtype=torch.float64)
-    wd = torch.tensor([1e-2, 3e-2, 0.1], dtype=torch.float64)
-    beta = torch.tensor([0.9, 0.5, 0.0], dtype=torch.float64)
-    kw = {"beta2": torch.tensor([0.999, 0.99, 0.9])} if optimizer == "adamw" else {}
-    bopt = BatchedProtocol(bm.si_parameters(), "lr", lr=lr, wd=wd, optimizer=optimizer,
-                           momentum=beta, **kw)
-    opts = [make_optimizer("lr", m.si_parameters(), lr=float(lr[g]), wd=float(wd[g]),
-                           optimizer=optimizer, momentum=float(beta[g]),
-                           **({"beta2": float(kw["beta2"][g])} if kw else {}))
-            for g, m in enumerate(models)]
-    gen = torch.Generator().manual_seed(4)
-    x = X.double()
-    for _ in range(10):
-        idx = torch.randint(0, len(x), (64,), generator=gen)
-        bopt.zero_grad()
-        batched_cross_entropy(bm(x[idx]), Y[idx]).sum().backward()
-        bopt.step()
-        for g, (m, o) in enumerate(zip(models, opts, strict=True)):
-            o.zero_grad()
-            F.cross_entropy(m(x[idx]), Y[idx]).backward()
-            o.step()
-            assert float(bopt.last_radius()[g]) == pytest.approx(o.last_radius(), rel=1e-12)
-    for g, m in enumerate(models):
-        for i in range(2):
-            torch.testing.assert_close(bm.weights[i][g], m.layers[3 * i].weight.T,
-                                       rtol=1e-10, atol=1e-13)
-    # a state_dict round trip of the batched optimizer continues bit-identically
-    bm2 = copy.deepcopy(bm)
-    bopt2 = BatchedProtocol(bm2.si_parameters(), "lr", lr=lr, wd=wd, optimizer=optimizer,
-                            momentum=beta, **kw)
-    bopt2.load_state_dict(copy.deepcopy(bopt.state_dict()))
-    for model, opt in ((bm, bopt), (bm2, bopt2)):
-        idx = torch.arange(64)
-        opt.zero_grad()
-        batched_cross_entropy(model(x[idx]), Y[idx]).sum().backward()
-        opt.step()
-    assert all(torch.equal(p, q) for p, q in zip(bm.si_parameters(), bm2.si_parameters(),
-                                                  strict=True))
-
-
-def test_batched_adamw_single_config_is_torch_adamw_bit_for_bit():
-    """G = 1 in float32: the batched AdamW step does torch's operations in torch's order."""
-    m = _model()
-    bm = BatchedBNMLP.from_models([m])
-    ref = copy.deepcopy(m)
-    bopt = BatchedProtocol(bm.si_parameters(), "lr", lr=3e-3, wd=0.1, optimizer="adamw")
-    topt = torch.optim.AdamW(ref.si_parameters(), lr=3e-3, weight_decay=0.1, foreach=False)
-    gen = torch.Generator().manual_seed(2)
-    for _ in range(6):
-        idx = torch.randint(0, len(X), (64,), generator=gen)
-        bopt.zero_grad()
-        batched_cross_entropy(bm(X[idx]), Y[idx]).sum().backward()
-        bopt.step()
-        topt.zero_grad()
-        F.cross_entropy(ref(X[idx]), Y[idx]).backward()
-        topt.step()
-    for i in range(2):
-        assert torch.equal(bm.weights[i][0], ref.layers[3 * i].weight.T)
+def test_check_optimizer_args_accepts_the_valid_combinations():
+    for protocol in ("lr", "elr", "sphere"):
+        check_optimizer_args(protocol, "sgd")
+    check_optimizer_args("lr", "momentum", 0.0)
+    check_optimizer_args("lr", "adamw", 0.5, 0.999)

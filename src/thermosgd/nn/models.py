@@ -753,7 +753,7 @@ class BatchedBNMLP(nn.Module):
             head_bias=m0.head.bias is not None,
             bn_eps=bn0.eps,
             bn_momentum=bn0.momentum,
-        )
+        ).to(m0.head.weight)  # the models' device and dtype before copying (float64 stays so)
         with torch.no_grad():
             for i in range(len(m0.hidden)):
                 out.weights[i].copy_(torch.stack([m.layers[3 * i].weight.T for m in models]))
@@ -767,7 +767,7 @@ class BatchedBNMLP(nn.Module):
             out.head_weight.copy_(torch.stack([m.head.weight for m in models]))
             if out.head_bias is not None:
                 out.head_bias.copy_(torch.stack([m.head.bias for m in models]))
-        return out.to(m0.head.weight.device)
+        return out
 
     def to_model(self, g: int) -> BNMLP:
         """Config g as a standalone `BNMLP` (a copy: weights, head and BN running stats)."""
@@ -782,7 +782,7 @@ class BatchedBNMLP(nn.Module):
             bn_eps=self.bn_eps,
             bn_momentum=self.bn_momentum,
         )
-        m = m.to(self.head_weight.device)
+        m = m.to(self.head_weight)  # this module's device and dtype
         with torch.no_grad():
             for i, h in enumerate(self.hidden):
                 m.layers[3 * i].weight.copy_(self.weights[i][g].T)

@@ -21,7 +21,7 @@ Two more optimizers run the fixed-LR protocol ("lr") with per-parameter state:
   (amsgrad off): w <- (1 - lr wd) w; m <- b1 m + (1-b1) g; s <- b2 s + (1-b2) g^2;
   w <- w - (lr / (1 - b1^t)) m / (sqrt(s) / sqrt(1 - b2^t) + eps).
 
-Their closed forms (stationary radius, temperature) are in `thermosgd.optimizers`.
+Their closed forms (stationary radius, temperature) are in `thermosgd.theory`.
 
 Groups with ``si=False`` follow the optimizer's rule (SGD for the three protocols), with ``lr``
 and ``wd`` defaulting to 0: non-SI parameters stay untouched unless the user gives them a rate.
@@ -35,80 +35,52 @@ The three protocols keep no per-parameter state; `MomentumLR` / `AdamWLR` keep t
 buffer; step, exp_avg, exp_avg_sq) in ``state``, as torch does. Either way a ``state_dict`` round
 trip followed by the same batches continues bit-identically.
 
-The functional batched form (`batched_step_`, `fixed_lr_step_`, `fixed_elr_step_`,
-`sphere_step_`, and the `BatchedProtocol` optimizer) applies the same rules to parameters with
-a leading config axis G (e.g. `thermosgd.models.BatchedBNMLP`), each config g with its own
-lr/elr/wd/radius given as tensors of shape (G,); `momentum_step_` and `adamw_step_` do the same
-for heavy ball and AdamW (``BatchedProtocol(..., optimizer="momentum" | "adamw")``), with their
-buffers as tensors of the parameters' shapes.
+The same rules for G configs at once (parameters with a leading config axis) are in
+`thermosgd.nn.batched`. Which hyperparameters a protocol takes, the optimizer names and the
+default betas come from `thermosgd.spec`; arguments are checked by `thermosgd._validate`.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
-from typing import Any, NamedTuple
+from typing import Any
 
 import torch
 from torch import Tensor
 
-from thermosgd.scale_invariance import _batched_radius_sq, _radius_sq
+from thermosgd._validate import check_fraction, check_number
+from thermosgd.nn.scale_invariance import _radius_sq
+from thermosgd.spec import (
+    DEFAULT_BETA2,
+    DEFAULT_EPS,
+    DEFAULT_MOMENTUM,
+    HYPERPARAMETERS,
+    check_optimizer,
+)
 
 __all__ = [
-    "OPTIMIZERS",
-    "PROTOCOLS",
     "AdamWLR",
-    "BatchedProtocol",
     "FixedELR",
     "FixedLR",
     "FixedSphere",
     "MomentumLR",
-    "StepStats",
-    "adamw_step_",
-    "batched_step_",
-    "fixed_elr_step_",
-    "fixed_lr_step_",
+    "check_optimizer_args",
     "make_optimizer",
-    "momentum_step_",
     "sphere_pressure",
-    "sphere_step_",
 ]
 
-PROTOCOLS = ("lr", "elr", "sphere")
-#: optimizers; "momentum" and "adamw" run the fixed-LR protocol only
-OPTIMIZERS = ("sgd", "momentum", "adamw")
-#: default betas: heavy-ball beta and AdamW (beta1, beta2), as torch's defaults (SGD has none)
-DEFAULT_MOMENTUM = 0.9
-DEFAULT_BETA2 = 0.999
-DEFAULT_EPS = 1e-8
+#: every SI-group hyperparameter of any protocol (a group may only carry its protocol's)
+_ALL_HYPER = ("lr", "elr", "wd", "radius")
 
 
 def _positive(name: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ValueError(f"{name} must be a positive number, got {value!r}")
-    if not (value > 0 and math.isfinite(value)):
-        raise ValueError(f"{name} must be positive and finite, got {value!r}")
-    return float(value)
+    return check_number(name, value, min_val=0.0, include_min=False)
 
 
-def _nonnegative(name: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ValueError(f"{name} must be a non-negative number, got {value!r}")
-    if not (value >= 0 and math.isfinite(value)):
-        raise ValueError(f"{name} must be non-negative and finite, got {value!r}")
-    return float(value)
-
-
-def _beta(name: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ValueError(f"{name} must be a number in [0, 1), got {value!r}")
-    if not 0.0 <= value < 1.0:
-        raise ValueError(f"{name} must be in [0, 1), got {value!r}")
-    return float(value)
-
-
-def sphere_pressure(preprojection_norm: float, radius: float, elr: float) -> float:
-    """Sphere pressure lambda_eff = (r' - r) / (elr r^3) from the pre-projection norm r'."""
+def sphere_pressure(preprojection_norm: float | Tensor, radius: float | Tensor,
+                    elr: float | Tensor) -> float | Tensor:
+    """Sphere pressure lambda_eff = (r' - r) / (elr r^3) from the pre-projection norm r'
+    (numbers, or per-config tensors of the batched form)."""
     return (preprojection_norm - radius) / (elr * radius**3)
 
 
@@ -134,10 +106,10 @@ class _ProtocolOptimizer(torch.optim.Optimizer):
         group = dict(param_group)
         si = group.get("si", True)
         if not isinstance(si, bool):
-            raise ValueError(f"param group 'si' must be True or False, got {si!r}")
+            raise ValueError(f"si == {si!r}, must be True or False (param group)")
         group["si"] = si
         if si:
-            unknown = {k for k in ("lr", "elr", "wd", "radius") if k in group} - set(self._hyper)
+            unknown = {k for k in _ALL_HYPER if k in group} - set(self._hyper)
             if unknown:
                 raise ValueError(
                     f"{sorted(unknown)} not used by the {self.protocol!r} protocol "
@@ -151,8 +123,8 @@ class _ProtocolOptimizer(torch.optim.Optimizer):
                 group[k] = _positive(k, group[k])
             group["protocol"] = self.protocol
         else:
-            group["lr"] = _nonnegative("lr (non-SI group)", group.get("lr", 0.0))
-            group["wd"] = _nonnegative("wd (non-SI group)", group.get("wd", 0.0))
+            group["lr"] = check_number("lr (non-SI group)", group.get("lr", 0.0), min_val=0.0)
+            group["wd"] = check_number("wd (non-SI group)", group.get("wd", 0.0), min_val=0.0)
             for k in self._hyper:
                 group.setdefault(k, None)
             group["protocol"] = "sgd"
@@ -167,7 +139,8 @@ class _ProtocolOptimizer(torch.optim.Optimizer):
             raise ValueError(
                 "an SI param group contains parameters with requires_grad=False (e.g. a frozen "
                 "head): pass only the scale-invariant parameters "
-                "(thermosgd.models.si_parameters(model)) or put the others in a group with si=False"
+                "(thermosgd.nn.models.si_parameters(model)) or put the others in a group with "
+                "si=False"
             )
         super().add_param_group(group)
         if si and self.protocol == "sphere" and getattr(self, "_project_init", True):
@@ -187,7 +160,7 @@ class _ProtocolOptimizer(torch.optim.Optimizer):
 
     def _group(self, i: int) -> dict[str, Any]:
         if not -len(self.param_groups) <= i < len(self.param_groups):
-            raise ValueError(f"group must index one of {len(self.param_groups)} groups, got {i}")
+            raise ValueError(f"group == {i}, must index one of {len(self.param_groups)} groups")
         return self.param_groups[i]
 
     # -- monitors ---------------------------------------------------------------------------
@@ -285,7 +258,7 @@ class FixedLR(_ProtocolOptimizer):
     """Fixed learning rate + weight decay: w <- w - lr (g + wd w) (= torch SGD, no momentum)."""
 
     protocol = "lr"
-    _hyper = ("lr", "wd")
+    _hyper = HYPERPARAMETERS["lr"]
 
     def __init__(self, params, lr: float, wd: float) -> None:
         super().__init__(params, {"lr": _positive("lr", lr), "wd": _positive("wd", wd)})
@@ -301,7 +274,7 @@ class FixedELR(_ProtocolOptimizer):
     """Fixed effective learning rate + weight decay: lr_t = elr * r_t^2, then as `FixedLR`."""
 
     protocol = "elr"
-    _hyper = ("elr", "wd")
+    _hyper = HYPERPARAMETERS["elr"]
 
     def __init__(self, params, elr: float, wd: float) -> None:
         super().__init__(params, {"elr": _positive("elr", elr), "wd": _positive("wd", wd)})
@@ -323,7 +296,7 @@ class FixedSphere(_ProtocolOptimizer):
     """
 
     protocol = "sphere"
-    _hyper = ("elr", "radius")
+    _hyper = HYPERPARAMETERS["sphere"]
 
     def __init__(self, params, elr: float, radius: float, *, project_init: bool = True) -> None:
         self._project_init = bool(project_init)
@@ -362,7 +335,7 @@ class MomentumLR(_ProtocolOptimizer):
 
     protocol = "lr"
     optimizer = "momentum"
-    _hyper = ("lr", "wd")
+    _hyper = HYPERPARAMETERS["lr"]
     _extra = ("momentum",)
 
     def __init__(self, params, lr: float, wd: float, momentum: float = DEFAULT_MOMENTUM) -> None:
@@ -371,12 +344,12 @@ class MomentumLR(_ProtocolOptimizer):
             {
                 "lr": _positive("lr", lr),
                 "wd": _positive("wd", wd),
-                "momentum": _beta("momentum", momentum),
+                "momentum": check_fraction("momentum", momentum),
             },
         )
 
     def _check_extra(self, name: str, value: Any) -> Any:
-        return _beta(name, value)
+        return check_fraction(name, value)
 
     def _si_step(self, group):
         params = group["params"]
@@ -410,7 +383,7 @@ class AdamWLR(_ProtocolOptimizer):
 
     protocol = "lr"
     optimizer = "adamw"
-    _hyper = ("lr", "wd")
+    _hyper = HYPERPARAMETERS["lr"]
     _extra = ("beta1", "beta2", "eps")
 
     def __init__(
@@ -427,14 +400,14 @@ class AdamWLR(_ProtocolOptimizer):
             {
                 "lr": _positive("lr", lr),
                 "wd": _positive("wd", wd),
-                "beta1": _beta("beta1", beta1),
-                "beta2": _beta("beta2", beta2),
+                "beta1": check_fraction("beta1", beta1),
+                "beta2": check_fraction("beta2", beta2),
                 "eps": _positive("eps", eps),
             },
         )
 
     def _check_extra(self, name: str, value: Any) -> Any:
-        return _positive(name, value) if name == "eps" else _beta(name, value)
+        return _positive(name, value) if name == "eps" else check_fraction(name, value)
 
     def _si_step(self, group):
         params = group["params"]
@@ -481,7 +454,7 @@ def make_optimizer(
     "momentum" (`MomentumLR`, heavy-ball ``momentum`` beta, default 0.9) or "adamw" (`AdamWLR`,
     ``momentum`` = beta1, default 0.9, and ``beta2``, default 0.999).
     """
-    _check_optimizer(protocol, optimizer, momentum, beta2)
+    check_optimizer_args(protocol, optimizer, momentum, beta2)
     if optimizer != "sgd":
         if lr is None or wd is None or elr is not None or radius is not None:
             raise ValueError(f"optimizer {optimizer!r} takes exactly lr and wd")
@@ -493,9 +466,7 @@ def make_optimizer(
     given = {
         k: v for k, v in {"lr": lr, "elr": elr, "wd": wd, "radius": radius}.items() if v is not None
     }
-    cls = {"lr": FixedLR, "elr": FixedELR, "sphere": FixedSphere}.get(protocol)
-    if cls is None:
-        raise ValueError(f"protocol must be one of {PROTOCOLS}, got {protocol!r}")
+    cls = {"lr": FixedLR, "elr": FixedELR, "sphere": FixedSphere}[protocol]  # checked above
     extra = set(given) - set(cls._hyper)
     if extra:
         hint = (
@@ -510,391 +481,20 @@ def make_optimizer(
     return cls(params, **given)
 
 
-def _check_optimizer(
+def check_optimizer_args(
     protocol: str, optimizer: str, momentum: Any = None, beta2: Any = None
 ) -> None:
-    """One-line errors for a bad optimizer / protocol / betas combination (numbers are checked
-    to lie in [0, 1); tensors are checked per config by the batched steps)."""
-    if optimizer not in OPTIMIZERS:
-        raise ValueError(f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {optimizer!r}")
-    if protocol not in PROTOCOLS:
-        raise ValueError(f"protocol must be one of {PROTOCOLS}, got {protocol!r}")
-    if optimizer != "sgd" and protocol != "lr":
-        raise ValueError(
-            f"optimizer {optimizer!r} runs the fixed-LR protocol only (protocol 'lr'), "
-            f"got protocol {protocol!r}"
-        )
+    """One-line ValueErrors for a bad optimizer / protocol / betas combination: the optimizer
+    must run the protocol (`thermosgd.spec.check_optimizer`), ``momentum`` (heavy-ball beta or
+    AdamW's beta1) is for momentum / AdamW only, ``beta2`` for AdamW only; numbers must lie in
+    [0, 1) (tensors are checked per config by the batched steps)."""
+    check_optimizer(optimizer, protocol)
     if optimizer == "sgd" and momentum is not None:
         raise ValueError("momentum is for optimizer 'momentum' or 'adamw' (beta1), not 'sgd'")
     if optimizer != "adamw" and beta2 is not None:
         raise ValueError(f"beta2 is for optimizer 'adamw', not {optimizer!r}")
     if momentum is not None and not isinstance(momentum, Tensor):
-        _beta("momentum" if optimizer == "momentum" else "momentum (beta1)", momentum)
+        check_fraction("momentum" if optimizer == "momentum" else "momentum (beta1)", momentum)
     if beta2 is not None and not isinstance(beta2, Tensor):
-        _beta("beta2", beta2)
+        check_fraction("beta2", beta2)
 
-
-# --------------------------------------------------------------------------------------------
-# functional batched form (leading config axis G)
-# --------------------------------------------------------------------------------------------
-
-
-class StepStats(NamedTuple):
-    """Per-config float64 tensors (G,): the radius before the step and, for the sphere, the
-    norm after the update, before the projection (None for lr/elr: without a projection it is
-    just the current radius, ``batched_group_radius(params)``)."""
-
-    radius_before: Tensor
-    norm_after: Tensor | None
-
-
-def _per_config(name: str, value: float | Tensor, G: int, device, check: bool = True) -> Tensor:
-    """value as a float64 (G,) tensor on ``device``; with ``check``, all entries must be > 0."""
-    t = torch.as_tensor(value, dtype=torch.float64, device=device)
-    if t.dim() == 0:
-        t = t.expand(G)
-    if t.shape != (G,):
-        raise ValueError(
-            f"{name} must be a number or a tensor of shape ({G},), got {tuple(t.shape)}"
-        )
-    if check and bool((~torch.isfinite(t) | (t <= 0)).any()):  # a host sync: skipped in the loop
-        raise ValueError(f"{name} must be positive and finite for every config")
-    return t
-
-
-def _bview(t: Tensor, p: Tensor) -> Tensor:
-    return t.to(p.dtype).view(-1, *([1] * (p.dim() - 1)))
-
-
-def _coupled_update_(params, grads, lr_t: Tensor, wd_t: Tensor) -> None:
-    """w_g <- w_g - lr_g (g_g + wd_g w_g) for every param (two fused ops per param)."""
-    for p, g in zip(params, grads, strict=True):
-        d_p = torch.addcmul(g, p, _bview(wd_t, p))
-        p.addcmul_(d_p, _bview(lr_t, p), value=-1)
-
-
-def _check_batched(params: Sequence[Tensor], grads: Sequence[Tensor]) -> int:
-    if len(params) == 0 or len(params) != len(grads):
-        raise ValueError("params and grads must be non-empty sequences of equal length")
-    G = params[0].shape[0] if params[0].dim() > 0 else 0
-    for p, g in zip(params, grads, strict=True):
-        if p.dim() == 0 or p.shape[0] != G or g.shape != p.shape:
-            raise ValueError(
-                "every param must have the leading config axis G and a grad of its shape"
-            )
-    return G
-
-
-@torch.no_grad()
-def fixed_lr_step_(
-    params: Sequence[Tensor],
-    grads: Sequence[Tensor],
-    lr: float | Tensor,
-    wd: float | Tensor,
-    *,
-    check: bool = True,
-) -> StepStats:
-    """In place, per config g: w_g <- w_g - lr_g (g_g + wd_g w_g)."""
-    G = _check_batched(params, grads) if check else params[0].shape[0]
-    lr_t = _per_config("lr", lr, G, params[0].device, check)
-    wd_t = _per_config("wd", wd, G, params[0].device, check)
-    before = _batched_radius_sq(params).sqrt()
-    _coupled_update_(params, grads, lr_t, wd_t)
-    return StepStats(before, None)
-
-
-@torch.no_grad()
-def fixed_elr_step_(
-    params: Sequence[Tensor],
-    grads: Sequence[Tensor],
-    elr: float | Tensor,
-    wd: float | Tensor,
-    *,
-    check: bool = True,
-) -> StepStats:
-    """In place, per config g: w_g <- w_g - elr_g r_g^2 (g_g + wd_g w_g), r_g = ||w_g|| before."""
-    G = _check_batched(params, grads) if check else params[0].shape[0]
-    elr_t = _per_config("elr", elr, G, params[0].device, check)
-    wd_t = _per_config("wd", wd, G, params[0].device, check)
-    r2 = _batched_radius_sq(params)
-    _coupled_update_(params, grads, elr_t * r2, wd_t)
-    return StepStats(r2.sqrt(), None)
-
-
-@torch.no_grad()
-def sphere_step_(
-    params: Sequence[Tensor],
-    grads: Sequence[Tensor],
-    elr: float | Tensor,
-    radius: float | Tensor,
-    *,
-    check: bool = True,
-) -> StepStats:
-    """In place, per config g: w'_g = w_g - elr_g r_g^2 g_g, then w_g <- r_g w'_g / ||w'_g||."""
-    G = _check_batched(params, grads) if check else params[0].shape[0]
-    elr_t = _per_config("elr", elr, G, params[0].device, check)
-    r_t = _per_config("radius", radius, G, params[0].device, check)
-    before = _batched_radius_sq(params).sqrt()
-    lr_t = elr_t * r_t * r_t
-    for p, g in zip(params, grads, strict=True):
-        p.addcmul_(g, _bview(lr_t, p), value=-1)
-    norm = _batched_radius_sq(params).sqrt()
-    scale = r_t / norm
-    for p in params:
-        p.mul_(_bview(scale, p))
-    return StepStats(before, norm)
-
-
-def _per_config_beta(name: str, value: float | Tensor, G: int, device, check: bool) -> Tensor:
-    t = _per_config(name, value, G, device, check=False)
-    if check and bool(((t < 0) | (t >= 1) | ~torch.isfinite(t)).any()):
-        raise ValueError(f"{name} must be in [0, 1) for every config")
-    return t
-
-
-def _check_buffers(params: Sequence[Tensor], buffers: Sequence[Tensor], name: str) -> None:
-    if len(buffers) != len(params) or any(
-        b.shape != p.shape or b.dtype != p.dtype for p, b in zip(params, buffers, strict=False)
-    ):
-        raise ValueError(f"{name} must hold one tensor of each param's shape and dtype")
-
-
-@torch.no_grad()
-def momentum_step_(
-    params: Sequence[Tensor],
-    grads: Sequence[Tensor],
-    buffers: Sequence[Tensor],
-    lr: float | Tensor,
-    wd: float | Tensor,
-    momentum: float | Tensor,
-    *,
-    check: bool = True,
-) -> StepStats:
-    """In place, per config g (heavy ball, coupled WD; torch SGD with momentum, dampening 0):
-    d = g_g + wd_g w_g;  v_g <- beta_g v_g + d;  w_g <- w_g - lr_g v_g.
-
-    ``buffers`` (the velocities v, updated in place) start at zero, which reproduces torch's
-    first step v = d exactly."""
-    G = _check_batched(params, grads) if check else params[0].shape[0]
-    if check:
-        _check_buffers(params, buffers, "buffers")
-    dev = params[0].device
-    lr_t = _per_config("lr", lr, G, dev, check)
-    wd_t = _per_config("wd", wd, G, dev, check)
-    beta_t = _per_config_beta("momentum", momentum, G, dev, check)
-    before = _batched_radius_sq(params).sqrt()
-    for p, g, v in zip(params, grads, buffers, strict=True):
-        d_p = torch.addcmul(g, p, _bview(wd_t, p))
-        v.mul_(_bview(beta_t, p)).add_(d_p)
-        p.addcmul_(v, _bview(lr_t, p), value=-1)
-    return StepStats(before, None)
-
-
-@torch.no_grad()
-def adamw_step_(
-    params: Sequence[Tensor],
-    grads: Sequence[Tensor],
-    exp_avgs: Sequence[Tensor],
-    exp_avg_sqs: Sequence[Tensor],
-    step: int,
-    lr: float | Tensor,
-    wd: float | Tensor,
-    beta1: float | Tensor,
-    beta2: float | Tensor,
-    eps: float | Tensor = DEFAULT_EPS,
-    *,
-    check: bool = True,
-) -> StepStats:
-    """In place, per config g (torch AdamW), ``step`` = t the count including this step (>= 1):
-    w <- (1 - lr wd) w;  m <- b1 m + (1-b1) g;  s <- b2 s + (1-b2) g^2;
-    w <- w - (lr / (1 - b1^t)) m / (sqrt(s) / sqrt(1 - b2^t) + eps); m, s start at zero."""
-    G = _check_batched(params, grads) if check else params[0].shape[0]
-    if check:
-        _check_buffers(params, exp_avgs, "exp_avgs")
-        _check_buffers(params, exp_avg_sqs, "exp_avg_sqs")
-        if isinstance(step, bool) or not isinstance(step, int) or step < 1:
-            raise ValueError(f"step must be an integer >= 1, got {step!r}")
-    dev = params[0].device
-    lr_t = _per_config("lr", lr, G, dev, check)
-    wd_t = _per_config("wd", wd, G, dev, check)
-    b1 = _per_config_beta("beta1", beta1, G, dev, check)
-    b2 = _per_config_beta("beta2", beta2, G, dev, check)
-    eps_t = _per_config("eps", eps, G, dev, check)
-    before = _batched_radius_sq(params).sqrt()
-    step_size = lr_t / (1 - b1**step)
-    bc2_sqrt = (1 - b2**step).sqrt()
-    # the operations and their order are torch's (single-tensor AdamW), so that each config's
-    # float32 step rounds as torch's: AdamW turns round-off in coordinates with tiny gradients
-    # into O(lr) steps, so any other order would not stay close to the unbatched run
-    for p, g, m, s in zip(params, grads, exp_avgs, exp_avg_sqs, strict=True):
-        p.mul_(_bview(1 - lr_t * wd_t, p))
-        m.lerp_(g, _bview(1 - b1, p))
-        s.mul_(_bview(b2, p)).addcmul_(g * _bview(1 - b2, p), g)
-        denom = (s.sqrt() / _bview(bc2_sqrt, p)).add_(_bview(eps_t, p))
-        p.addcdiv_(m * _bview(-step_size, p), denom)
-    return StepStats(before, None)
-
-
-def batched_step_(
-    protocol: str,
-    params: Sequence[Tensor],
-    grads: Sequence[Tensor],
-    *,
-    lr: float | Tensor | None = None,
-    elr: float | Tensor | None = None,
-    wd: float | Tensor | None = None,
-    radius: float | Tensor | None = None,
-    check: bool = True,
-) -> StepStats:
-    """Dispatch to `fixed_lr_step_`, `fixed_elr_step_` or `sphere_step_` by ``protocol``."""
-    given = {
-        k: v for k, v in {"lr": lr, "elr": elr, "wd": wd, "radius": radius}.items() if v is not None
-    }
-    need = {"lr": ("lr", "wd"), "elr": ("elr", "wd"), "sphere": ("elr", "radius")}.get(protocol)
-    if need is None:
-        raise ValueError(f"protocol must be one of {PROTOCOLS}, got {protocol!r}")
-    if set(given) != set(need):
-        raise ValueError(f"protocol {protocol!r} takes exactly {list(need)}, got {sorted(given)}")
-    fn = {"lr": fixed_lr_step_, "elr": fixed_elr_step_, "sphere": sphere_step_}[protocol]
-    return fn(params, grads, *(given[k] for k in need), check=check)
-
-
-#: per-parameter buffers of the batched optimizers, in ``BatchedProtocol.state[p]``
-BUFFERS = {"sgd": (), "momentum": ("momentum_buffer",), "adamw": ("exp_avg", "exp_avg_sq")}
-
-
-class BatchedProtocol(torch.optim.Optimizer):
-    """One protocol for G configs at once, on parameters with a leading config axis G.
-
-    ``params`` are the SI parameters of a batched model (e.g. ``BatchedBNMLP.si_parameters()``,
-    one joint group per config); hyperparameters are numbers or tensors of shape (G,).
-    ``last_radius`` / ``last_preprojection_norm`` return the per-config (G,) float64 tensors of
-    the last step. For the sphere, the constructor puts every config on its sphere.
-
-    ``optimizer`` "momentum" / "adamw" (protocol "lr" only) step `momentum_step_` /
-    `adamw_step_` with per-config ``momentum`` (beta; AdamW's beta1) and ``beta2`` (defaults
-    0.9, 0.999); their buffers (`BUFFERS`, shaped like the parameters) live in ``state[p]``
-    and the AdamW step count in the group's ``step``, all carried by ``state_dict``.
-    """
-
-    def __init__(
-        self,
-        params: Iterable[Tensor],
-        protocol: str,
-        *,
-        lr: float | Tensor | None = None,
-        elr: float | Tensor | None = None,
-        wd: float | Tensor | None = None,
-        radius: float | Tensor | None = None,
-        optimizer: str = "sgd",
-        momentum: float | Tensor | None = None,
-        beta2: float | Tensor | None = None,
-    ) -> None:
-        params = list(params)
-        if not params:
-            raise ValueError("params must not be empty")
-        G = params[0].shape[0] if params[0].dim() > 0 else 0
-        if G == 0 or any(p.dim() == 0 or p.shape[0] != G for p in params):
-            raise ValueError("every param must have the same leading config axis G")
-        dev = params[0].device
-        given = {"lr": lr, "elr": elr, "wd": wd, "radius": radius}
-        need = {"lr": ("lr", "wd"), "elr": ("elr", "wd"), "sphere": ("elr", "radius")}.get(protocol)
-        if need is None:
-            raise ValueError(f"protocol must be one of {PROTOCOLS}, got {protocol!r}")
-        extra = [k for k, v in given.items() if v is not None and k not in need]
-        missing = [k for k in need if given[k] is None]
-        if extra or missing:
-            raise ValueError(
-                f"protocol {protocol!r} takes exactly {list(need)}; "
-                f"extra {extra}, missing {missing}"
-            )
-        _check_optimizer(protocol, optimizer, momentum, beta2)
-        defaults = {k: _per_config(k, given[k], G, dev).clone() for k in need}
-        if optimizer != "sgd":
-            b1 = DEFAULT_MOMENTUM if momentum is None else momentum
-            defaults["momentum"] = _per_config_beta("momentum", b1, G, dev, True).clone()
-        if optimizer == "adamw":
-            b2 = DEFAULT_BETA2 if beta2 is None else beta2
-            defaults["beta2"] = _per_config_beta("beta2", b2, G, dev, True).clone()
-            defaults["eps"] = _per_config("eps", DEFAULT_EPS, G, dev).clone()
-            defaults["step"] = 0
-        defaults.update(protocol=protocol, optimizer=optimizer, last_radius=None, last_norm=None)
-        super().__init__([{"params": params}], defaults)
-        self.protocol, self.optimizer, self.num_configs = protocol, optimizer, G
-        for p in params:
-            for name in BUFFERS[optimizer]:
-                self.state[p][name] = torch.zeros_like(p)
-        if protocol == "sphere":
-            from thermosgd.scale_invariance import set_batched_group_radius
-
-            set_batched_group_radius(params, defaults["radius"])
-
-    def add_param_group(self, param_group: dict[str, Any]) -> None:
-        if self.param_groups:
-            raise ValueError("BatchedProtocol holds exactly one (joint, batched) group")
-        super().add_param_group(param_group)
-
-    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        group = state_dict.get("param_groups", [{}])[0]
-        _check_saved_group(group, self.protocol, self.optimizer, "")
-        super().load_state_dict(state_dict)
-
-    @torch.no_grad()
-    def step(self, closure=None):  # type: ignore[override]
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
-        group = self.param_groups[0]
-        params = group["params"]
-        if all(p.grad is None for p in params):
-            return loss
-        grads = [_grad_or_zero(p) for p in params]
-        if self.optimizer == "momentum":
-            bufs = [self.state[p]["momentum_buffer"] for p in params]
-            stats = momentum_step_(
-                params, grads, bufs, group["lr"], group["wd"], group["momentum"], check=False
-            )
-        elif self.optimizer == "adamw":
-            group["step"] += 1
-            stats = adamw_step_(
-                params,
-                grads,
-                [self.state[p]["exp_avg"] for p in params],
-                [self.state[p]["exp_avg_sq"] for p in params],
-                group["step"],
-                group["lr"],
-                group["wd"],
-                group["momentum"],
-                group["beta2"],
-                group["eps"],
-                check=False,
-            )
-        else:
-            hyper = {k: group[k] for k in ("lr", "elr", "wd", "radius") if k in group}
-            stats = batched_step_(self.protocol, params, grads, check=False, **hyper)
-        group["last_radius"], group["last_norm"] = stats.radius_before, stats.norm_after
-        return loss
-
-    def last_radius(self) -> Tensor | None:
-        """Per-config radius before the last step, float64 (G,)."""
-        return self.param_groups[0]["last_radius"]
-
-    def last_preprojection_norm(self) -> Tensor | None:
-        """Per-config norm after the last update, before projection, float64 (G,) (for lr
-        and elr, which do not project, the current radii); None before the first step."""
-        g = self.param_groups[0]
-        if g["last_radius"] is None:
-            return None
-        if g["last_norm"] is None:
-            return _batched_radius_sq(g["params"]).sqrt()
-        return g["last_norm"]
-
-    def last_pressure(self) -> Tensor | None:
-        """Sphere only: per-config lambda_eff = (r' - r) / (elr r^3) of the last step."""
-        if self.protocol != "sphere":
-            raise ValueError("last_pressure is defined for the sphere protocol only")
-        g = self.param_groups[0]
-        if g["last_norm"] is None:
-            return None
-        return (g["last_norm"] - g["radius"]) / (g["elr"] * g["radius"] ** 3)

@@ -41,6 +41,8 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor, nn
 
+from thermosgd._validate import check_number, positive_array
+
 __all__ = [
     "SICheck",
     "SIDistance",
@@ -103,8 +105,7 @@ def group_radius(params: Iterable[Tensor]) -> float:
 def set_group_radius(params: Iterable[Tensor], radius: float) -> float:
     """Rescale the group in place, w <- radius * w / ||w||; returns the old radius."""
     params = _as_list(params)
-    if not (isinstance(radius, (int, float)) and radius > 0 and radius < float("inf")):
-        raise ValueError(f"radius must be a positive finite number, got {radius!r}")
+    radius = check_number("radius", radius, min_val=0.0, include_min=False)
     old = group_radius(params)
     if not old > 0 or old == float("inf"):
         raise ValueError(f"cannot rescale a group of radius {old}: it must be positive and finite")
@@ -145,10 +146,9 @@ def set_batched_group_radius(params: Iterable[Tensor], radius: float | Tensor) -
         r = r.expand_as(old)
     if r.shape != old.shape:
         raise ValueError(
-            f"radius must be a number or have shape {tuple(old.shape)}, got {tuple(r.shape)}"
+            f"radius.shape == {tuple(r.shape)}, must be () or {tuple(old.shape)} (one per config)"
         )
-    if not bool(torch.all(r > 0) & torch.all(torch.isfinite(r))):
-        raise ValueError("radius must be positive and finite for every config")
+    positive_array("radius", r.tolist())  # one radius > 0 per config
     if not bool(torch.all(old > 0) & torch.all(torch.isfinite(old))):
         raise ValueError("cannot rescale configs whose radius is zero or not finite")
     for p in params:
@@ -276,16 +276,11 @@ class _Sandbox:
 
 
 def _check_scales(scales: Sequence[float]) -> tuple[float, ...]:
-    scales = tuple(float(s) for s in scales)
-    if not scales or any(not (s > 0 and s < float("inf")) or s == 1.0 for s in scales):
-        raise ValueError(f"scales must be positive finite numbers other than 1, got {scales!r}")
+    """The scale factors a of a check: a non-empty tuple of numbers > 0 other than 1."""
+    scales = tuple(check_number("scales", s, min_val=0.0, include_min=False) for s in scales)
+    if not scales or 1.0 in scales:
+        raise ValueError(f"scales == {scales!r}, must be non-empty and exclude 1")
     return scales
-
-
-def _check_rtol(rtol: float) -> float:
-    if not (isinstance(rtol, (int, float)) and rtol > 0):
-        raise ValueError(f"rtol must be a positive number, got {rtol!r}")
-    return float(rtol)
 
 
 def _measure(
@@ -403,7 +398,8 @@ def check_scale_invariance(
     afterwards. Returns the `SICheck`; raises ValueError naming the group, its largest
     offending parameters and the measured violations if either exceeds ``rtol``.
     """
-    scales, rtol = _check_scales(scales), _check_rtol(rtol)
+    scales = _check_scales(scales)
+    rtol = check_number("rtol", rtol, min_val=0.0, include_min=False)
     names, plist = _resolve_params(model, params)
     with _Sandbox(model, seed, ignore_eps) as box:
         (check,), terms = _measure(box, loss_fn, batch, [(name, names, plist)], scales, rtol)
@@ -485,7 +481,8 @@ def find_scale_invariant_groups(
 
     The check runs in train mode and restores the model's state (see the module docstring).
     """
-    scales, rtol = _check_scales(scales), _check_rtol(rtol)
+    scales = _check_scales(scales)
+    rtol = check_number("rtol", rtol, min_val=0.0, include_min=False)
     trainable = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
     if not trainable:
         raise ValueError("model has no trainable parameters (requires_grad=True)")
