@@ -5,7 +5,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from thermosgd.models import (
+from thermosgd.nn.models import (
     BNMLP,
     MLP_VARIANTS,
     BatchedBNMLP,
@@ -21,6 +21,7 @@ from thermosgd.models import (
     thermo_named_parameters,
     variant_mlp,
 )
+from thermosgd.nn.scale_invariance import check_scale_invariance
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")  # see conftest.py
 
@@ -118,13 +119,17 @@ def test_mlp_accepts_images():
 
 
 def test_bad_arguments():
-    with pytest.raises(ValueError, match="hidden"):
+    with pytest.raises(ValueError, match=r"hidden == \(\), must list at least one"):
         bn_mlp(hidden=())
-    with pytest.raises(ValueError, match="width"):
+    with pytest.raises(ValueError, match="hidden width == 0, must be >= 1"):
+        bn_mlp(hidden=(32, 0))
+    with pytest.raises(ValueError, match="width == 0, must be >= 1"):
         convnet(0)
-    with pytest.raises(ValueError, match="input_size"):
+    with pytest.raises(ValueError, match=r"num_classes == 2\.0, must be an integer"):
+        preact_resnet18(2, num_classes=2.0)
+    with pytest.raises(ValueError, match="input_size == 4, must be an int or"):
         convnet(2, input_size=4)
-    with pytest.raises(ValueError, match="head_norm"):
+    with pytest.raises(ValueError, match=r"head_norm == 0\.0, must be > 0"):
         preact_resnet18(2, head_norm=0.0)
     with pytest.raises(ValueError, match="scale-invariant"):
         si_parameters(nn.Linear(3, 3))
@@ -204,6 +209,16 @@ def test_batched_default_init_matches_unbatched_and_round_trips():
         torch.equal(p, q)
         for p, q in zip(bm.state_dict().values(), bm2.state_dict().values(), strict=True)
     )
+    # float64 models stay float64 both ways (their weights are not rounded through float32)
+    m64 = [bn_mlp(init_seed=s).double() for s in (1, 2)]
+    with torch.no_grad():
+        m64[0].layers[0].weight.mul_(1 + 1e-12)
+    bm64 = BatchedBNMLP.from_models(m64)
+    assert bm64.weights[0].dtype == bm64.head_weight.dtype == torch.float64
+    assert torch.equal(bm64.weights[0][0], m64[0].layers[0].weight.T)
+    back = bm64.to_model(0)
+    assert back.layers[0].weight.dtype == torch.float64
+    assert torch.equal(back.layers[0].weight, m64[0].layers[0].weight)
 
 
 def test_batched_bad_inputs():
@@ -214,8 +229,10 @@ def test_batched_bad_inputs():
         bm(torch.randn(4, 63))
     with pytest.raises(ValueError, match="init_seed"):
         BatchedBNMLP(2, init_seed=[1, 2, 3])
-    with pytest.raises(ValueError, match="num_configs"):
+    with pytest.raises(ValueError, match="num_configs == 0, must be >= 1"):
         BatchedBNMLP(0)
+    with pytest.raises(ValueError, match="g == 2, must index one of 2 configs"):
+        bm.to_model(2)
     with pytest.raises(ValueError, match="target"):
         batched_cross_entropy(torch.randn(2, 4, 10), torch.zeros(3, dtype=torch.long))
     with pytest.raises(ValueError, match="same"):
@@ -271,8 +288,6 @@ def test_variant_si_is_bnmlp_and_head_init():
 
 def test_variant_scale_invariance_structure():
     """SI variants pass the strict check; the others fail it, each for its own parameters."""
-    from thermosgd.scale_invariance import check_scale_invariance
-
     batch = _variant_batch()
     for variant in MLP_VARIANTS:
         m = variant_mlp(variant)
@@ -292,7 +307,7 @@ def test_variant_scale_invariance_structure():
 
 
 def test_variant_errors():
-    with pytest.raises(ValueError, match="variant must be one of"):
+    with pytest.raises(ValueError, match="variant == 'dropout', must be one of si, bn-affine"):
         variant_mlp("dropout")
     with pytest.raises(ValueError, match="hidden"):
         VariantMLP("bias", hidden=())
@@ -311,8 +326,6 @@ def test_convnet_variants(variant, extra):
     for a, b in zip(m.si_parameters(), convnet(2, 1, 10, input_size=8).si_parameters(),
                     strict=True):
         assert torch.equal(a, b)
-    from thermosgd.scale_invariance import check_scale_invariance
-
     g = torch.Generator().manual_seed(0)
     batch = (torch.randn(32, 1, 8, 8, generator=g), torch.randint(0, 10, (32,), generator=g))
     if variant == "bias":
@@ -327,5 +340,6 @@ def test_convnet_variants(variant, extra):
     else:
         with pytest.raises(ValueError, match="not scale-invariant"):
             check_scale_invariance(m, F.cross_entropy, batch, trainable)
-    with pytest.raises(ValueError, match="convnet variant must be one of"):
+    with pytest.raises(ValueError,
+                       match=r"variant == 'layernorm', must be one of si, bn-affine, bias, head$"):
         convnet(2, 1, 10, input_size=8, variant="layernorm")

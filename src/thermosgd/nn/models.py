@@ -45,6 +45,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from thermosgd._validate import check_choice, check_int, check_number
+
 __all__ = [
     "BNMLP",
     "CONVNET_VARIANTS",
@@ -72,34 +74,22 @@ __all__ = [
 # --------------------------------------------------------------------------------------------
 
 
-def _check_positive_int(name: str, value: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise ValueError(f"{name} must be a positive int, got {value!r}")
-    return value
-
-
-def _check_hidden(hidden: Sequence[int]) -> tuple[int, ...]:
-    hidden = tuple(hidden)
-    if len(hidden) == 0:
-        raise ValueError("hidden must list at least one hidden width, got ()")
-    for h in hidden:
-        _check_positive_int("hidden width", h)
+def _hidden_widths(hidden: Sequence[int]) -> tuple[int, ...]:
+    """The hidden widths: at least one, each an integer >= 1."""
+    hidden = tuple(check_int("hidden width", h, min_val=1) for h in hidden)
+    if not hidden:
+        raise ValueError("hidden == (), must list at least one hidden width")
     return hidden
 
 
-def _check_head_norm(head_norm: float) -> float:
-    if not (isinstance(head_norm, (int, float)) and math.isfinite(head_norm) and head_norm > 0):
-        raise ValueError(f"head_norm must be a positive finite number, got {head_norm!r}")
-    return float(head_norm)
-
-
 def _size2(input_size: int | Sequence[int]) -> tuple[int, int]:
+    """(H, W) of the input images: an int (square) or a pair, each >= 8."""
     if isinstance(input_size, int):
         size = (input_size, input_size)
     else:
         size = tuple(int(s) for s in input_size)
     if len(size) != 2 or min(size) < 8:
-        raise ValueError(f"input_size must be an int or (H, W) with H, W >= 8, got {input_size!r}")
+        raise ValueError(f"input_size == {input_size!r}, must be an int or (H, W) with H, W >= 8")
     return size  # type: ignore[return-value]
 
 
@@ -111,9 +101,9 @@ def frozen_linear(
     The bias (if any) keeps its nn.Linear draw U(+-1/sqrt(in_features)). Both are frozen
     (``requires_grad=False``). Uses a private generator, so the global RNG is untouched.
     """
-    _check_positive_int("in_features", in_features)
-    _check_positive_int("out_features", out_features)
-    norm = _check_head_norm(norm)
+    check_int("in_features", in_features, min_val=1)
+    check_int("out_features", out_features, min_val=1)
+    norm = check_number("head_norm", norm, min_val=0.0, include_min=False)
     gen = torch.Generator().manual_seed(int(seed))
     bound = 1.0 / math.sqrt(in_features)
     with torch.random.fork_rng(devices=[]):
@@ -173,7 +163,7 @@ def si_named_parameters(model: nn.Module) -> list[tuple[str, nn.Parameter]]:
     if not callable(fn):
         raise ValueError(
             f"model {type(model).__name__} does not declare its scale-invariant parameters; "
-            "use thermosgd.scale_invariance.find_scale_invariant_groups(model, loss_fn, batch)"
+            "use thermosgd.nn.scale_invariance.find_scale_invariant_groups(model, loss_fn, batch)"
         )
     return list(fn())
 
@@ -182,7 +172,7 @@ def si_parameters(model: nn.Module) -> list[nn.Parameter]:
     """The SI parameters of a thermosgd model, in registration order (one joint group).
 
     Raises ValueError for models that do not declare them; for arbitrary models use
-    `thermosgd.scale_invariance.find_scale_invariant_groups`.
+    `thermosgd.nn.scale_invariance.find_scale_invariant_groups`.
     """
     return [p for _, p in si_named_parameters(model)]
 
@@ -223,9 +213,9 @@ class BNMLP(_SIModel):
         bn_momentum: float = 0.1,
     ) -> None:
         super().__init__()
-        _check_positive_int("in_features", in_features)
-        _check_positive_int("num_classes", num_classes)
-        hidden = _check_hidden(hidden)
+        check_int("in_features", in_features, min_val=1)
+        check_int("num_classes", num_classes, min_val=1)
+        hidden = _hidden_widths(hidden)
         self.in_features = in_features
         self.hidden = hidden
         self.num_classes = num_classes
@@ -296,13 +286,10 @@ class ConvNet(_SIModel):
         variant: str = "si",
     ) -> None:
         super().__init__()
-        c = _check_positive_int("width", width)
-        _check_positive_int("in_channels", in_channels)
-        _check_positive_int("num_classes", num_classes)
-        if variant not in CONVNET_VARIANTS:
-            raise ValueError(
-                f"convnet variant must be one of {', '.join(CONVNET_VARIANTS)}, got {variant!r}"
-            )
+        c = check_int("width", width, min_val=1)
+        check_int("in_channels", in_channels, min_val=1)
+        check_int("num_classes", num_classes, min_val=1)
+        check_choice("variant", variant, CONVNET_VARIANTS)
         h, w = _size2(input_size)
         self.width, self.in_channels, self.num_classes = c, in_channels, num_classes
         self.input_size, self.variant = (h, w), variant
@@ -432,9 +419,9 @@ class PreActResNet18(_SIModel):
         init_seed: int = 1,
     ) -> None:
         super().__init__()
-        k = _check_positive_int("width", width)
-        _check_positive_int("in_channels", in_channels)
-        _check_positive_int("num_classes", num_classes)
+        k = check_int("width", width, min_val=1)
+        check_int("in_channels", in_channels, min_val=1)
+        check_int("num_classes", num_classes, min_val=1)
         h, w = _size2(input_size)
         self.width, self.in_channels, self.num_classes = k, in_channels, num_classes
         self.input_size = (h, w)
@@ -552,11 +539,10 @@ class VariantMLP(nn.Module):
         norm_eps: float = 1e-5,
     ) -> None:
         super().__init__()
-        if variant not in MLP_VARIANTS:
-            raise ValueError(f"variant must be one of {', '.join(MLP_VARIANTS)}, got {variant!r}")
-        _check_positive_int("in_features", in_features)
-        _check_positive_int("num_classes", num_classes)
-        hidden = _check_hidden(hidden)
+        check_choice("variant", variant, MLP_VARIANTS)
+        check_int("in_features", in_features, min_val=1)
+        check_int("num_classes", num_classes, min_val=1)
+        hidden = _hidden_widths(hidden)
         norm, affine, bias, head_trained, _ = MLP_VARIANTS[variant]
         self.variant, self.in_features, self.hidden = variant, in_features, hidden
         self.num_classes = num_classes
@@ -683,10 +669,10 @@ class BatchedBNMLP(nn.Module):
         bn_momentum: float = 0.1,
     ) -> None:
         super().__init__()
-        G = _check_positive_int("num_configs", num_configs)
-        _check_positive_int("in_features", in_features)
-        _check_positive_int("num_classes", num_classes)
-        hidden = _check_hidden(hidden)
+        G = check_int("num_configs", num_configs, min_val=1)
+        check_int("in_features", in_features, min_val=1)
+        check_int("num_classes", num_classes, min_val=1)
+        hidden = _hidden_widths(hidden)
         seeds = [init_seed] * G if isinstance(init_seed, int) else list(init_seed)
         if len(seeds) != G:
             raise ValueError(
@@ -772,7 +758,7 @@ class BatchedBNMLP(nn.Module):
     def to_model(self, g: int) -> BNMLP:
         """Config g as a standalone `BNMLP` (a copy: weights, head and BN running stats)."""
         if not -self.num_configs <= g < self.num_configs:
-            raise ValueError(f"g must index one of {self.num_configs} configs, got {g}")
+            raise ValueError(f"g == {g!r}, must index one of {self.num_configs} configs")
         g %= self.num_configs
         m = BNMLP(
             self.in_features,
