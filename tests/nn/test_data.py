@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 import torch
 
-from thermosgd.data import (
+from thermosgd.nn.data import (
     FASHION_MNIST_DIR,
     Dataset,
     iid_batches,
@@ -291,9 +291,10 @@ def test_digits_label_noise():
     split = load_digits(label_noise=0.5, test_fraction=0.25)
     split_clean = load_digits(test_fraction=0.25)
     assert torch.equal(split.y_test, split_clean.y_test)  # test labels stay clean
-    with pytest.raises(ValueError, match="label_noise"):
+    with pytest.raises(ValueError, match=r"label_noise == 1\.5, must be <= 1"):
         load_digits(label_noise=1.5)
-    with pytest.raises(ValueError, match="test_fraction"):
+    assert with_label_noise(clean, 1.0).name == "digits-noise1"  # every label redrawn: allowed
+    with pytest.raises(ValueError, match=r"test_fraction == 1\.0, must be < 1"):
         load_digits(test_fraction=1.0)
 
 
@@ -311,8 +312,10 @@ def test_teacher_student():
     noisy = with_label_noise(a, 0.2, seed=1)
     assert 0 < int((noisy.y_train != a.y_train).sum()) <= 100
     assert noisy.name == "teacher-student-noise0.2"
-    with pytest.raises(ValueError, match="num_classes"):
+    with pytest.raises(ValueError, match="num_classes == 1, must be >= 2"):
         make_teacher_student(num_classes=1)
+    with pytest.raises(ValueError, match="n_test == -1, must be >= 0"):
+        make_teacher_student(n_test=-1)
 
 
 def test_dataset_container():
@@ -342,7 +345,9 @@ def test_iid_batches():
     assert grid.shape == (16, 128)
     endless = iid_batches(5, 2, torch.Generator().manual_seed(0))
     assert len([next(endless) for _ in range(50)]) == 50
-    with pytest.raises(ValueError, match="batch_size"):
+    with pytest.raises(ValueError, match="batch_size == 0, must be >= 1"):
         next(iid_batches(10, 0, gen))
-    with pytest.raises(ValueError, match="generator"):
+    with pytest.raises(ValueError, match=r"generator == 0, must be a torch\.Generator"):
         next(iid_batches(10, 2, 0))
+    with pytest.raises(ValueError, match="num_batches == -1, must be >= 0"):
+        next(iid_batches(10, 2, gen, num_batches=-1))

@@ -36,6 +36,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from thermosgd._validate import check_fraction, check_int
+
 __all__ = [
     "CIFAR10_DIR",
     "CIFAR100_DIR",
@@ -169,14 +171,6 @@ def normalize_per_channel(
     return ((x_train - mean) / std).astype(np.float32), ((x_test - mean) / std).astype(np.float32)
 
 
-def _check_fraction(name: str, value: float, upper_open: bool = False) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ValueError(f"{name} must be a number in [0, 1], got {value!r}")
-    if not (0.0 <= value <= 1.0) or (upper_open and value == 1.0):
-        raise ValueError(f"{name} must be in [0, 1{')' if upper_open else ']'}, got {value!r}")
-    return float(value)
-
-
 def _noisy_labels(y: np.ndarray, fraction: float, num_classes: int, seed: int) -> np.ndarray:
     """round(fraction * N) labels, chosen without replacement, replaced by U{0..K-1} draws."""
     rng = np.random.default_rng(seed)
@@ -195,7 +189,7 @@ def with_label_noise(ds: Dataset, fraction: float, seed: int = 1) -> Dataset:
     classes (so about fraction/K of them keep their label, as in the reference). Test labels
     are left clean.
     """
-    fraction = _check_fraction("label_noise", fraction)
+    fraction = check_fraction("label_noise", fraction, include_one=True)
     if fraction == 0.0:
         return ds
     y = _noisy_labels(ds.y_train.cpu().numpy(), fraction, ds.num_classes, seed)
@@ -228,7 +222,7 @@ def load_digits(
         from sklearn.datasets import load_digits as _sk_digits
     except ImportError as e:  # pragma: no cover - scikit-learn is a declared extra
         raise ValueError("load_digits needs scikit-learn (pip install 'thermosgd[data]')") from e
-    test_fraction = _check_fraction("test_fraction", test_fraction, upper_open=True)
+    test_fraction = check_fraction("test_fraction", test_fraction)
     raw = _sk_digits()
     x = raw.data.astype(np.float64)
     y = raw.target.astype(np.int64)
@@ -549,12 +543,9 @@ def make_teacher_student(
     training labels (see `with_label_noise`), which keeps a student from interpolating.
     """
     for name, v in (("n_train", n_train), ("in_features", in_features), ("hidden", hidden)):
-        if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
-            raise ValueError(f"{name} must be a positive int, got {v!r}")
-    if isinstance(n_test, bool) or not isinstance(n_test, int) or n_test < 0:
-        raise ValueError(f"n_test must be a non-negative int, got {n_test!r}")
-    if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 2:
-        raise ValueError(f"num_classes must be an int >= 2, got {num_classes!r}")
+        check_int(name, v, min_val=1)
+    check_int("n_test", n_test, min_val=0)
+    check_int("num_classes", num_classes, min_val=2)
     rng = np.random.default_rng(seed)
     w1 = rng.standard_normal((in_features, hidden))
     w2 = rng.standard_normal((hidden, num_classes))
@@ -590,14 +581,16 @@ def iid_batches(
     and share the batch).
     """
     for name, v in (("n", n), ("batch_size", batch_size)):
-        if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
-            raise ValueError(f"{name} must be a positive int, got {v!r}")
+        check_int(name, v, min_val=1)
     if not isinstance(generator, torch.Generator):
-        raise ValueError("generator must be a torch.Generator (every random thing takes a seed)")
-    if num_batches is not None and (not isinstance(num_batches, int) or num_batches < 0):
-        raise ValueError(f"num_batches must be a non-negative int or None, got {num_batches!r}")
-    if num_configs is not None and (not isinstance(num_configs, int) or num_configs <= 0):
-        raise ValueError(f"num_configs must be a positive int or None, got {num_configs!r}")
+        raise ValueError(
+            f"generator == {generator!r}, must be a torch.Generator (every random thing takes a "
+            "seed)"
+        )
+    if num_batches is not None:
+        check_int("num_batches", num_batches, min_val=0)
+    if num_configs is not None:
+        check_int("num_configs", num_configs, min_val=1)
     shape = (batch_size,) if num_configs is None else (num_configs, batch_size)
     count = 0
     while num_batches is None or count < num_batches:
