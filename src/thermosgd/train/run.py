@@ -1,0 +1,214 @@
+"""Training runs and grids of runs into run directories, resumable: `train`, `train_grid`,
+`grid_table`.
+
+`train_grid` checks everything (configs, directories, data, scale invariance) before any file
+is written, decides per directory whether it resumes from its checkpoint, starts fresh or is
+already finished, groups BN-MLP configs that can train as one batched model, and runs one
+`thermosgd.train.engine.Engine` per group. See `thermosgd.train` for the files of a run.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from thermosgd._validate import check_int
+from thermosgd.nn.data import Dataset
+from thermosgd.records import stationary_table
+from thermosgd.train.checkpoint import inspect_dir, start_fresh
+from thermosgd.train.config import TrainConfig
+from thermosgd.train.document import finished_doc
+from thermosgd.train.engine import Engine, HyperparameterHook, batched_engine, single_engine
+from thermosgd.train.nets import load_data, resolve_device
+
+__all__ = ["grid_table", "train", "train_grid"]
+
+
+def _data_key(c: TrainConfig, device: torch.device) -> tuple:
+    return (
+        c.data,
+        c.data_dir,
+        c.label_noise,
+        c.test_fraction,
+        c.data_seed,
+        c.model == "mlp",
+        str(device),
+    )
+
+
+def _batch_key(c: TrainConfig, device: torch.device, ckpt: dict | None) -> tuple:
+    s = c.schedule
+    return (
+        *_data_key(c, device),
+        c.hidden,
+        c.protocol,
+        c.optimizer,
+        c.steps,
+        c.batch_size,
+        s.log_every,
+        s.noise_every,
+        s.noise_batches,
+        s.window,
+        s.queue_size,
+        s.checkpoint_every,
+        s.test_evals,
+        0 if ckpt is None else int(ckpt["step"]),
+    )
+
+
+def _check_grid_args(configs: list, outs: list[Path], threads: int | None,
+                     max_steps_this_call: int | None) -> None:
+    if len(configs) != len(outs):
+        raise ValueError(f"got {len(configs)} configs but {len(outs)} output directories")
+    if any(not isinstance(c, TrainConfig) for c in configs):
+        raise ValueError("configs must be TrainConfig instances")
+    if len({o.resolve() for o in outs}) != len(outs):
+        raise ValueError("output directories must be distinct")
+    if threads is not None:
+        check_int("threads", threads, min_val=1)
+    if max_steps_this_call is not None:
+        check_int("max_steps_this_call", max_steps_this_call, min_val=1)
+
+
+def _groups(configs: list[TrainConfig], todo: list[int], devices, ckpts, batched: bool,
+            model_fn) -> dict[tuple, list[int]]:
+    """The configs to train, grouped: BN-MLP SI configs sharing data, architecture, protocol,
+    optimizer, schedule and resume step train batched; every other config alone."""
+    groups: dict[tuple, list[int]] = {}
+    for i in todo:
+        c = configs[i]
+        if batched and model_fn is None and c.model == "mlp" and c.variant == "si":
+            key = _batch_key(c, devices[i], ckpts[i])
+        else:
+            key = ("single", i)
+        groups.setdefault(key, []).append(i)
+    return groups
+
+
+def _engine(idxs: list[int], configs, outs, ckpts, ds, dev, model_fn,
+            hook: HyperparameterHook | None) -> tuple[Engine, str]:
+    cs = [configs[i] for i in idxs]
+    if len(idxs) == 1:
+        engine = single_engine(cs[0], outs[idxs[0]], ds, ckpts[idxs[0]], dev, model_fn, hook)
+        return engine, outs[idxs[0]].name
+    engine = batched_engine(cs, [outs[i] for i in idxs], ds, [ckpts[i] for i in idxs], dev,
+                            hook)
+    return engine, f"{len(idxs)} configs"
+
+
+def train_grid(
+    configs: Sequence[TrainConfig],
+    out_dirs: Sequence[str | os.PathLike],
+    *,
+    batched: bool = True,
+    progress: bool | None = None,
+    resume: bool = True,
+    overwrite: bool = False,
+    threads: int | None = 1,
+    model_fn: Callable[[TrainConfig, Dataset], nn.Module] | None = None,
+    max_steps_this_call: int | None = None,
+    hook: HyperparameterHook | None = None,
+) -> list[dict]:
+    """Train every config into its directory; returns their stationary.json documents.
+
+    BN-MLP configs sharing data, hidden widths, protocol, steps, batch size and schedule (and,
+    when resuming, the step reached) train at once as one batched model (``batched=False``:
+    one at a time). Every directory is written exactly as `train` writes it, so a grid can be
+    resumed batched or not. Runs already complete or diverged are not retrained; their
+    documents are returned. Everything is checked (configs, directories, data, SI) before any
+    file is written; a directory holding a different config raises ValueError unless
+    ``overwrite``. ``resume=False`` starts over from step 0. ``threads``: torch intra-op
+    threads during training (1 suits small models on a shared CPU; None leaves the setting).
+    ``max_steps_this_call`` stops after that many steps (with a checkpoint; the document then
+    has ``status: "interrupted"``). ``model_fn(config, dataset)`` replaces the built-in model
+    (trained one config at a time; its trainable parameters must be jointly SI). ``hook``:
+    the per-step hyperparameters (see `thermosgd.train.engine`).
+    """
+    configs = list(configs)
+    outs = [Path(o) for o in out_dirs]
+    _check_grid_args(configs, outs, threads, max_steps_this_call)
+    devices = [resolve_device(c.device) for c in configs]
+    ckpts = [inspect_dir(c, o, resume, overwrite) for c, o in zip(configs, outs, strict=True)]
+    results: list[dict | None] = [None] * len(configs)
+    todo = []
+    for i, (c, o, ck) in enumerate(zip(configs, outs, ckpts, strict=True)):
+        if ck is not None and ck["status"] in ("complete", "diverged"):
+            results[i] = finished_doc(c, o, ck)
+        else:
+            todo.append(i)
+    data: dict[tuple, Dataset] = {}
+    for i in todo:
+        key = _data_key(configs[i], devices[i])
+        if key not in data:
+            data[key] = load_data(configs[i], devices[i])
+    groups = _groups(configs, todo, devices, ckpts, batched, model_fn)
+    prev = torch.get_num_threads()
+    if threads is not None:
+        torch.set_num_threads(threads)
+    try:
+        for idxs in groups.values():
+            ds = data[_data_key(configs[idxs[0]], devices[idxs[0]])]
+            engine, desc = _engine(idxs, configs, outs, ckpts, ds, devices[idxs[0]], model_fn,
+                                   hook)
+            for i in idxs:
+                if ckpts[i] is None:
+                    start_fresh(configs[i], outs[i])
+            engine.run(max_steps_this_call, progress, desc)
+            for g, i in enumerate(idxs):
+                if engine.docs.get(g) is not None:
+                    results[i] = engine.docs[g]
+                else:
+                    results[i] = {
+                        "status": "interrupted",
+                        "name": outs[i].name,
+                        "steps_done": engine.step,
+                        "steps": configs[i].steps,
+                    }
+    finally:
+        torch.set_num_threads(prev)
+    return results  # type: ignore[return-value]
+
+
+def train(
+    config: TrainConfig,
+    out_dir: str | os.PathLike,
+    *,
+    progress: bool | None = None,
+    resume: bool = True,
+    overwrite: bool = False,
+    threads: int | None = 1,
+    model_fn: Callable[[TrainConfig, Dataset], nn.Module] | None = None,
+    max_steps_this_call: int | None = None,
+    hook: HyperparameterHook | None = None,
+) -> dict:
+    """Train one config into ``out_dir`` and return its stationary.json document.
+
+    See `thermosgd.train` for the files; `train_grid` for the options. With ``resume`` (the
+    default) a directory holding a checkpoint of the same config continues from it, and a
+    finished run is not retrained. A run whose loss or radius becomes non-finite stops and is
+    recorded with ``status: "diverged"``; it does not raise.
+    """
+    return train_grid(
+        [config],
+        [out_dir],
+        batched=False,
+        progress=progress,
+        resume=resume,
+        overwrite=overwrite,
+        threads=threads,
+        model_fn=model_fn,
+        max_steps_this_call=max_steps_this_call,
+        hook=hook,
+    )[0]
+
+
+def grid_table(results: Sequence[dict]) -> dict[str, np.ndarray]:
+    """One row per run: name, status, the hyperparameters and every scalar of the stationary
+    documents (reasons joined by '; '), ready for `thermosgd.io.write_csv`
+    (`thermosgd.records.stationary_table`)."""
+    return stationary_table(results)

@@ -1,0 +1,214 @@
+"""train.run: every protocol writes its files, the SI check, finished runs are not retrained,
+old config files resume, the stationary document follows the record schema, and the
+`thermosgd train` command (grids, results.csv, one-line errors)."""
+
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from tests.train.common import TINY_ARGS, docs_equal, tiny
+from thermosgd.cli import main
+from thermosgd.io import read_csv
+from thermosgd.nn.models import frozen_linear
+from thermosgd.records import field_names
+from thermosgd.train import TrainConfig, train
+from thermosgd.train.checkpoint import config_diff
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+
+@pytest.mark.parametrize("protocol", ["lr", "elr", "sphere"])
+def test_every_protocol_runs_and_writes_its_files(tmp_path, protocol):
+    c = tiny(protocol)
+    doc = train(c, tmp_path / "run")
+    out = tmp_path / "run"
+    assert {p.name for p in out.iterdir()} >= {
+        "config.json", "metrics.csv", "stationary.json", "checkpoint.pt"
+    }
+    assert TrainConfig.from_json((out / "config.json").read_text()) == c
+    m = read_csv(out / "metrics.csv")
+    assert list(m["step"]) == list(range(5, 121, 5))
+    probed = np.isfinite(m["trace_sigma"])
+    assert list(m["step"][probed]) == [40, 80, 120]
+    for k in ("grad_norm2", "sigma2", "temperature", "trace_sigma_se"):
+        assert np.isfinite(m[k][probed]).all() and np.isnan(m[k][~probed]).all()
+    assert np.isfinite(m["loss"]).all() and (m["radius"] > 0).all()
+    if protocol == "sphere":
+        # the gradient is tangent, so the update can only lengthen w: r' >= r
+        assert (m["preprojection_norm"] >= 2.0).all() and (m["pressure"] > 0).all()
+        np.testing.assert_allclose(m["radius"], 2.0, rtol=1e-6)
+    else:
+        assert np.isnan(m["preprojection_norm"]).all()
+    saved = json.loads((out / "stationary.json").read_text())
+    assert saved["status"] == doc["status"] == "complete" and saved["diverged"] is False
+    for k in ("temperature", "pressure", "volume", "energy", "entropy_dir", "entropy", "sigma2",
+              "trace_sigma", "grad_norm2", "radius", "pressure_sde", "pressure_discrete"):
+        assert saved[k] is not None and math.isfinite(saved[k]), k
+    assert saved["temperature"] > 0 and isinstance(saved["stationary"], bool)
+    assert isinstance(saved["reasons"], list) and "stationary" in saved["summary"]
+    # Q from the training steps' own gradients vs the probes' (both unbiased; 3 probes and
+    # 12 blocks of 5 steps here, so only a loose agreement is expected)
+    assert np.isfinite(m["trace_total_steps"]).all()
+    np.testing.assert_allclose(saved["trace_total_steps"], saved["trace_total"], rtol=0.5)
+    if protocol != "sphere":
+        assert saved["radius_discrete"] > 0 and saved["radius_sde"] > 0
+        assert saved["radius_discrete_steps"] > 0
+    else:
+        assert saved["pressure_discrete_steps"] > 0
+    assert saved["n_snapshots"] == 20 and saved["n_noise"] >= 1
+    # every key of the document is one of the record schema's (or its standard error)
+    assert set(saved) <= set(field_names(with_se=True)), set(saved) - set(field_names(
+        with_se=True))
+    ckpt = torch.load(out / "checkpoint.pt", weights_only=False)
+    assert ckpt["step"] == 120 and ckpt["status"] == "complete"
+    # a finished run is not retrained: the same document comes back
+    docs_equal(train(c, out), doc)
+
+
+def _mlp_factory(affine: bool):
+    def make(config, ds):
+        h = config.hidden[0]
+        head = frozen_linear(h, ds.num_classes, bias=False)
+        return nn.Sequential(
+            nn.Flatten(), nn.Linear(64, h, bias=False), nn.BatchNorm1d(h, affine=affine),
+            nn.ReLU(), head,
+        )
+
+    return make
+
+
+def test_a_non_scale_invariant_model_is_refused(tmp_path):
+    out = tmp_path / "run"
+    with pytest.raises(ValueError, match="not scale-invariant") as e:
+        train(tiny(), out, model_fn=_mlp_factory(affine=True))
+    assert "affine" in str(e.value) and "\n" not in str(e.value)
+    assert not out.exists()  # nothing written before the check
+    # the same architecture without the BN affine parameters is SI and trains
+    doc = train(tiny(steps=40, noise_every=20, queue_size=10), out,
+                model_fn=_mlp_factory(affine=False))
+    assert doc["status"] == "complete" and doc["dim"] == 64 * 16
+
+
+def test_no_test_set_gives_train_evaluations_only_and_old_configs_still_resume(tmp_path):
+    c = tiny()
+    doc = train(c, tmp_path / "run")
+    assert doc["n_evals"] == 8 and doc["eval_train_acc"] > 0
+    assert doc["eval_test_loss"] is None and doc["gap_acc"] is None  # NaN in the JSON
+    # a config.json written before test_evals/test_fraction existed still matches
+    cfg = json.loads((tmp_path / "run" / "config.json").read_text())
+    del cfg["test_evals"], cfg["test_fraction"]
+    assert config_diff(cfg, c) == []
+    assert config_diff(cfg, tiny(test_evals=3)) == ["test_evals: 8 != 3"]
+
+
+def test_convnet_variant_trains(tmp_path):
+    c = tiny(model="convnet", width=2, hidden=(32, 32), variant="bn-affine", steps=40,
+             noise_every=20, checkpoint_every=20)
+    doc = train(c, tmp_path / "conv")
+    assert doc["status"] == "complete" and doc["variant"] == "bn-affine"
+    assert doc["dim"] == 1530 + 2 * 15 * 2 and doc["si_radial_gradient"] > 1e-3
+
+
+def test_train_help_lists_every_option(capsys):
+    assert main(["train", "--help"]) == 0
+    out = capsys.readouterr().out
+    for opt in ("--model", "--hidden", "--width", "--data", "--data-dir", "--label-noise",
+                "--protocol", "--lr", "--elr", "--wd", "--radius", "--steps", "--batch-size",
+                "--seed", "--init-radius", "--log-every", "--noise-every", "--noise-batches",
+                "--window", "--queue-size", "--checkpoint-every", "--device", "--threads",
+                "--no-batch", "--no-resume", "--overwrite", "--progress", "--out"):
+        assert opt in out, opt
+
+
+def test_train_command_writes_a_grid(tmp_path, capsys):
+    out = tmp_path / "grid"
+    rc = main(["train", "--protocol", "sphere", "--elr", "0.01,0.02", "--radius", "1",
+               "--steps", "120", *TINY_ARGS, "--out", str(out)])
+    assert rc == 0
+    names = ["elr1.00e-02_r1.00e+00", "elr2.00e-02_r1.00e+00"]
+    assert sorted(p.name for p in out.iterdir() if p.is_dir()) == names
+    t = read_csv(out / "results.csv")
+    assert list(t["name"]) == names and list(t["status"]) == ["complete", "complete"]
+    assert np.isfinite(t["pressure"]).all() and np.isfinite(t["pressure_discrete"]).all()
+    printed = capsys.readouterr().out
+    assert printed.count("== elr") == 2 and "stationary:" in printed
+
+
+@pytest.mark.parametrize("args,msg", [
+    (["--protocol", "sphere", "--elr", "0.01", "--wd", "0.1"], "takes no wd"),
+    (["--protocol", "elr", "--elr", "0.01"], "needs wd"),
+    (["--protocol", "elr", "--elr", "-0.01", "--wd", "0.1"], "must be > 0"),
+    (["--protocol", "elr", "--elr", "x", "--wd", "0.1"], "cannot parse"),
+    (["--protocol", "elr", "--elr", "0.01", "--wd", "0.1", "--hidden", "0"], "--hidden"),
+    (["--protocol", "elr", "--elr", "0.01", "--wd", "0.1", "--model", "convnet",
+      "--data", "synthetic"], "vectors"),
+    (["--protocol", "elr", "--elr", "0.01,0.01", "--wd", "0.1"], "twice"),
+    (["--protocol", "elr", "--elr", "0.01", "--wd", "0.1", "--data", "cifar10",
+      "--data-dir", "/nonexistent"], "CIFAR files not found"),
+    (["--elr", "0.01", "--wd", "0.1"], "--protocol"),
+])
+def test_train_bad_input_is_one_line_exit_2(tmp_path, capsys, args, msg):
+    rc = main(["train", *args, "--steps", "100", "--out", str(tmp_path / "o")])
+    err = capsys.readouterr().err
+    assert rc == 2
+    assert msg in err and err.count("\n") == 1 and "Traceback" not in err
+    assert not (tmp_path / "o").exists()
+
+
+def test_train_command_never_partially_overwrites_an_earlier_run(tmp_path, capsys):
+    out = tmp_path / "grid"
+    base = ["train", "--protocol", "elr", "--wd", "0.01", *TINY_ARGS, "--out", str(out)]
+    assert main([*base, "--elr", "0.02", "--steps", "80"]) == 0
+    old = out / "elr2.00e-02_wd1.00e-02"
+    before = {p.name: p.read_bytes() for p in old.iterdir()}
+    capsys.readouterr()
+    # the new grid point elr=0.01 is fine, but elr=0.02 exists with another config: nothing
+    # at all is written
+    rc = main([*base, "--elr", "0.01,0.02", "--steps", "120"])
+    err = capsys.readouterr().err
+    assert rc == 2 and "different config" in err and err.count("\n") == 1
+    assert not (out / "elr1.00e-02_wd1.00e-02").exists()
+    assert {p.name: p.read_bytes() for p in old.iterdir()} == before
+    # rerunning the same command resumes (nothing to do) and leaves the results as they were
+    assert main([*base, "--elr", "0.02", "--steps", "80"]) == 0
+    assert json.loads((old / "stationary.json").read_text()) == json.loads(
+        before["stationary.json"])
+
+
+def test_train_command_variant_axis(tmp_path, capsys):
+    out = tmp_path / "grid"
+    rc = main(["train", "--protocol", "elr", "--elr", "0.01", "--wd", "0.01", "--variant",
+               "si,bias", "--steps", "120", *TINY_ARGS, "--out", str(out)])
+    assert rc == 0
+    t = read_csv(out / "results.csv")
+    assert sorted(t["variant"]) == ["bias", "si"]
+    assert np.isfinite(t["si_radial_gradient"]).all() and np.isfinite(t["si_loss_change"]).all()
+    assert main(["train", "--protocol", "elr", "--elr", "0.01", "--wd", "0.01", "--variant",
+                 "si,dropout", "--out", str(tmp_path / "x")]) == 2
+    assert "--variant: unknown ['dropout']" in capsys.readouterr().err
+
+
+def test_cli_train_momentum_grid_and_errors(tmp_path, capsys):
+    out = tmp_path / "grid"
+    assert main(["train", "--protocol", "lr", "--optimizer", "momentum", "--momentum",
+                 "0.9,0.5", "--lr", "0.03", "--wd", "0.01", "--steps", "120", *TINY_ARGS,
+                 "--out", str(out)]) == 0
+    names = sorted(p.name for p in out.iterdir() if p.is_dir())
+    assert names == ["momentum0.5_lr3.00e-02_wd1.00e-02", "momentum0.9_lr3.00e-02_wd1.00e-02"]
+    rows = read_csv(out / "results.csv")
+    assert sorted(rows["momentum"].tolist()) == [0.5, 0.9]
+    assert main(["train", "--protocol", "lr", "--momentum", "0.9", "--lr", "0.1", "--wd",
+                 "0.01", "--out", str(tmp_path / "x")]) == 2
+    assert "--optimizer momentum or adamw" in capsys.readouterr().err
+    assert main(["train", "--protocol", "elr", "--optimizer", "adamw", "--elr", "0.1", "--wd",
+                 "0.01", "--out", str(tmp_path / "y")]) == 2
+    assert "runs the protocol(s) lr" in capsys.readouterr().err
+    assert main(["train", "--help"]) == 0
+    help_text = capsys.readouterr().out
+    for opt in ("--optimizer", "--momentum", "--beta2"):
+        assert opt in help_text
+
