@@ -10,7 +10,7 @@ from scipy import stats
 
 from tests.test_analysis import _merge, ideal_gas_table
 from thermosgd import analysis as A
-from thermosgd.generalization import bootstrap_rank_correlation, rank_correlation, relate
+from thermosgd.estimators.generalization import bootstrap_rank_correlation, rank_correlation, relate
 from thermosgd.report import render_report
 
 
@@ -54,8 +54,10 @@ def test_p_value_is_scipys_and_the_result_is_reproducible():
     ([1, 2], [1, 2], {}, "at least 3 runs"),
     ([1, 2, 3], [1, 2], {}, "equal length"),
     ([1, 2, np.nan], [1, 2, 3], {}, "finite"),
-    ([1, 2, 3], [1, 2, 3], {"n_boot": 10}, "n_boot"),
-    ([1, 2, 3], [1, 2, 3], {"level": 1.5}, "level"),
+    ([1, 2, 3], [1, 2, 3], {"n_boot": 10}, "n_boot == 10, must be >= 100"),
+    ([1, 2, 3], [1, 2, 3], {"n_boot": 500.0}, r"n_boot == 500\.0, must be an integer"),
+    ([1, 2, 3], [1, 2, 3], {"level": 1.5}, r"level == 1\.5, must be < 1"),
+    ([1, 2, 3], [1, 2, 3], {"level": 0.0}, r"level == 0\.0, must be > 0"),
 ])
 def test_bad_input_is_a_clear_error(x, y, kw, msg):
     with pytest.raises(ValueError, match=msg):

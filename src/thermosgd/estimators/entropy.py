@@ -22,8 +22,8 @@ constants use the exact digamma function (not the log(N-1) shortcut of the paper
 
 Every value comes with a standard error: the delete-one jackknife of the estimator, computed
 exactly from the (k+1)-th neighbours (see `_kl_jackknife`); it is slightly conservative and
-matches the spread over independent repeats (tested in tests/test_entropy.py), unlike the naive
-std(m log eps)/sqrt(N), which ignores the correlations of neighbour distances.
+matches the spread over independent repeats (tested in tests/estimators/test_entropy.py),
+unlike the naive std(m log eps)/sqrt(N), which ignores the correlations of neighbour distances.
 
 Duplicates: repeated points (a nearest-neighbour distance of exactly zero; on the sphere,
 directions within 8 sqrt(D) float64 ulps) are atoms, for which the differential entropy is -inf
@@ -42,6 +42,8 @@ from typing import Literal
 import numba
 import numpy as np
 from scipy.special import digamma, gammaln
+
+from thermosgd._validate import check_choice, check_int
 
 __all__ = [
     "EntropyEstimate",
@@ -96,16 +98,6 @@ class EntropyEstimate:
 # ----------------------------------------------------------------------------- validation
 
 
-def _is_int(v) -> bool:
-    return isinstance(v, (int, np.integer)) and not isinstance(v, bool)
-
-
-def _check_k(k) -> int:
-    if not _is_int(k) or k < 1:
-        raise ValueError(f"k must be an integer >= 1, got {k!r}")
-    return int(k)
-
-
 def _check_points(name: str, x, k: int, min_points: int, finite: bool | None = None) -> np.ndarray:
     """Array (..., N, D) of float32/float64 with N >= min_points. finite=None checks NaN/inf only
     for the KD-tree path (D <= 16); the Gram path and the sphere norms detect them on the fly."""
@@ -137,18 +129,18 @@ def _check_points(name: str, x, k: int, min_points: int, finite: bool | None = N
     return x
 
 
-def _check_dim(dim, ambient: int) -> int:
-    if not _is_int(dim) or dim < 1:
-        raise ValueError(f"dim must be an integer >= 1, got {dim!r}")
-    if dim > ambient:
-        raise ValueError(f"dim = {dim} exceeds the ambient dimension D = {ambient}")
-    return int(dim)
+#: the ways to treat repeated points (see the module docstring)
+_DUPLICATES = ("raise", "drop")
+#: the estimators of `sphere_entropy`
+_METHODS = ("chord", "angles", "scale")
 
 
-def _check_duplicates(duplicates) -> str:
-    if duplicates not in ("raise", "drop"):
-        raise ValueError(f"duplicates must be 'raise' or 'drop', got {duplicates!r}")
-    return duplicates
+def _check_dtype(dtype) -> np.dtype:
+    """The floating-point dtype of a Gram matrix or a queue: float32 or float64."""
+    dt = np.dtype(dtype)
+    if dt not in (np.dtype(np.float32), np.dtype(np.float64)):
+        raise ValueError(f"dtype == {dtype!r}, must be float32 or float64")
+    return dt
 
 
 # ----------------------------------------------------------------------------- kernels
@@ -275,14 +267,12 @@ def _knn_gram(x: np.ndarray, k: int, scale=None, block_size=None, dtype=None, no
     import torch
 
     n, d = x.shape
-    gdt = np.dtype(np.float32 if dtype is None else dtype)
-    if gdt not in (np.dtype(np.float32), np.dtype(np.float64)):
-        raise ValueError(f"dtype must be float32 or float64, got {dtype!r}")
+    gdt = _check_dtype(np.float32 if dtype is None else dtype)
     tdt = torch.float32 if gdt == np.float32 else torch.float64
     if block_size is None:
         block_size = max(256, _GRAM_BLOCK_ELEMENTS // n)
-    elif not _is_int(block_size) or block_size < 1:
-        raise ValueError(f"block_size must be an integer >= 1, got {block_size!r}")
+    else:
+        check_int("block_size", block_size, min_val=1)
     bs = int(min(block_size, n))
 
     x = np.ascontiguousarray(x)
@@ -407,7 +397,7 @@ def nearest_neighbor_distances(x, k: int = 1, *, block_size=None, dtype=None) ->
     one Gram block of block_size x N (default: about 2^25 elements) plus a copy of x in `dtype`.
     Duplicate points give exact zero distances (no clipping).
     """
-    k = _check_k(k)
+    k = check_int("k", k, min_val=1)
     x = _check_points("x", x, k, k + 1)
     lead = x.shape[:-2]
     n, d = x.shape[-2:]
@@ -505,10 +495,11 @@ def knn_entropy(
     Batched over the leading axes; value and stderr have their shape.
     Duplicates (zero distances): ValueError, or duplicates='drop' keeps one copy of each.
     """
-    k = _check_k(k)
-    duplicates = _check_duplicates(duplicates)
+    k = check_int("k", k, min_val=1)
+    duplicates = check_choice("duplicates", duplicates, _DUPLICATES)
     x = _check_points("x", x, k, k + 2)
-    dim = x.shape[-1] if dim is None else _check_dim(dim, x.shape[-1])
+    # an intrinsic dimension m <= the ambient D
+    dim = x.shape[-1] if dim is None else check_int("dim", dim, min_val=1, max_val=x.shape[-1])
 
     def one(cloud, _):
         return (*_knn_one(cloud, k + 1), None, 0.0)
@@ -611,10 +602,9 @@ def sphere_entropy(
     added in quadrature.
     Duplicated directions (chord <= 8 sqrt(D) eps_64): ValueError, or duplicates='drop'.
     """
-    k = _check_k(k)
-    duplicates = _check_duplicates(duplicates)
-    if method not in ("chord", "angles", "scale"):
-        raise ValueError(f"method must be 'chord', 'angles' or 'scale', got {method!r}")
+    k = check_int("k", k, min_val=1)
+    duplicates = check_choice("duplicates", duplicates, _DUPLICATES)
+    check_choice("method", method, _METHODS)
     w = _check_points("w", w, k, k + 2, finite=False)
     d = w.shape[-1]
     if d < 2:
@@ -683,15 +673,9 @@ class EntropyQueue:
     """
 
     def __init__(self, capacity: int, dim: int, dtype=np.float32):
-        if not _is_int(capacity) or capacity < 3:
-            raise ValueError(f"capacity must be an integer >= 3, got {capacity!r}")
-        if not _is_int(dim) or dim < 2:
-            raise ValueError(f"dim must be an integer >= 2, got {dim!r}")
-        dt = np.dtype(dtype)
-        if dt not in (np.dtype(np.float32), np.dtype(np.float64)):
-            raise ValueError(f"dtype must be float32 or float64, got {dtype!r}")
-        self.capacity = int(capacity)
-        self.dim = int(dim)
+        self.capacity = check_int("capacity", capacity, min_val=3)
+        self.dim = check_int("dim", dim, min_val=2)
+        dt = _check_dtype(dtype)
         self.dtype = dt
         self._buf = np.zeros((self.capacity, self.dim), dtype=dt)
         self._radius = np.zeros(self.capacity)

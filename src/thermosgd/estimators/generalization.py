@@ -1,6 +1,6 @@
 """Stationary entropy / temperature against generalization, across the runs of a grid.
 
-Each stationary run of a sweep records (``thermosgd.training``, ``test_evals``) its window
+Each stationary run of a sweep records (``thermosgd.train``, ``test_evals``) its window
 means of the whole-set train and test loss and accuracy, and the generalization gaps
 gap_loss = test loss - train loss and gap_acc = train accuracy - test accuracy. Across the runs
 of a grid, `relate` measures how monotonically each outcome follows the thermodynamic state
@@ -20,6 +20,8 @@ from collections.abc import Sequence
 
 import numpy as np
 from scipy import stats
+
+from thermosgd._validate import check_fraction, check_int
 
 __all__ = [
     "OUTCOMES",
@@ -72,10 +74,8 @@ def bootstrap_rank_correlation(
     ``spearmanr``); resamples in which x or y is constant are dropped (their rho is undefined).
     """
     x, y = _pair(x, y)
-    if isinstance(n_boot, bool) or not isinstance(n_boot, int) or n_boot < 100:
-        raise ValueError(f"n_boot must be an int >= 100, got {n_boot!r}")
-    if not 0.0 < level < 1.0:
-        raise ValueError(f"level must be in (0, 1), got {level!r}")
+    n_boot = check_int("n_boot", n_boot, min_val=100)
+    level = check_fraction("level", level, include_zero=False)
     n = x.size
     rho = rank_correlation(x, y)
     idx = np.random.default_rng(seed).integers(0, n, size=(n_boot, n))
