@@ -1,0 +1,1 @@
+"""Figures and the HTML report: draw what they are given, never compute physics."""
