@@ -1,0 +1,30 @@
+"""The torch side: protocol optimizers, batched steps, models, data, scale invariance, probes.
+
+Submodules (imported on first access, ``thermosgd.nn.optim`` or ``from thermosgd.nn import
+optim``):
+
+* `optim`: the protocols (`FixedLR`, `FixedELR`, `FixedSphere`) and the optimizers running the
+  fixed-LR protocol (`MomentumLR`, `AdamWLR`) as ``torch.optim.Optimizer``s; `make_optimizer`;
+* `batched`: the same rules for G configs at once (`BatchedProtocol`, ``*_step_``);
+* `models`: the scale-invariant networks with frozen heads and their variants, `BatchedBNMLP`;
+* `data`: offline datasets (digits, Fashion-MNIST, CIFAR, teacher-student), `iid_batches`;
+* `scale_invariance`: radius helpers, checking / finding SI groups, distance from SI;
+* `probes`: gradient-noise and full-gradient probes of a network;
+* `attach`: protocol, hyperparameters and SI group read from a torch optimizer (the only
+  isinstance dispatch on optimizer classes), a monitor attached to a training loop.
+"""
+
+import importlib
+
+__all__ = ["attach", "batched", "data", "models", "optim", "probes", "scale_invariance"]
+
+
+def __getattr__(name: str):
+    # lazily: importing one submodule (or this package) does not import all of them
+    if name in __all__:
+        return importlib.import_module(f"{__name__}.{name}")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
