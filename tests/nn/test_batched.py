@@ -126,6 +126,9 @@ def test_batched_float32_step_equals_separate_step(protocol):
         for i in range(2):
             assert_matches_reference(bm.weights[i], state[f"weight_{i}"], rtol=1e-4, atol=1e-7,
                                      what=f"weight_{i}")
+    if protocol == "sphere":  # every config stays on its own sphere (float32 norms: 1e-7)
+        assert_matches_reference(batched_group_radius(bm.si_parameters()),
+                                 GRIDS[protocol, "sgd"]["radius"], rtol=1e-6)
 
 
 @pytest.mark.parametrize(("protocol", "optimizer"), CASES)
