@@ -15,7 +15,7 @@ A functional core (pure numpy float64 functions on arrays) plus a thin training 
   `analyze_track`, `analyze_trajectory`, `track_summary`).
 
 Writing results into run directories is `thermosgd.workflows.schedules` (`write_track`,
-`write_validation`); figures are `thermosgd.plots`. See docs/schedules.md.
+`write_validation`); figures are `thermosgd.viz.plots`. See docs/schedules.md.
 """
 
 from thermosgd.schedules.noise_curve import NoiseCurve, fit_noise_curve, noise_points

@@ -5,6 +5,14 @@
 ran, `analyze_track` / `analyze_trajectory` are the pure comparison, `track_summary` and
 `fit_relaxation` its numbers and `format_track` a few printable lines of them. Writing the
 result (CSV, figures, schedule.json) is `thermosgd.workflows.schedules.write_track`.
+
+`track` keeps its own short loop rather than `thermosgd.train.engine` because the engine
+cannot reproduce its seeded records bit for bit: the engine rescales the initial weights with
+`set_group_radius` (per-tensor vector norms, squared and summed; the tracker sums squares, and
+the two radii differ in the last bit for the BN-MLPs tracked here), records block means rather
+than the radius before step t and that step's loss, probes the noise after a step with its own
+generator (`probe_seed`, not seed + 7919) and also during the burn-in, and writes checkpoints
+and stationary.json into a run directory.
 """
 
 from __future__ import annotations
@@ -128,10 +136,11 @@ def track(config: TrackConfig, noise: NoiseCurve | None = None, *, exact: bool =
     import torch
     import torch.nn.functional as F
 
-    from thermosgd.monitor import ThermoMonitor, estimate_gradient_noise
+    from thermosgd.monitor import ThermoMonitor
     from thermosgd.nn.data import load_digits
     from thermosgd.nn.models import bn_mlp, si_dim, si_parameters
     from thermosgd.nn.optim import FixedELR, FixedLR
+    from thermosgd.nn.probes import estimate_gradient_noise
 
     c = config
     proc = c.process()

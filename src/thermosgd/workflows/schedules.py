@@ -31,7 +31,7 @@ def write_track(result: dict[str, Any], out_dir: str | os.PathLike, *,
                 figures: bool = True) -> dict[str, Any]:
     """Write a `thermosgd.schedules.track` result into ``out_dir``: records.csv (one row per
     logged step), probes.csv (one row per noise probe), PNG figures
-    (`thermosgd.plots.schedule_figures`) and schedule.json (config, noise curve, summary,
+    (`thermosgd.viz.plots.schedule_figures`) and schedule.json (config, noise curve, summary,
     file names; the report finds the directory by it). Returns the JSON document."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -39,7 +39,7 @@ def write_track(result: dict[str, Any], out_dir: str | os.PathLike, *,
     write_csv(out / "probes.csv", result["probes"])
     names: list[str] = []
     if figures:
-        from thermosgd.plots import schedule_figures  # matplotlib
+        from thermosgd.viz.plots import schedule_figures  # matplotlib
 
         names = [p.name for p in schedule_figures(result, out)]
     doc = {k: result.get(k) for k in _TRACK_KEYS}
@@ -54,14 +54,14 @@ def write_validation(validations: Sequence[dict[str, Any]], out_dir: str | os.Pa
     """Write `thermosgd.schedules.validate_predictions` results (each with a ``label`` and
     its ``noise`` curve dict) into ``out_dir``: prediction.json (summaries and per-run rows;
     the report finds the directory by it) and prediction.png
-    (`thermosgd.plots.prediction_figure`). Returns the JSON document."""
+    (`thermosgd.viz.plots.prediction_figure`). Returns the JSON document."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     doc = {"validations": [{**{k: v.get(k) for k in _VALIDATION_KEYS},
                             "rows": {k: np.asarray(a).tolist() for k, a in v["rows"].items()}}
                            for v in validations], "figures": []}
     if figures:
-        from thermosgd.plots import prediction_figure  # matplotlib
+        from thermosgd.viz.plots import prediction_figure  # matplotlib
 
         doc["figures"] = [prediction_figure(list(validations), out / "prediction.png").name]
     write_json(out / "prediction.json", doc)
