@@ -391,12 +391,13 @@ OPTIMIZER_ERRORS = [
     ({"protocol": "lr", "lr": 0.1, "wd": 0.01, "optimizer": "momentum", "momentum": 1.0},
      r"momentum == 1\.0, must be < 1"),
     ({"protocol": "lr", "lr": 0.1, "wd": 0.01, "optimizer": "adamw", "momentum": -0.1},
-     r"momentum \(beta1\) == -0\.1, must be >= 0"),
+     r"momentum == -0\.1, must be >= 0"),
     ({"protocol": "lr", "lr": 0.1, "wd": 0.01, "optimizer": "adamw", "beta2": 1.5},
      r"beta2 == 1\.5, must be < 1"),
-    ({"protocol": "lr", "lr": 0.1, "wd": 0.01, "momentum": 0.9}, "not 'sgd'"),
+    ({"protocol": "lr", "lr": 0.1, "wd": 0.01, "momentum": 0.9},
+     r"momentum == 0\.9, must be None for optimizer 'sgd' \(it takes neither"),
     ({"protocol": "lr", "lr": 0.1, "wd": 0.01, "optimizer": "momentum", "beta2": 0.9},
-     "beta2 is for"),
+     r"beta2 == 0\.9, must be None for optimizer 'momentum' \(it takes momentum of"),
     ({"protocol": "lr", "lr": 0.1, "optimizer": "adamw"}, "exactly lr and wd"),
 ]
 

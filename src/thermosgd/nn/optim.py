@@ -55,6 +55,7 @@ from thermosgd.spec import (
     DEFAULT_EPS,
     DEFAULT_MOMENTUM,
     HYPERPARAMETERS,
+    OPTIMIZER_HYPERPARAMETERS,
     check_optimizer,
 )
 
@@ -485,16 +486,19 @@ def check_optimizer_args(
     protocol: str, optimizer: str, momentum: Any = None, beta2: Any = None
 ) -> None:
     """One-line ValueErrors for a bad optimizer / protocol / betas combination: the optimizer
-    must run the protocol (`thermosgd.spec.check_optimizer`), ``momentum`` (heavy-ball beta or
-    AdamW's beta1) is for momentum / AdamW only, ``beta2`` for AdamW only; numbers must lie in
-    [0, 1) (tensors are checked per config by the batched steps)."""
+    must run the protocol (`thermosgd.spec.check_optimizer`) and take the betas given
+    (`thermosgd.spec.OPTIMIZER_HYPERPARAMETERS`: ``momentum``, the heavy-ball beta or AdamW's
+    beta1, for momentum and AdamW; ``beta2`` for AdamW); numbers must lie in [0, 1) (tensors
+    are checked per config by the batched steps)."""
     check_optimizer(optimizer, protocol)
-    if optimizer == "sgd" and momentum is not None:
-        raise ValueError("momentum is for optimizer 'momentum' or 'adamw' (beta1), not 'sgd'")
-    if optimizer != "adamw" and beta2 is not None:
-        raise ValueError(f"beta2 is for optimizer 'adamw', not {optimizer!r}")
-    if momentum is not None and not isinstance(momentum, Tensor):
-        check_fraction("momentum" if optimizer == "momentum" else "momentum (beta1)", momentum)
-    if beta2 is not None and not isinstance(beta2, Tensor):
-        check_fraction("beta2", beta2)
+    given = {"momentum": momentum, "beta2": beta2}
+    takes = OPTIMIZER_HYPERPARAMETERS[optimizer]
+    for name, v in given.items():
+        if v is not None and name not in takes:
+            what = f"takes {' and '.join(takes)}" if takes else "takes neither"
+            raise ValueError(f"{name} == {v!r}, must be None for optimizer {optimizer!r} "
+                             f"(it {what} of momentum, beta2)")
+    for name, v in given.items():
+        if v is not None and not isinstance(v, Tensor):
+            check_fraction(name, v)
 
