@@ -1,14 +1,21 @@
 # transition shim (issue 14): removed in the final import pass
 """Transition shim: the closed forms of heavy ball and AdamW live in `thermosgd.theory.momentum`
-and `thermosgd.theory.adamw`; one prediction for any optimizer is `thermosgd.theory.predict`.
+and `thermosgd.theory.adamw`; one prediction for any optimizer is `thermosgd.theory.predict`
+(and `thermosgd.theory.maxwell_relation`).
 
-The fixed-LR dispatchers ``lr_*`` below are kept for the callers that still import them.
+The fixed-LR ``lr_*`` functions below are kept, vectorized as before, for the callers that
+still import them: each looks its optimizer up in a table of closed forms (no optimizer
+branches). SGD's entries are the plain-SGD closed forms of `thermosgd.theory.sgd` (the same
+numbers as heavy ball at beta = 0).
 """
 
 from __future__ import annotations
 
-import numpy as np
-
+from thermosgd._validate import positive_array
+from thermosgd.spec import OPTIMIZERS, check_optimizer
+from thermosgd.theory import adamw as _aw
+from thermosgd.theory import momentum as _hb
+from thermosgd.theory import sgd as _sgd
 from thermosgd.theory.adamw import (
     adamw_angular_update,
     adamw_pressure,
@@ -20,7 +27,6 @@ from thermosgd.theory.adamw import (
     adamw_update_norm2,
 )
 from thermosgd.theory.momentum import (
-    _beta,
     momentum_angular_update,
     momentum_effective_lr,
     momentum_noise_factor,
@@ -29,7 +35,7 @@ from thermosgd.theory.momentum import (
     momentum_relaxation_time,
     momentum_temperature,
 )
-from thermosgd.theory.sgd import _dim, _out, _positive
+from thermosgd.theory.sgd import _dim, _out
 
 __all__ = [
     "OPTIMIZERS",
@@ -58,108 +64,104 @@ __all__ = [
     "momentum_temperature",
 ]
 
-# ----------------------------------------------------------------------------- dispatch
-# The fixed-LR protocol under each optimizer ("sgd" = plain SGD, the paper's "lr" protocol),
-# for the network monitor and the analysis.
 
-OPTIMIZERS = ("sgd", "momentum", "adamw")
-
-
-def _optimizer(name: str) -> str:
-    if name not in OPTIMIZERS:
-        raise ValueError(f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {name!r}")
-    return name
-
-
-def _momentum(optimizer: str, momentum) -> float:
-    if optimizer == "sgd":
-        return 0.0
+def _needs_momentum(optimizer: str, momentum) -> float:
     if momentum is None:
-        raise ValueError(f"optimizer {optimizer!r} needs momentum (heavy-ball beta / beta1)")
-    return float(_beta("momentum", momentum))
+        raise ValueError(f"momentum == None, must be given: optimizer {optimizer!r} needs "
+                         "momentum (heavy-ball beta / beta1)")
+    return momentum
+
+
+def _sgd_radius_sde(lr, wd, sigma2, dim, momentum):
+    return _sgd.radius_sde("lr", sigma2=sigma2, dim=dim, lr=lr, wd=wd)
+
+
+def _adamw_radius_sde(lr, wd, sigma2, dim, momentum):
+    positive_array("sigma2", sigma2)
+    return _aw.adamw_radius(lr, wd, dim)
+
+
+_RADIUS_SDE = {
+    "sgd": _sgd_radius_sde,
+    "momentum": lambda lr, wd, sigma2, dim, m: _hb.momentum_radius(
+        lr, wd, _needs_momentum("momentum", m), sigma2, dim),
+    "adamw": _adamw_radius_sde,
+}
+_RADIUS_DISCRETE = {
+    "sgd": lambda lr, wd, dim, ts, g2, m: (_dim(dim), _sgd.radius_discrete(
+        "lr", trace_sigma=ts, grad_norm2=g2, lr=lr, wd=wd))[1],
+    "momentum": lambda lr, wd, dim, ts, g2, m: (_dim(dim), _hb.momentum_radius_discrete(
+        lr, wd, _needs_momentum("momentum", m), ts, g2))[1],
+    "adamw": lambda lr, wd, dim, ts, g2, m: _aw.adamw_radius_discrete(
+        lr, wd, _needs_momentum("adamw", m), dim, ts, g2, exact=True),
+}
+_RADIUS_POWER = {"sgd": 4, "momentum": _hb.RADIUS_POWER, "adamw": _aw.RADIUS_POWER}
+_TEMPERATURE = {
+    "sgd": lambda lr, wd, sigma2, dim, m: _sgd.temperature_lr(lr, wd, sigma2, dim),
+    "momentum": lambda lr, wd, sigma2, dim, m: _hb.momentum_temperature(
+        lr, wd, _needs_momentum("momentum", m), sigma2, dim),
+    "adamw": lambda lr, wd, sigma2, dim, m: _aw.adamw_temperature(lr, wd, sigma2, dim),
+}
+_ELR = {
+    "sgd": lambda lr, radius, sigma2, dim, m: _sgd.elr_at_radius(lr, radius),
+    "momentum": lambda lr, radius, sigma2, dim, m: _hb.momentum_elr_at_radius(
+        lr, radius, _needs_momentum("momentum", m)),
+    "adamw": lambda lr, radius, sigma2, dim, m: _aw.adamw_elr_at_radius(lr, radius, sigma2, dim),
+}
+_PRESSURE = {
+    "sgd": lambda wd, radius, sigma2, dim: _out(positive_array("wd", wd)),
+    "momentum": lambda wd, radius, sigma2, dim: _out(positive_array("wd", wd)),
+    "adamw": _aw.adamw_pressure,
+}
+_RELAXATION = {
+    "sgd": lambda lr, wd, m: _sgd.relaxation_time("lr", lr=lr, wd=wd),
+    "momentum": lambda lr, wd, m: _hb.momentum_relaxation_time(
+        lr, wd, _needs_momentum("momentum", m)),
+    "adamw": lambda lr, wd, m: _aw.adamw_relaxation_time(lr, wd),
+}
+_MAXWELL = {
+    "sgd": lambda dim: _sgd.maxwell_slope("lr", dim),
+    "momentum": _hb.momentum_maxwell_slope,
+    "adamw": _aw.adamw_maxwell_slope,
+}
 
 
 def lr_radius_sde(optimizer: str, *, lr, wd, sigma2, dim, momentum=None):
-    """SDE stationary radius of the fixed-LR protocol under ``optimizer``: SGD r*^4 = eta (d-1)
-    sigma2 / (2 lambda); heavy ball the same with eta / (1-beta) (`momentum_radius`); AdamW
-    r*^2 = eta d / (2 lambda) (`adamw_radius`, independent of sigma2 and the betas)."""
-    _optimizer(optimizer)
-    if optimizer == "adamw":
-        _positive("sigma2", sigma2)
-        return adamw_radius(lr, wd, dim)
-    return momentum_radius(lr, wd, _momentum(optimizer, momentum), sigma2, dim)
+    """SDE stationary radius of the fixed-LR protocol under ``optimizer``."""
+    return _RADIUS_SDE[check_optimizer(optimizer)](lr, wd, sigma2, dim, momentum)
 
 
 def lr_radius_discrete(optimizer: str, *, lr, wd, dim, trace_sigma, grad_norm2, momentum=None):
-    """Radius with the mean-gradient term: SGD r*^4 = eta (trace_sigma + grad_norm2) /
-    (2 lambda) (the paper's "discr."); `momentum_radius_discrete`; AdamW
-    `adamw_radius_discrete` with ``exact=True`` (all orders in eta lambda: the decoupled decay
-    weakens the momentum correlation, a large effect at b1 = 0.9)."""
-    _optimizer(optimizer)
-    b = _momentum(optimizer, momentum)
-    if optimizer == "adamw":
-        return adamw_radius_discrete(lr, wd, b, dim, trace_sigma, grad_norm2, exact=True)
-    _dim(dim)
-    return momentum_radius_discrete(lr, wd, b, trace_sigma, grad_norm2)
+    """Radius with the mean-gradient term (AdamW: all orders in eta lambda)."""
+    return _RADIUS_DISCRETE[check_optimizer(optimizer)](lr, wd, dim, trace_sigma, grad_norm2,
+                                                        momentum)
 
 
 def lr_radius_power(optimizer: str) -> int:
-    """k with r*^k linear in the noise: 4 (SGD, heavy ball), 2 (AdamW; the relative standard
-    error of r* is that of the noise over k)."""
-    return 2 if _optimizer(optimizer) == "adamw" else 4
+    """k with r*^k linear in the noise: 4 (SGD, heavy ball), 2 (AdamW)."""
+    return _RADIUS_POWER[check_optimizer(optimizer)]
 
 
 def lr_temperature(optimizer: str, *, lr, wd, sigma2, dim, momentum=None):
-    """Temperature of the fixed-LR protocol: SGD sqrt(eta lambda sigma2 / (2 (d-1))); heavy
-    ball the same with eta / (1-beta) (`momentum_temperature`); AdamW the same expression as
-    SGD (`adamw_temperature`, equal second moments assumed)."""
-    _optimizer(optimizer)
-    if optimizer == "adamw":
-        return adamw_temperature(lr, wd, sigma2, dim)
-    return momentum_temperature(lr, wd, _momentum(optimizer, momentum), sigma2, dim)
+    """Temperature of the fixed-LR protocol under ``optimizer``."""
+    return _TEMPERATURE[check_optimizer(optimizer)](lr, wd, sigma2, dim, momentum)
 
 
 def lr_effective_step(optimizer: str, *, lr, radius, sigma2, dim, momentum=None):
-    """Langevin step eta-tilde of the direction on the unit sphere at radius r (T = eta-tilde
-    sigma2 / 2): SGD eta / r^2; heavy ball eta / ((1-beta) r^2); AdamW eta / (sqrt(s) r^2) with
-    the per-coordinate second moment sqrt(s) = sigma sqrt((d-1)/d) / r."""
-    _optimizer(optimizer)
-    lr = _positive("lr", lr)
-    r = _positive("radius", radius)
-    if optimizer == "adamw":
-        sigma2 = _positive("sigma2", sigma2)
-        d = _dim(dim)
-        return _out(lr / (np.sqrt(sigma2 * (d - 1.0) / d) * r))
-    return _out(lr / ((1.0 - _momentum(optimizer, momentum)) * r * r))
+    """Langevin step eta-tilde of the direction on the unit sphere at radius r."""
+    return _ELR[check_optimizer(optimizer)](lr, radius, sigma2, dim, momentum)
 
 
 def lr_pressure(optimizer: str, *, wd, radius, sigma2, dim):
-    """Pressure of the gas law p r^2 = (d-1) T: lambda for SGD and heavy ball (coupled WD);
-    AdamW's coupled-equivalent lambda sqrt(s) (`adamw_pressure`)."""
-    _optimizer(optimizer)
-    if optimizer == "adamw":
-        return adamw_pressure(wd, radius, sigma2, dim)
-    return _out(_positive("wd", wd))
+    """Pressure of the gas law p r^2 = (d-1) T: lambda (coupled WD); AdamW lambda sqrt(s)."""
+    return _PRESSURE[check_optimizer(optimizer)](wd, radius, sigma2, dim)
 
 
 def lr_relaxation_time(optimizer: str, *, lr, wd, momentum=None):
-    """Radius relaxation time in steps: SGD 1 / (4 eta lambda) (of r^4); heavy ball
-    (1-beta) / (4 eta lambda); AdamW 1 / (2 eta lambda) (of r^2)."""
-    _optimizer(optimizer)
-    if optimizer == "adamw":
-        return adamw_relaxation_time(lr, wd)
-    return momentum_relaxation_time(lr, wd, _momentum(optimizer, momentum))
+    """Radius relaxation time in steps under ``optimizer``."""
+    return _RELAXATION[check_optimizer(optimizer)](lr, wd, momentum)
 
 
 def lr_maxwell_slope(optimizer: str, dim):
-    """dS/dlog(eta) - dS/dlog(lambda) of the fixed-LR protocol (landscape-independent).
-
-    S = S_dir + (d-1) log r. For all three optimizers the direction law depends on (eta,
-    lambda) only through eta lambda (SGD: eta-tilde = sqrt(2 eta lambda/((d-1) sigma2)); heavy
-    ball: the same with eta / (1-beta); AdamW: eta-tilde = sqrt(2 eta lambda) / (sigma
-    sqrt(d-1))), so S_dir cancels in the difference and only the radius counts:
-    SGD and heavy ball r^4 ~ eta / lambda give (d-1)/2; AdamW r^2 ~ eta / lambda gives d-1.
-    """
-    _optimizer(optimizer)
-    d = _dim(dim)
-    return _out((1.0 if optimizer == "adamw" else 0.5) * (d - 1.0))
+    """dS/dlog(eta) - dS/dlog(lambda) of the fixed-LR protocol: (d-1)/2; AdamW d-1."""
+    return _MAXWELL[check_optimizer(optimizer)](dim)

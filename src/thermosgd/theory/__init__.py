@@ -10,10 +10,10 @@ Note: ``theory.predict`` is the function; the module is ``thermosgd.theory.predi
 ``sys.modules`` (``from thermosgd.theory.predict import ...`` works).
 """
 
-from thermosgd.theory import adamw, momentum, sgd
+from thermosgd._validate import finite_array, nonnegative_array, positive_array
+from thermosgd.theory import adamw, momentum, sgd, vmf
 from thermosgd.theory.predict import Prediction, maxwell_relation, predict
 from thermosgd.theory.sgd import (
-    PROTOCOLS,
     angular_mixing_time,
     discrete_energy,
     discrete_entropy_shift,
@@ -37,17 +37,16 @@ from thermosgd.theory.sgd import (
     temperature,
     temperature_elr,
     temperature_lr,
-    validate_protocol,
     volume,
 )
 
-# transition (issue 14): private checkers that other modules import from thermosgd.theory;
-# removed in the final import pass (use thermosgd._validate)
-_as_float, _dim, _nonnegative, _out, _positive = (
-    sgd._as_float, sgd._dim, sgd._nonnegative, sgd._out, sgd._positive)
+# transition (issue 14): names other modules import from thermosgd.theory (the checkers are
+# thermosgd._validate's, validate_protocol is thermosgd.spec.check_protocol); removed in the
+# final import pass
+_as_float, _positive, _nonnegative = finite_array, positive_array, nonnegative_array
+_dim, _out, validate_protocol = sgd._dim, sgd._out, sgd.validate_protocol
 
 __all__ = [
-    "PROTOCOLS",
     "Prediction",
     "adamw",
     "angular_mixing_time",
@@ -77,6 +76,6 @@ __all__ = [
     "temperature",
     "temperature_elr",
     "temperature_lr",
-    "validate_protocol",
+    "vmf",
     "volume",
 ]

@@ -17,9 +17,11 @@ Conventions as in `thermosgd.theory.sgd`: pure, vectorized, float64, a 0-d resul
 from __future__ import annotations
 
 import numpy as np
+from numpy.typing import ArrayLike
 
+from thermosgd._validate import finite_array, nonnegative_array, positive_array
 from thermosgd.theory.momentum import _beta
-from thermosgd.theory.sgd import _as_float, _dim, _nonnegative, _out, _positive
+from thermosgd.theory.sgd import Float, _dim, _out
 
 __all__ = [
     "RADIUS_POWER",
@@ -35,11 +37,12 @@ __all__ = [
     "adamw_update_norm2",
 ]
 
-#: k with r*^k linear in the noise (r*^2 = eta d / (2 lambda) does not depend on it at all)
+#: k with r*^k linear in the noise: the SE of the discrete radius is the noise's over k (the
+#: SDE radius r*^2 = eta d / (2 lambda) does not depend on the noise at all)
 RADIUS_POWER = 2
 
 
-def adamw_update_norm2(beta1, dim):
+def adamw_update_norm2(beta1: ArrayLike, dim: ArrayLike) -> Float:
     """E||m_hat / sqrt(s_hat)||^2 = d (1-b1)/(1+b1) for noise-dominated gradients: each
     coordinate of m has variance (1-b1)/(1+b1) times that of g, and s equals it."""
     b1 = _beta("beta1", beta1)
@@ -47,7 +50,7 @@ def adamw_update_norm2(beta1, dim):
     return _out(d * (1.0 - b1) / (1.0 + b1))
 
 
-def adamw_radius(lr, wd, dim):
+def adamw_radius(lr: ArrayLike, wd: ArrayLike, dim: ArrayLike) -> Float:
     """SDE stationary radius of AdamW on a scale-invariant group: r*^2 = eta d / (2 lambda).
 
     The normalized update u = m_hat / sqrt(s_hat) does not scale with r. Balance of ||w||^2 per
@@ -55,13 +58,16 @@ def adamw_radius(lr, wd, dim):
     E<w, u> = -eta d b1/(1+b1) (momentum correlation), so 2 lambda r^2 = eta d: independent of
     sigma, b1 and b2.
     """
-    lr = _positive("lr", lr)
-    wd = _positive("wd", wd)
+    lr = positive_array("lr", lr)
+    wd = positive_array("wd", wd)
     d = _dim(dim)
     return _out(np.sqrt(lr * d / (2.0 * wd)))
 
 
-def adamw_radius_discrete(lr, wd, beta1, dim, trace_sigma, grad_norm2, exact: bool = False):
+def adamw_radius_discrete(
+    lr: ArrayLike, wd: ArrayLike, beta1: ArrayLike, dim: ArrayLike, trace_sigma: ArrayLike,
+    grad_norm2: ArrayLike, exact: bool = False
+) -> Float:
     """AdamW radius with the mean-gradient (finite step) term: r*^2 = eta d / (2 lambda)
     (trace_sigma + grad_norm2 (1-b1)/(1+b1)) / (trace_sigma + grad_norm2).
 
@@ -78,23 +84,24 @@ def adamw_radius_discrete(lr, wd, beta1, dim, trace_sigma, grad_norm2, exact: bo
     b1 -> a b1 lowers r*^2 by ~ eta lambda / (1 - b1) relative (-45% in r*^2 at eta lambda =
     0.09, b1 = 0.9), which the eta lambda -> 0 form misses.
     """
-    lr = _positive("lr", lr)
-    wd = _positive("wd", wd)
+    lr = positive_array("lr", lr)
+    wd = positive_array("wd", wd)
     b1 = _beta("beta1", beta1)
     d = _dim(dim)
-    ts = _positive("trace_sigma", trace_sigma)
-    gn = _nonnegative("grad_norm2", grad_norm2)
+    ts = positive_array("trace_sigma", trace_sigma)
+    gn = nonnegative_array("grad_norm2", grad_norm2)
     factor = (ts + gn * (1.0 - b1) / (1.0 + b1)) / (ts + gn)
     if exact:
         a = 1.0 - lr * wd
         if np.any(a <= 0):
-            raise ValueError("exact AdamW radius needs lr * wd < 1")
+            raise ValueError(f"lr * wd == {float(np.max(lr * wd))!r}, must be < 1 (exact "
+                             "AdamW radius)")
         u2 = d * factor * (1.0 - b1) / (1.0 + b1)
         return _out(np.sqrt(lr * lr * u2 * (1.0 + a * b1) / ((1.0 - a * a) * (1.0 - a * b1))))
     return _out(np.sqrt(lr * d * factor / (2.0 * wd)))
 
 
-def adamw_radius_ratio_isotropic(mu) -> np.float64:
+def adamw_radius_ratio_isotropic(mu: ArrayLike) -> np.float64:
     """Linear-response estimate of r*^2 / (eta d / (2 lambda)) for AdamW on the isotropic model
     with loss direction ``mu`` (unequal second moments s_i ~ 1 - mu_i^2): (d - K) / d with
 
@@ -108,12 +115,13 @@ def adamw_radius_ratio_isotropic(mu) -> np.float64:
     |mu_i| are equal. Leading order only: it gets the sign and size of the excess but
     overestimates it (docs/theory.md lists the measured errors).
     """
-    m = _as_float("mu", mu)
+    m = finite_array("mu", mu)
     if m.ndim != 1 or m.size < 2 or not np.linalg.norm(m) > 0:
-        raise ValueError(f"mu must be a nonzero vector of length >= 2, got {mu!r}")
+        raise ValueError(f"mu == {mu!r}, must be a nonzero vector of length >= 2")
     m = m / np.linalg.norm(m)
     if np.max(np.abs(m)) >= 1.0 - 1e-12:
-        raise ValueError("mu must not lie on a coordinate axis (a zero second moment)")
+        raise ValueError(f"mu == {mu!r}, must not lie on a coordinate axis (a zero second "
+                         "moment)")
     d = m.size
     q = 1.0 / np.sqrt(1.0 - m * m)
     pi = np.eye(d) - np.outer(m, m)
@@ -124,16 +132,16 @@ def adamw_radius_ratio_isotropic(mu) -> np.float64:
     return np.float64((d - k) / d)
 
 
-def adamw_angular_update(lr, wd, beta1):
+def adamw_angular_update(lr: ArrayLike, wd: ArrayLike, beta1: ArrayLike) -> Float:
     """Equilibrium RMS angular update per step of AdamW: eta sqrt(E||u||^2) / r* =
     sqrt(2 eta lambda (1-b1)/(1+b1)) (rotational equilibrium, Kosson et al. 2024)."""
-    lr = _positive("lr", lr)
-    wd = _positive("wd", wd)
+    lr = positive_array("lr", lr)
+    wd = positive_array("wd", wd)
     b1 = _beta("beta1", beta1)
     return _out(np.sqrt(2.0 * lr * wd * (1.0 - b1) / (1.0 + b1)))
 
 
-def adamw_temperature(lr, wd, sigma2, dim):
+def adamw_temperature(lr: ArrayLike, wd: ArrayLike, sigma2: ArrayLike, dim: ArrayLike) -> Float:
     """AdamW temperature T = sigma sqrt(eta lambda / (2 (d-1))), assuming equal second moments
     s = (d-1) sigma2 / (d r^2) in every coordinate (a preconditioner proportional to I).
 
@@ -142,44 +150,46 @@ def adamw_temperature(lr, wd, sigma2, dim):
     r*^2 = eta d / (2 lambda). With unequal second moments the preconditioned dynamics is not
     reversible w.r.t. exp(-L/T) and T is only an effective temperature.
     """
-    lr = _positive("lr", lr)
-    wd = _positive("wd", wd)
-    sigma2 = _positive("sigma2", sigma2)
+    lr = positive_array("lr", lr)
+    wd = positive_array("wd", wd)
+    sigma2 = positive_array("sigma2", sigma2)
     d = _dim(dim)
     return _out(np.sqrt(sigma2 * lr * wd / (2.0 * (d - 1.0))))
 
 
-def adamw_pressure(wd, radius, sigma2, dim):
+def adamw_pressure(wd: ArrayLike, radius: ArrayLike, sigma2: ArrayLike, dim: ArrayLike) -> Float:
     """Effective (coupled-equivalent) pressure of AdamW: p = lambda sqrt(s) =
     lambda sigma sqrt((d-1)/d) / r. Decoupled WD eta lambda w equals a coupled WD p at the
     gradient step eta / sqrt(s); with it p r*^2 = (d-1) T (the ideal-gas law)."""
-    wd = _positive("wd", wd)
-    r = _positive("radius", radius)
-    sigma2 = _positive("sigma2", sigma2)
+    wd = positive_array("wd", wd)
+    r = positive_array("radius", radius)
+    sigma2 = positive_array("sigma2", sigma2)
     d = _dim(dim)
     return _out(wd * np.sqrt(sigma2 * (d - 1.0) / d) / r)
 
 
-def adamw_relaxation_time(lr, wd):
+def adamw_relaxation_time(lr: ArrayLike, wd: ArrayLike) -> Float:
     """Relaxation time of r^2 under AdamW, in steps: 1 / (2 eta lambda) (the update is
     scale-free, so d r^2/dt = -2 eta lambda r^2 + eta^2 d is linear in r^2)."""
-    lr = _positive("lr", lr)
-    wd = _positive("wd", wd)
+    lr = positive_array("lr", lr)
+    wd = positive_array("wd", wd)
     return _out(1.0 / (2.0 * lr * wd))
 
 
-def adamw_elr_at_radius(lr, radius, sigma2, dim):
+def adamw_elr_at_radius(
+    lr: ArrayLike, radius: ArrayLike, sigma2: ArrayLike, dim: ArrayLike
+) -> Float:
     """Langevin step of the direction on the unit sphere at radius r: eta-tilde = eta /
     (sqrt(s) r^2) with the per-coordinate second moment sqrt(s) = sigma sqrt((d-1)/d) / r,
     i.e. eta / (sigma sqrt((d-1)/d) r)."""
-    lr = _positive("lr", lr)
-    r = _positive("radius", radius)
-    sigma2 = _positive("sigma2", sigma2)
+    lr = positive_array("lr", lr)
+    r = positive_array("radius", radius)
+    sigma2 = positive_array("sigma2", sigma2)
     d = _dim(dim)
     return _out(lr / (np.sqrt(sigma2 * (d - 1.0) / d) * r))
 
 
-def adamw_maxwell_slope(dim):
+def adamw_maxwell_slope(dim: ArrayLike) -> Float:
     """dS/dlog(eta) - dS/dlog(lambda) of AdamW at fixed LR: d-1, twice SGD's.
 
     The direction law depends on (eta, lambda) only through eta lambda (eta-tilde =

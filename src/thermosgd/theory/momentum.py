@@ -17,8 +17,10 @@ Conventions as in `thermosgd.theory.sgd`: pure, vectorized, float64, a 0-d resul
 from __future__ import annotations
 
 import numpy as np
+from numpy.typing import ArrayLike
 
-from thermosgd.theory.sgd import _as_float, _dim, _nonnegative, _out, _positive
+from thermosgd._validate import finite_array, nonnegative_array, positive_array
+from thermosgd.theory.sgd import Float, _dim, _out
 
 __all__ = [
     "RADIUS_POWER",
@@ -38,27 +40,29 @@ RADIUS_POWER = 4
 
 
 def _beta(name: str, x) -> np.ndarray:
-    arr = _as_float(name, x)
+    """A momentum coefficient (a number or an array of them) as float64, each in [0, 1)."""
+    arr = finite_array(name, x)
     if not np.all((arr >= 0) & (arr < 1)):
-        raise ValueError(f"{name} must be in [0, 1), got {x!r}")
+        raise ValueError(f"{name} == {x!r}, must be in [0, 1)")
     return arr
 
 
-
-def momentum_effective_lr(lr, momentum):
+def momentum_effective_lr(lr: ArrayLike, momentum: ArrayLike) -> Float:
     """Long-time step of heavy ball: eta / (1 - beta) (the gain of the AR(1) filter at zero
     frequency; drift and weight decay both act through it)."""
-    return _out(_positive("lr", lr) / (1.0 - _beta("momentum", momentum)))
+    return _out(positive_array("lr", lr) / (1.0 - _beta("momentum", momentum)))
 
 
-def momentum_noise_factor(momentum):
+def momentum_noise_factor(momentum: ArrayLike) -> Float:
     """Per-step variance of the filtered noise relative to its long-time value: E||v||^2 /
     (E||g||^2 / (1-beta)^2) = (1-beta) / (1+beta) (stationary AR(1) variance 1/(1-beta^2))."""
     b = _beta("momentum", momentum)
     return _out((1.0 - b) / (1.0 + b))
 
 
-def momentum_radius(lr, wd, momentum, sigma2, dim):
+def momentum_radius(
+    lr: ArrayLike, wd: ArrayLike, momentum: ArrayLike, sigma2: ArrayLike, dim: ArrayLike
+) -> Float:
     """SDE stationary radius of heavy ball with coupled WD: r*^4 = eta (d-1) sigma2 /
     (2 lambda (1-beta)).
 
@@ -70,15 +74,17 @@ def momentum_radius(lr, wd, momentum, sigma2, dim):
     fluctuates (strong momentum, low d) the balance reads lambda E[r^2] = eta (d-1) sigma2
     E[1/r^2] / (2 (1-beta)): r*^4 predicts E[r^2] / E[1/r^2], not (E r)^4.
     """
-    lr = _positive("lr", lr)
-    wd = _positive("wd", wd)
+    lr = positive_array("lr", lr)
+    wd = positive_array("wd", wd)
     b = _beta("momentum", momentum)
-    sigma2 = _positive("sigma2", sigma2)
+    sigma2 = positive_array("sigma2", sigma2)
     d = _dim(dim)
     return _out((lr * (d - 1.0) * sigma2 / (2.0 * wd * (1.0 - b))) ** 0.25)
 
 
-def momentum_radius_discrete(lr, wd, momentum, trace_sigma, grad_norm2):
+def momentum_radius_discrete(
+    lr: ArrayLike, wd: ArrayLike, momentum: ArrayLike, trace_sigma: ArrayLike, grad_norm2: ArrayLike
+) -> Float:
     """Heavy-ball radius with the mean-gradient (finite step) term:
     r*^4 = eta (trace_sigma + grad_norm2 (1-beta)/(1+beta)) / (2 lambda (1-beta)).
 
@@ -89,26 +95,28 @@ def momentum_radius_discrete(lr, wd, momentum, trace_sigma, grad_norm2):
     grad_norm2 / trace_sigma = eta-tilde_eff h / 2. beta = 0 gives back the plain-SGD "discr."
     radius r*^4 = eta (trace_sigma + grad_norm2) / (2 lambda).
     """
-    lr = _positive("lr", lr)
-    wd = _positive("wd", wd)
+    lr = positive_array("lr", lr)
+    wd = positive_array("wd", wd)
     b = _beta("momentum", momentum)
-    q = _positive("trace_sigma", trace_sigma) + _nonnegative("grad_norm2", grad_norm2) * (
+    q = positive_array("trace_sigma", trace_sigma) + nonnegative_array("grad_norm2", grad_norm2) * (
         (1.0 - b) / (1.0 + b))
     return _out((lr * q / (2.0 * wd * (1.0 - b))) ** 0.25)
 
 
-def momentum_temperature(lr, wd, momentum, sigma2, dim):
+def momentum_temperature(
+    lr: ArrayLike, wd: ArrayLike, momentum: ArrayLike, sigma2: ArrayLike, dim: ArrayLike
+) -> Float:
     """Heavy-ball temperature T = eta-tilde_eff sigma2 / 2 with eta-tilde_eff = eta / ((1-beta)
     r*^2): T = sqrt(eta lambda sigma2 / (2 (d-1) (1-beta))) (gas law lambda r*^2 = (d-1) T)."""
-    lr = _positive("lr", lr)
-    wd = _positive("wd", wd)
+    lr = positive_array("lr", lr)
+    wd = positive_array("wd", wd)
     b = _beta("momentum", momentum)
-    sigma2 = _positive("sigma2", sigma2)
+    sigma2 = positive_array("sigma2", sigma2)
     d = _dim(dim)
     return _out(np.sqrt(lr * wd * sigma2 / (2.0 * (d - 1.0) * (1.0 - b))))
 
 
-def momentum_angular_update(lr, wd, momentum):
+def momentum_angular_update(lr: ArrayLike, wd: ArrayLike, momentum: ArrayLike) -> Float:
     """Equilibrium angular update per step of heavy ball: sqrt(2 eta lambda / (1+beta)) (Wan et
     al.'s spherical motion dynamics, Kosson et al.).
 
@@ -116,30 +124,30 @@ def momentum_angular_update(lr, wd, momentum):
     (1+beta) (only <w_t, g_t> = 0 is used); the RMS of the per-step angle equals it when r
     hardly fluctuates.
     """
-    lr = _positive("lr", lr)
-    wd = _positive("wd", wd)
+    lr = positive_array("lr", lr)
+    wd = positive_array("wd", wd)
     b = _beta("momentum", momentum)
     return _out(np.sqrt(2.0 * lr * wd / (1.0 + b)))
 
 
-def momentum_relaxation_time(lr, wd, momentum):
+def momentum_relaxation_time(lr: ArrayLike, wd: ArrayLike, momentum: ArrayLike) -> Float:
     """Relaxation time of r^4 under heavy ball, in steps: (1-beta) / (4 eta lambda)."""
-    lr = _positive("lr", lr)
-    wd = _positive("wd", wd)
+    lr = positive_array("lr", lr)
+    wd = positive_array("wd", wd)
     b = _beta("momentum", momentum)
     return _out((1.0 - b) / (4.0 * lr * wd))
 
 
-def momentum_elr_at_radius(lr, radius, momentum):
+def momentum_elr_at_radius(lr: ArrayLike, radius: ArrayLike, momentum: ArrayLike) -> Float:
     """Langevin step of the direction on the unit sphere at radius r: eta-tilde = eta /
     ((1-beta) r^2) (T = eta-tilde sigma2 / 2)."""
-    lr = _positive("lr", lr)
-    r = _positive("radius", radius)
+    lr = positive_array("lr", lr)
+    r = positive_array("radius", radius)
     b = _beta("momentum", momentum)
     return _out(lr / ((1.0 - b) * r * r))
 
 
-def momentum_maxwell_slope(dim):
+def momentum_maxwell_slope(dim: ArrayLike) -> Float:
     """dS/dlog(eta) - dS/dlog(lambda) of heavy ball at fixed LR: (d-1)/2, as for SGD.
 
     The direction law depends on (eta, lambda) only through eta lambda (the step eta / (1-beta)

@@ -317,14 +317,15 @@ def _measured(x: Any) -> float:
 
 def _check_hyper(protocol: str, optimizer: str, given: dict[str, Any]) -> dict[str, Any]:
     has = (*spec.HYPERPARAMETERS[protocol], *spec.OPTIMIZER_HYPERPARAMETERS[optimizer])
-    extra = [k for k, v in given.items() if v is not None and k not in has]
-    if extra:
-        raise ValueError(f"{', '.join(extra)} == {given[extra[0]]!r}: protocol {protocol!r} "
-                         f"with optimizer {optimizer!r} has no {', '.join(extra)}")
+    for k, v in given.items():
+        if v is not None and k not in has:
+            raise ValueError(f"{k} == {v!r}, must be None: protocol {protocol!r} with optimizer "
+                             f"{optimizer!r} has no {k}")
     out: dict[str, Any] = dict.fromkeys(given)
     for k in spec.HYPERPARAMETERS[protocol]:
         if given[k] is None:
-            raise ValueError(f"{k} == None, must be given (protocol {protocol!r})")
+            raise ValueError(f"{k} == None, must be given: protocol {protocol!r} needs "
+                             f"{', '.join(spec.HYPERPARAMETERS[protocol])}")
         out[k] = check_number(k, given[k], min_val=0.0, include_min=False)
     if optimizer != "sgd":  # the optimizer's own hyperparameters: torch's defaults
         m = spec.DEFAULT_MOMENTUM if given["momentum"] is None else given["momentum"]

@@ -6,7 +6,7 @@ Bad input (a non-positive learning rate, effective learning rate, weight decay, 
 noise level, ``dim < 2`` or a non-integer ``dim``, NaN or infinity) raises ``ValueError`` with
 a one-line message naming the argument.
 
-Protocols (``PROTOCOLS``):
+Protocols (`thermosgd.spec.PROTOCOLS`):
 
 * ``"lr"``: fixed learning rate ``lr`` = eta and weight decay ``wd`` = lambda,
   ``w <- w - eta (g + lambda w)``.
@@ -27,9 +27,15 @@ U = E[L], S = S(directions) + (d-1) log r.
 from __future__ import annotations
 
 import numpy as np
+from numpy.typing import ArrayLike
+
+from thermosgd._validate import finite_array, nonnegative_array, positive_array
+from thermosgd.spec import HYPERPARAMETERS, check_protocol
+
+#: what a closed form returns: a numpy float64 scalar for 0-d input, else a float64 array
+Float = np.float64 | np.ndarray
 
 __all__ = [
-    "PROTOCOLS",
     "angular_mixing_time",
     "discrete_energy",
     "discrete_entropy_shift",
@@ -53,54 +59,19 @@ __all__ = [
     "temperature",
     "temperature_elr",
     "temperature_lr",
-    "validate_protocol",
     "volume",
 ]
 
-PROTOCOLS = ("lr", "elr", "sphere")
-
-# Hyperparameters that each protocol has (the dispatchers refuse the others).
-_PROTOCOL_PARAMS = {
-    "lr": ("lr", "wd"),
-    "elr": ("elr", "wd"),
-    "sphere": ("elr",),
-}
-
-
-# ----------------------------------------------------------------------------- validation
-
-
-def _as_float(name: str, x) -> np.ndarray:
-    try:
-        arr = np.asarray(x, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a real number or array, got {x!r}") from None
-    if not np.all(np.isfinite(arr)):
-        raise ValueError(f"{name} must be finite (no NaN or infinity), got {x!r}")
-    return arr
-
-
-def _positive(name: str, x) -> np.ndarray:
-    arr = _as_float(name, x)
-    if not np.all(arr > 0):
-        raise ValueError(f"{name} must be > 0, got {x!r}")
-    return arr
-
-
-def _nonnegative(name: str, x) -> np.ndarray:
-    arr = _as_float(name, x)
-    if not np.all(arr >= 0):
-        raise ValueError(f"{name} must be >= 0, got {x!r}")
-    return arr
-
+# ----------------------------------------------------------------------------- arguments
+# Scalar and array checks are thermosgd._validate's (one message style); the registry of
+# protocols and their hyperparameters is thermosgd.spec.
 
 def _dim(dim) -> np.ndarray:
-    arr = _as_float("dim", dim)
-    if not np.all(arr == np.round(arr)):
-        raise ValueError(f"dim must be an integer (number of parameters), got {dim!r}")
-    if not np.all(arr >= 2):
-        raise ValueError(f"dim must be >= 2 (the sphere S^(dim-1) needs dim >= 2), got {dim!r}")
-    return arr
+    """``dim`` (a number or an array of them) as float64: integers >= 2 (S^(dim-1))."""
+    d = finite_array("dim", dim)
+    if not np.all((d == np.round(d)) & (d >= 2)):
+        raise ValueError(f"dim == {dim!r}, must be an integer >= 2")
+    return d
 
 
 def _out(x: np.ndarray):
@@ -109,75 +80,76 @@ def _out(x: np.ndarray):
     return x[()] if x.ndim == 0 else x
 
 
-def validate_protocol(protocol: str) -> str:
-    """Return ``protocol`` if it is one of ``PROTOCOLS`` ("lr", "elr", "sphere"), else raise."""
-    if not isinstance(protocol, str) or protocol not in PROTOCOLS:
-        raise ValueError(f"protocol must be one of {PROTOCOLS}, got {protocol!r}")
-    return protocol
+#: transition (issue 14): the old name of `thermosgd.spec.check_protocol`; removed in the
+#: final import pass
+validate_protocol = check_protocol
 
 
 def _hyperparams(func: str, protocol: str, needed: tuple[str, ...], **given) -> dict:
     """Check the hyperparameters passed to a protocol dispatcher.
 
-    ``needed`` must all be given; a hyperparameter the protocol does not have must not be.
-    Returns the validated (positive, finite) arrays of the given ones.
+    ``needed`` must all be given; one that the protocol does not have (`thermosgd.spec`
+    ``HYPERPARAMETERS``) must not be. Returns the validated (positive, finite) arrays of the
+    given ones.
     """
-    has = _PROTOCOL_PARAMS[protocol]
-    extra = [k for k, v in given.items() if v is not None and k not in has]
-    if extra:
-        raise ValueError(
-            f"{func}: protocol {protocol!r} has no {', '.join(extra)} "
-            f"(its hyperparameters are {', '.join(has)})"
-        )
-    missing = [k for k in needed if given.get(k) is None]
-    if missing:
-        raise ValueError(f"{func}: protocol {protocol!r} needs {', '.join(missing)}")
-    return {k: _positive(k, v) for k, v in given.items() if v is not None}
+    has = HYPERPARAMETERS[check_protocol(protocol)]
+    for k, v in given.items():
+        if v is not None and k not in has:
+            raise ValueError(f"{k} == {v!r}, must be None: protocol {protocol!r} has no {k} "
+                             f"({func}; its hyperparameters are {', '.join(has)})")
+    for k in needed:
+        if given.get(k) is None:
+            raise ValueError(f"{k} == None, must be given: protocol {protocol!r} needs "
+                             f"{', '.join(needed)} ({func})")
+    return {k: positive_array(k, v) for k, v in given.items() if v is not None}
 
 
 # ----------------------------------------------------------------------------- temperature
 
 
-def temperature_elr(elr, sigma2):
+def temperature_elr(elr: ArrayLike, sigma2: ArrayLike) -> Float:
     """Temperature at fixed effective learning rate (ELR and sphere protocols).
 
     T = eta-tilde sigma2 / 2: the direction follows Langevin dynamics on the unit sphere with
     step eta-tilde and per-direction noise variance eta-tilde^2 sigma2, whose stationary law
     is exp(-L / T).
     """
-    elr = _positive("elr", elr)
-    sigma2 = _positive("sigma2", sigma2)
+    elr = positive_array("elr", elr)
+    sigma2 = positive_array("sigma2", sigma2)
     return _out(elr * sigma2 / 2.0)
 
 
-def stationary_elr_lr(lr, wd, sigma2, dim):
+def stationary_elr_lr(lr: ArrayLike, wd: ArrayLike, sigma2: ArrayLike, dim: ArrayLike) -> Float:
     """Stationary effective learning rate of the fixed-LR protocol.
 
     eta-tilde* = eta / r*^2 = sqrt(2 eta lambda / ((d-1) sigma2)), with r*^4 = eta (d-1) sigma2
     / (2 lambda) the SDE stationary radius.
     """
-    lr = _positive("lr", lr)
-    wd = _positive("wd", wd)
-    sigma2 = _positive("sigma2", sigma2)
+    lr = positive_array("lr", lr)
+    wd = positive_array("wd", wd)
+    sigma2 = positive_array("sigma2", sigma2)
     d = _dim(dim)
     return _out(np.sqrt(2.0 * lr * wd / ((d - 1.0) * sigma2)))
 
 
-def temperature_lr(lr, wd, sigma2, dim):
+def temperature_lr(lr: ArrayLike, wd: ArrayLike, sigma2: ArrayLike, dim: ArrayLike) -> Float:
     """Temperature at fixed learning rate: T = sqrt(eta lambda sigma2 / (2 (d-1))).
 
     This is T = eta-tilde* sigma2 / 2 at the stationary effective learning rate
     eta-tilde* = sqrt(2 eta lambda / ((d-1) sigma2)); it depends on (eta, lambda) only through
     the product eta lambda.
     """
-    lr = _positive("lr", lr)
-    wd = _positive("wd", wd)
-    sigma2 = _positive("sigma2", sigma2)
+    lr = positive_array("lr", lr)
+    wd = positive_array("wd", wd)
+    sigma2 = positive_array("sigma2", sigma2)
     d = _dim(dim)
     return _out(np.sqrt(lr * wd * sigma2 / (2.0 * (d - 1.0))))
 
 
-def temperature(protocol: str, *, sigma2, dim, lr=None, elr=None, wd=None):
+def temperature(
+    protocol: str, *, sigma2: ArrayLike, dim: ArrayLike, lr: ArrayLike | None = None,
+    elr: ArrayLike | None = None, wd: ArrayLike | None = None
+) -> Float:
     """Temperature T of a protocol.
 
     * "elr" (needs elr; wd allowed, unused) and "sphere" (needs elr): T = eta-tilde sigma2 / 2.
@@ -186,31 +158,34 @@ def temperature(protocol: str, *, sigma2, dim, lr=None, elr=None, wd=None):
     Raises ValueError if a needed hyperparameter is missing or one that the protocol does not
     have is given (e.g. ``wd`` for "sphere", ``elr`` for "lr").
     """
-    validate_protocol(protocol)
+    check_protocol(protocol)
     needed = {"lr": ("lr", "wd"), "elr": ("elr",), "sphere": ("elr",)}[protocol]
     p = _hyperparams("temperature", protocol, needed, lr=lr, elr=elr, wd=wd)
     d = _dim(dim)
     if protocol == "lr":
         return temperature_lr(p["lr"], p["wd"], sigma2, d)
-    _positive("sigma2", sigma2)
+    positive_array("sigma2", sigma2)
     t = np.asarray(temperature_elr(p["elr"], sigma2))
     return _out(t + 0.0 * d)  # broadcast against dim like the other branch
 
 
-def elr_at_radius(lr, radius):
+def elr_at_radius(lr: ArrayLike, radius: ArrayLike) -> Float:
     """Effective learning rate of the fixed-LR protocol at radius r: eta-tilde = eta / r^2.
 
     The step of the direction's Langevin dynamics on the unit sphere (T = eta-tilde sigma2 / 2).
     """
-    lr = _positive("lr", lr)
-    r = _positive("radius", radius)
+    lr = positive_array("lr", lr)
+    r = positive_array("radius", radius)
     return _out(lr / (r * r))
 
 
 # ----------------------------------------------------------------------------- radius
 
 
-def radius_sde(protocol: str, *, sigma2, dim, lr=None, elr=None, wd=None):
+def radius_sde(
+    protocol: str, *, sigma2: ArrayLike, dim: ArrayLike, lr: ArrayLike | None = None,
+    elr: ArrayLike | None = None, wd: ArrayLike | None = None
+) -> Float:
     """Stationary radius r* of the SDE limit (ideal-gas law lambda r*^2 = (d-1) T).
 
     Radial SDE (no first-order noise: gradient and noise are tangent),
@@ -223,11 +198,11 @@ def radius_sde(protocol: str, *, sigma2, dim, lr=None, elr=None, wd=None):
     both equal to r*^2 = (d-1) T / lambda. The sphere has no stationary radius (it is fixed):
     ValueError.
     """
-    validate_protocol(protocol)
+    check_protocol(protocol)
     if protocol == "sphere":
         raise ValueError("radius_sde: the sphere protocol has a fixed radius, not a stationary one")
-    p = _hyperparams("radius_sde", protocol, _PROTOCOL_PARAMS[protocol], lr=lr, elr=elr, wd=wd)
-    sigma2 = _positive("sigma2", sigma2)
+    p = _hyperparams("radius_sde", protocol, HYPERPARAMETERS[protocol], lr=lr, elr=elr, wd=wd)
+    sigma2 = positive_array("sigma2", sigma2)
     d = _dim(dim)
     if protocol == "elr":
         return _out(np.sqrt(p["elr"] * (d - 1.0) * sigma2 / (2.0 * p["wd"])))
@@ -235,8 +210,9 @@ def radius_sde(protocol: str, *, sigma2, dim, lr=None, elr=None, wd=None):
 
 
 def radius_discrete(
-    protocol: str, *, trace_sigma, grad_norm2, lr=None, elr=None, wd=None, exact: bool = False
-):
+    protocol: str, *, trace_sigma: ArrayLike, grad_norm2: ArrayLike, lr: ArrayLike | None = None,
+    elr: ArrayLike | None = None, wd: ArrayLike | None = None, exact: bool = False
+) -> Float:
     """Discretization-corrected stationary radius, with Q = trace_sigma + grad_norm2.
 
     One step of SGD with coupled weight decay, g orthogonal to w and E||g||^2 = Q / r^2:
@@ -263,15 +239,14 @@ def radius_discrete(
     2 / (2 - eta lambda) = 1 + eta lambda / 2 + O((eta lambda)^2); the exact r*^2 ("elr") by
     1 + eta-tilde^2 Q / 4 + O(eta-tilde^4 Q^2).
     """
-    validate_protocol(protocol)
+    check_protocol(protocol)
     if protocol == "sphere":
         raise ValueError(
             "radius_discrete: the sphere protocol has a fixed radius, not a stationary one"
         )
-    p = _hyperparams(
-        "radius_discrete", protocol, _PROTOCOL_PARAMS[protocol], lr=lr, elr=elr, wd=wd
-    )
-    q = _positive("trace_sigma", trace_sigma) + _nonnegative("grad_norm2", grad_norm2)
+    p = _hyperparams("radius_discrete", protocol, HYPERPARAMETERS[protocol], lr=lr, elr=elr,
+                     wd=wd)
+    q = positive_array("trace_sigma", trace_sigma) + nonnegative_array("grad_norm2", grad_norm2)
     wd = p["wd"]
     if protocol == "lr":
         eta = p["lr"]
@@ -295,20 +270,25 @@ def radius_discrete(
 # ----------------------------------------------------------------------------- sphere pressure
 
 
-def sphere_pressure_sde(elr, radius, sigma2, dim):
+def sphere_pressure_sde(
+    elr: ArrayLike, radius: ArrayLike, sigma2: ArrayLike, dim: ArrayLike
+) -> Float:
     """Pressure (effective weight decay) on the sphere, SDE limit.
 
     lambda_eff = (d-1) T / r^2 = eta-tilde (d-1) sigma2 / (2 r^2): the weight decay that would
     hold the radius at r, i.e. the ideal-gas law p V = (d-1) T / 2 with V = r^2 / 2.
     """
-    elr = _positive("elr", elr)
-    radius = _positive("radius", radius)
-    sigma2 = _positive("sigma2", sigma2)
+    elr = positive_array("elr", elr)
+    radius = positive_array("radius", radius)
+    sigma2 = positive_array("sigma2", sigma2)
     d = _dim(dim)
     return _out(elr * (d - 1.0) * sigma2 / (2.0 * radius**2))
 
 
-def sphere_pressure_discrete(elr, radius, trace_sigma, grad_norm2, exact: bool = False):
+def sphere_pressure_discrete(
+    elr: ArrayLike, radius: ArrayLike, trace_sigma: ArrayLike, grad_norm2: ArrayLike,
+    exact: bool = False
+) -> Float:
     """Discretization-corrected pressure on the sphere, with Q = trace_sigma + grad_norm2.
 
     ``exact=False``: lambda_eff = eta-tilde Q / (2 r^2).
@@ -321,9 +301,9 @@ def sphere_pressure_discrete(elr, radius, trace_sigma, grad_norm2, exact: bool =
     (= eta-tilde Q / (2 r^2) (1 - eta-tilde^2 Q / 4 + ...)). It uses the root mean square of
     ||w'||; the mean of ||w'|| is smaller by Jensen, by O(eta-tilde^2 Var||g||^2).
     """
-    elr = _positive("elr", elr)
-    radius = _positive("radius", radius)
-    q = _positive("trace_sigma", trace_sigma) + _nonnegative("grad_norm2", grad_norm2)
+    elr = positive_array("elr", elr)
+    radius = positive_array("radius", radius)
+    q = positive_array("trace_sigma", trace_sigma) + nonnegative_array("grad_norm2", grad_norm2)
     if not exact:
         return _out(elr * q / (2.0 * radius**2))
     x = elr * elr * q
@@ -331,41 +311,45 @@ def sphere_pressure_discrete(elr, radius, trace_sigma, grad_norm2, exact: bool =
     return _out(x / (np.sqrt(1.0 + x) + 1.0) / (elr * radius**2))
 
 
-def sphere_pressure_from_norm(mean_preprojection_norm, radius, elr):
+def sphere_pressure_from_norm(
+    mean_preprojection_norm: ArrayLike, radius: ArrayLike, elr: ArrayLike
+) -> Float:
     """Pressure estimator of the paper's code: lambda_eff = (r' - r) / (eta-tilde r^3).
 
     r' is the mean norm of the iterate before projection back to the sphere of radius r.
     Projection multiplies w' by r / r' = 1 - (r' - r) / r' ~ 1 - (r' - r) / r, which is the
     shrinkage 1 - eta lambda of a weight-decay step with eta = eta-tilde r^2.
     """
-    r_pre = _positive("mean_preprojection_norm", mean_preprojection_norm)
-    radius = _positive("radius", radius)
-    elr = _positive("elr", elr)
+    r_pre = positive_array("mean_preprojection_norm", mean_preprojection_norm)
+    radius = positive_array("radius", radius)
+    elr = positive_array("elr", elr)
     return _out((r_pre - radius) / (elr * radius**3))
 
 
 # ----------------------------------------------------------------------------- ideal gas
 
 
-def volume(radius):
+def volume(radius: ArrayLike) -> Float:
     """Volume V = r^2 / 2 (half the squared norm of the scale-invariant weights)."""
-    radius = _positive("radius", radius)
+    radius = positive_array("radius", radius)
     return _out(radius**2 / 2.0)
 
 
-def ideal_gas_pressure(temperature, volume, dim):
+def ideal_gas_pressure(temperature: ArrayLike, volume: ArrayLike, dim: ArrayLike) -> Float:
     """Ideal-gas pressure p = (d-1) T / (2 V) (N k_B = (d-1)/2)."""
-    t = _positive("temperature", temperature)
-    v = _positive("volume", volume)
+    t = positive_array("temperature", temperature)
+    v = positive_array("volume", volume)
     d = _dim(dim)
     return _out((d - 1.0) * t / (2.0 * v))
 
 
-def ideal_gas_residual(pressure, volume, temperature, dim):
+def ideal_gas_residual(
+    pressure: ArrayLike, volume: ArrayLike, temperature: ArrayLike, dim: ArrayLike
+) -> Float:
     """Relative violation of the ideal-gas law: p V / ((d-1) T / 2) - 1 (0 when it holds)."""
-    p = _positive("pressure", pressure)
-    v = _positive("volume", volume)
-    t = _positive("temperature", temperature)
+    p = positive_array("pressure", pressure)
+    v = positive_array("volume", volume)
+    t = positive_array("temperature", temperature)
     d = _dim(dim)
     return _out(p * v / ((d - 1.0) * t / 2.0) - 1.0)
 
@@ -373,7 +357,7 @@ def ideal_gas_residual(pressure, volume, temperature, dim):
 # ----------------------------------------------------------------------------- energy, entropy
 
 
-def equipartition_energy(temperature, dim):
+def equipartition_energy(temperature: ArrayLike, dim: ArrayLike) -> Float:
     """Equipartition energy U = (d-1) T / 2 (above the minimum of L).
 
     Laplace (low-temperature) value of E[L] under exp(-L / T) on S^{d-1} with curvature 1 at
@@ -381,24 +365,24 @@ def equipartition_energy(temperature, dim):
     Mises-Fisher law with kappa = 1/T) the exact value is 1 - A_d(1/T)
     = (d-1) T / 2 - (d-1)(d-3) T^2 / 8 + O(T^3), exact up to O(exp(-2/T)) for d = 3.
     """
-    t = _positive("temperature", temperature)
+    t = positive_array("temperature", temperature)
     d = _dim(dim)
     return _out((d - 1.0) * t / 2.0)
 
 
-def equipartition_entropy(temperature, dim):
+def equipartition_entropy(temperature: ArrayLike, dim: ArrayLike) -> Float:
     """Entropy of the directions (nats, surface measure of the unit sphere), Laplace value.
 
     S_dir = (d-1)/2 log(2 pi e T): a Gaussian of variance T in each of the d-1 tangent
     directions. For the linear loss (von Mises-Fisher, kappa = 1/T) the exact value is
     S_dir - (d-1)(d-3) T / 4 + O(T^2), exact up to O(exp(-2/T)) for d = 3.
     """
-    t = _positive("temperature", temperature)
+    t = positive_array("temperature", temperature)
     d = _dim(dim)
     return _out((d - 1.0) / 2.0 * np.log(2.0 * np.pi * np.e * t))
 
 
-def discrete_energy(energy, elr, curvature=1.0):
+def discrete_energy(energy: ArrayLike, elr: ArrayLike, curvature: ArrayLike = 1.0) -> Float:
     """Leading-order finite-step correction of the stationary energy: U_h = U (1 + h/2).
 
     The discrete chain w <- normalize(w - eta-tilde g) is an Euler scheme for the Langevin
@@ -410,29 +394,29 @@ def discrete_energy(energy, elr, curvature=1.0):
     stationary variance T/(1 - h/2).) For the linear loss the curvature at the minimum is 1.
     The next order is negative and grows with (d-1) T; see docs/isotropic.md.
     """
-    u = _as_float("energy", energy)
-    h = _positive("elr", elr) * _positive("curvature", curvature)
+    u = finite_array("energy", energy)
+    h = positive_array("elr", elr) * positive_array("curvature", curvature)
     return _out(u * (1.0 + h / 2.0))
 
 
-def discrete_entropy_shift(elr, dim, curvature=1.0):
+def discrete_entropy_shift(elr: ArrayLike, dim: ArrayLike, curvature: ArrayLike = 1.0) -> Float:
     """Leading-order finite-step shift of the entropy of directions: (d-1)/2 log(1 + h/2).
 
     The same widening as `discrete_energy` (variance factor 1 + h/2 in each of the d-1 tangent
     directions of a near-Gaussian law), h = eta-tilde * curvature.
     """
-    h = _positive("elr", elr) * _positive("curvature", curvature)
+    h = positive_array("elr", elr) * positive_array("curvature", curvature)
     return _out((_dim(dim) - 1.0) / 2.0 * np.log1p(h / 2.0))
 
 
-def full_entropy(entropy_dir, radius, dim):
+def full_entropy(entropy_dir: ArrayLike, radius: ArrayLike, dim: ArrayLike) -> Float:
     """Entropy on the sphere of radius r: S = S_dir + (d-1) log r.
 
     The surface measure of S^{d-1} scales as r^{d-1}; the radius is deterministic in the SDE
     limit, so no radial term appears.
     """
-    s = _as_float("entropy_dir", entropy_dir)
-    radius = _positive("radius", radius)
+    s = finite_array("entropy_dir", entropy_dir)
+    radius = positive_array("radius", radius)
     d = _dim(dim)
     return _out(s + (d - 1.0) * np.log(radius))
 
@@ -440,32 +424,35 @@ def full_entropy(entropy_dir, radius, dim):
 # ----------------------------------------------------------------------------- potentials
 
 
-def gibbs_potential(energy, temperature, entropy, pressure, volume):
+def gibbs_potential(
+    energy: ArrayLike, temperature: ArrayLike, entropy: ArrayLike, pressure: ArrayLike,
+    volume: ArrayLike
+) -> Float:
     """Gibbs potential G = U - T S + p V.
 
     With p = lambda and V = r^2 / 2 this is E[L + lambda ||w||^2 / 2] - T S, the free energy
     of the L2-regularized loss; at fixed (T, p) it is minimized by the stationary state.
     """
-    u = _as_float("energy", energy)
-    t = _positive("temperature", temperature)
-    s = _as_float("entropy", entropy)
-    p = _positive("pressure", pressure)
-    v = _positive("volume", volume)
+    u = finite_array("energy", energy)
+    t = positive_array("temperature", temperature)
+    s = finite_array("entropy", entropy)
+    p = positive_array("pressure", pressure)
+    v = positive_array("volume", volume)
     return _out(u - t * s + p * v)
 
 
-def helmholtz_potential(energy, temperature, entropy):
+def helmholtz_potential(energy: ArrayLike, temperature: ArrayLike, entropy: ArrayLike) -> Float:
     """Helmholtz potential F = U - T S (natural at fixed volume, i.e. on the sphere)."""
-    u = _as_float("energy", energy)
-    t = _positive("temperature", temperature)
-    s = _as_float("entropy", entropy)
+    u = finite_array("energy", energy)
+    t = positive_array("temperature", temperature)
+    s = finite_array("entropy", entropy)
     return _out(u - t * s)
 
 
 # ----------------------------------------------------------------------------- Maxwell slopes
 
 
-def maxwell_slope(protocol: str, dim):
+def maxwell_slope(protocol: str, dim: ArrayLike) -> Float:
     """Landscape-independent entropy slope predicted by the Maxwell relations (nats).
 
     Uses only S = S_dir + (d-1) log r with S_dir a function of the direction law, and the
@@ -480,13 +467,13 @@ def maxwell_slope(protocol: str, dim):
       contributes (d-1)/4 + (d-1)/4.
     * "sphere": dS/dlog(r) at fixed eta-tilde = d-1 (S_dir depends on eta-tilde only).
     """
-    validate_protocol(protocol)
+    check_protocol(protocol)
     d = _dim(dim)
     factor = {"elr": -0.5, "lr": 0.5, "sphere": 1.0}[protocol]
     return _out(factor * (d - 1.0))
 
 
-def isotropic_entropy_slopes(protocol: str, dim) -> dict:
+def isotropic_entropy_slopes(protocol: str, dim: ArrayLike) -> dict:
     """Individual entropy slopes dS/dlog(x) of the isotropic model (C_V = (d-1)/2 constant).
 
     With S_dir = (d-1)/2 log T + const (so T dS_dir/dT = C_V = (d-1)/2) and
@@ -504,7 +491,7 @@ def isotropic_entropy_slopes(protocol: str, dim) -> dict:
     The "lr" difference and the "elr" "wd" entry, and the "sphere" "radius" entry, equal
     ``maxwell_slope`` (they do not depend on C_V); the others do.
     """
-    validate_protocol(protocol)
+    check_protocol(protocol)
     d = _dim(dim)
     n = (d - 1.0) / 2.0
     if protocol == "lr":
@@ -517,7 +504,10 @@ def isotropic_entropy_slopes(protocol: str, dim) -> dict:
 # ----------------------------------------------------------------------------- time scales
 
 
-def relaxation_time(protocol: str, *, wd=None, lr=None, elr=None, trace_total=None):
+def relaxation_time(
+    protocol: str, *, wd: ArrayLike | None = None, lr: ArrayLike | None = None,
+    elr: ArrayLike | None = None, trace_total: ArrayLike | None = None
+) -> Float:
     """Relaxation time of the radius, in iterations (SDE limit).
 
     * "lr" (needs lr, wd): tau = 1 / (4 eta lambda). With Q the unit-sphere E||g||^2,
@@ -533,10 +523,10 @@ def relaxation_time(protocol: str, *, wd=None, lr=None, elr=None, trace_total=No
     ``trace_total`` is a property of the state, not a hyperparameter: it is accepted (and
     ignored) by "lr" and "sphere".
     """
-    validate_protocol(protocol)
+    check_protocol(protocol)
     needed = {"lr": ("lr", "wd"), "elr": ("elr",), "sphere": ()}[protocol]
     p = _hyperparams("relaxation_time", protocol, needed, lr=lr, elr=elr, wd=wd)
-    q = None if trace_total is None else _positive("trace_total", trace_total)
+    q = None if trace_total is None else positive_array("trace_total", trace_total)
     if protocol == "lr":
         return _out(1.0 / (4.0 * p["lr"] * p["wd"]))
     if protocol == "elr":
@@ -548,13 +538,13 @@ def relaxation_time(protocol: str, *, wd=None, lr=None, elr=None, trace_total=No
     return _out(np.zeros(np.shape(p["elr"])) if "elr" in p else 0.0)
 
 
-def angular_mixing_time(elr, curvature=1.0):
+def angular_mixing_time(elr: ArrayLike, curvature: ArrayLike = 1.0) -> Float:
     """Angular relaxation time on the unit sphere, in iterations: 1 / (eta-tilde h).
 
     Near the minimum the direction follows d(delta)/dt = -eta-tilde h delta (plus noise), with
     h the curvature of L on the unit sphere; h = 1 for the isotropic model's linear loss
     L = 1 + mu.w with |mu| = 1.
     """
-    elr = _positive("elr", elr)
-    h = _positive("curvature", curvature)
+    elr = positive_array("elr", elr)
+    h = positive_array("curvature", curvature)
     return _out(1.0 / (elr * h))

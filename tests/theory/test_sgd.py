@@ -1,4 +1,4 @@
-"""Closed forms of thermosgd.theory against independent derivations.
+"""Closed forms of thermosgd.theory.sgd against independent derivations.
 
 Every check here is deterministic (ODE integration, fixed-point iteration, finite
 differences, numerical minimization, special functions), so tolerances are set by the
@@ -7,14 +7,14 @@ numerical method, not by statistics; each is justified where it is used.
 
 from __future__ import annotations
 
-import importlib.util
-
 import numpy as np
 import pytest
 from scipy import optimize, special
 from scipy.integrate import solve_ivp
 
-from thermosgd import theory as th
+from thermosgd import theory
+from thermosgd.theory import sgd as th
+from thermosgd.theory import vmf
 
 DIMS = (2, 3, 10, 1000)
 
@@ -22,13 +22,13 @@ DIMS = (2, 3, 10, 1000)
 # ----------------------------------------------------------------------------- basics
 
 
-def test_protocols_and_validate():
-    assert th.PROTOCOLS == ("lr", "elr", "sphere")
-    for p in th.PROTOCOLS:
-        assert th.validate_protocol(p) == p
+def test_public_api_and_protocol_check():
+    # `from thermosgd import theory; theory.temperature(...)` is the public API: sgd re-exported
+    for name in th.__all__:
+        assert getattr(theory, name) is getattr(th, name)
     for bad in ("LR", "adam", "", None, 3):
-        with pytest.raises(ValueError, match="protocol"):
-            th.validate_protocol(bad)
+        with pytest.raises(ValueError, match=r"protocol == .*, must be one of lr, elr, sphere"):
+            th.maxwell_slope(bad, 3)
 
 
 def test_temperatures_values_and_dispatch():
@@ -72,7 +72,10 @@ def test_broadcasting_and_return_types():
 
 
 @pytest.mark.parametrize("dim", DIMS)
-def test_ideal_gas_law_holds_identically(dim):
+def test_ideal_gas_law_identity_wiring(dim):
+    """p V = (d-1) T / 2 with T and r* from their closed forms and p = lambda, and the gas-law
+    helpers (p defined from T): identities, not physics. The law is checked against the
+    radial SDE in `test_maxwell_relation_and_gas_law_from_the_dynamics`."""
     rng = np.random.default_rng(0)
     a, b, s2 = (10 ** rng.uniform(-4, 0, 50) for _ in range(3))
     for proto, kw in (("elr", {"elr": a, "wd": b}), ("lr", {"lr": a, "wd": b})):
@@ -283,12 +286,44 @@ def test_sphere_pressure_exact_and_estimator():
 
 
 def _entropy(protocol, *, sigma2, dim, **hp):
-    """S = S_dir(T) + (d-1) log r composed from the closed forms."""
+    """S = S_dir(T) + (d-1) log r composed from the closed forms (equipartition S_dir)."""
     t = th.temperature(protocol, sigma2=sigma2, dim=dim,
                        **{k: v for k, v in hp.items() if k != "radius"})
     r = hp["radius"] if protocol == "sphere" else th.radius_sde(
         protocol, sigma2=sigma2, dim=dim, **hp)
     return th.full_entropy(th.equipartition_entropy(t, dim), r, dim)
+
+
+def _stationary_r2(protocol, a, wd, q):
+    """Zero of the radial SDE's drift, d r^2/dt = -2 eta lambda r^2 + eta^2 Q / r^2 (eta = a
+    for "lr", a r^2 for "elr"), found numerically (brentq), without the closed forms."""
+    if protocol == "lr":
+        def drift(u):
+            return -2 * a * wd * u + a * a * q / u
+    else:
+        def drift(u):
+            return u * (-2 * a * wd * u + a * a * q)
+    lo, hi = 1e-300, 1.0
+    while drift(hi) > 0:
+        hi *= 4
+    return optimize.brentq(drift, lo, hi, xtol=1e-300, rtol=4 * np.finfo(float).eps)
+
+
+def _entropy_dynamics(protocol, *, sigma2, dim, **hp):
+    """S of the isotropic model from its dynamics: r^2 from the zero of the radial drift, the
+    direction's Langevin temperature T = eta-tilde sigma2 / 2 with eta-tilde = eta / r^2 (lr)
+    or the set elr, and the exact von Mises-Fisher entropy at kappa = 1/T (not equipartition):
+    S = S_vMF(1/T) + (d-1) log r."""
+    q = (dim - 1) * sigma2
+    if protocol == "sphere":
+        r2, elr = hp["radius"] ** 2, hp["elr"]
+    elif protocol == "lr":
+        r2 = _stationary_r2("lr", hp["lr"], hp["wd"], q)
+        elr = hp["lr"] / r2
+    else:
+        r2, elr = _stationary_r2("elr", hp["elr"], hp["wd"], q), hp["elr"]
+    t = elr * sigma2 / 2
+    return float(vmf.entropy(dim, 1.0 / t)) + (dim - 1) / 2 * np.log(r2), r2 / 2
 
 
 def _dlog(f, x, h=1e-4):
@@ -298,53 +333,81 @@ def _dlog(f, x, h=1e-4):
 
 @pytest.mark.parametrize("dim", DIMS)
 def test_maxwell_slopes_by_finite_differences(dim):
+    """The landscape-independent slopes against finite differences of the entropy of the
+    dynamics (`_entropy_dynamics`: numerical stationary radius, exact vMF entropy of the
+    directions, so S_dir is not the equipartition form the slopes' derivation sidesteps)."""
     s2 = 0.37
-    # Rounding error of the central difference: ~|S| eps / h ~ 1e3 * 1e-16 / 1e-4 = 1e-9.
+
+    def S(protocol, **hp):
+        return _entropy_dynamics(protocol, sigma2=s2, dim=dim, **hp)[0]
+
+    # Rounding of the central difference: ~|S| eps / h ~ 1e3 * 1e-16 / 1e-4 = 1e-9, plus the
+    # root's relative error 1e-15 times (d-1)/2 / h: ~5e-9 at d = 1000.
+    tol = 1e-6 * dim
+    for elr, wd in ((1e-3, 1e-2), (0.05, 3e-4)):
+        ds_dwd = _dlog(lambda w, e=elr: S("elr", elr=e, wd=w), wd)
+        assert ds_dwd == pytest.approx(th.maxwell_slope("elr", dim), abs=tol)
+    for lr, wd in ((1e-3, 1e-2), (0.3, 3e-4)):
+        ds_dlr = _dlog(lambda x, w=wd: S("lr", lr=x, wd=w), lr)
+        ds_dwd = _dlog(lambda w, x=lr: S("lr", lr=x, wd=w), wd)
+        assert ds_dlr - ds_dwd == pytest.approx(th.maxwell_slope("lr", dim), abs=tol)
+    for elr, r in ((1e-3, 0.1), (0.05, 7.5)):
+        ds_dr = _dlog(lambda x, e=elr: S("sphere", elr=e, radius=x), r)
+        assert ds_dr == pytest.approx(th.maxwell_slope("sphere", dim), abs=tol)
+
+
+@pytest.mark.parametrize("dim", DIMS)
+def test_isotropic_entropy_slopes_by_finite_differences_wiring(dim):
+    """`isotropic_entropy_slopes` against finite differences of S composed from the same
+    closed forms it is derived from (equipartition S_dir, SDE radius): a consistency check."""
+    s2 = 0.37
     tol = 1e-6 * dim
     for elr, wd in ((1e-3, 1e-2), (0.05, 3e-4)):
         ds_dwd = _dlog(lambda w, e=elr: _entropy("elr", sigma2=s2, dim=dim, elr=e, wd=w), wd)
         ds_delr = _dlog(lambda e, w=wd: _entropy("elr", sigma2=s2, dim=dim, elr=e, wd=w), elr)
-        assert ds_dwd == pytest.approx(th.maxwell_slope("elr", dim), abs=tol)
         iso = th.isotropic_entropy_slopes("elr", dim)
         assert ds_dwd == pytest.approx(iso["wd"], abs=tol)
         assert ds_delr == pytest.approx(iso["elr"], abs=tol)
     for lr, wd in ((1e-3, 1e-2), (0.3, 3e-4)):
         ds_dlr = _dlog(lambda x, w=wd: _entropy("lr", sigma2=s2, dim=dim, lr=x, wd=w), lr)
         ds_dwd = _dlog(lambda w, x=lr: _entropy("lr", sigma2=s2, dim=dim, lr=x, wd=w), wd)
-        assert ds_dlr - ds_dwd == pytest.approx(th.maxwell_slope("lr", dim), abs=tol)
         iso = th.isotropic_entropy_slopes("lr", dim)
         assert ds_dlr == pytest.approx(iso["lr"], abs=tol)
         assert ds_dwd == pytest.approx(iso["wd"], abs=tol)
     for elr, r in ((1e-3, 0.1), (0.05, 7.5)):
         ds_dr = _dlog(lambda x, e=elr: _entropy("sphere", sigma2=s2, dim=dim, elr=e, radius=x), r)
         ds_de = _dlog(lambda e, x=r: _entropy("sphere", sigma2=s2, dim=dim, elr=e, radius=x), elr)
-        assert ds_dr == pytest.approx(th.maxwell_slope("sphere", dim), abs=tol)
         iso = th.isotropic_entropy_slopes("sphere", dim)
         assert ds_dr == pytest.approx(iso["radius"], abs=tol)
         assert ds_de == pytest.approx(iso["elr"], abs=tol)
 
 
 @pytest.mark.parametrize("dim", DIMS)
-def test_maxwell_relation_dS_dp_equals_minus_dV_dT(dim):
-    # Natural variables (T, p) of the ELR protocol: elr = 2 T / sigma2, wd = p.
+def test_maxwell_relation_and_gas_law_from_the_dynamics(dim):
+    """Natural variables (T, p) of the ELR protocol: elr = 2 T / sigma2, wd = p; S and V from
+    the dynamics (`_entropy_dynamics`). The gas law V = (d-1) T / (2p), i.e. dV/dT =
+    (d-1)/(2p), and the Maxwell relations (dS/dp)_T = -(dV/dT)_p and (dS/dV)_T = (dp/dT)_V,
+    with p(T, V) the weight decay whose stationary radius is V (found by brentq)."""
     s2 = 1.3
 
     def state(t, p):
-        e = 2 * t / s2
-        r = th.radius_sde("elr", sigma2=s2, dim=dim, elr=e, wd=p)
-        return _entropy("elr", sigma2=s2, dim=dim, elr=e, wd=p), th.volume(r)
+        return _entropy_dynamics("elr", sigma2=s2, dim=dim, elr=2 * t / s2, wd=p)
+
+    def pressure(t, v):  # the wd that holds the volume v at temperature t (log wd bracketed)
+        x = optimize.brentq(lambda x: np.log(state(t, np.exp(x))[1] / v), np.log(p) - 3,
+                            np.log(p) + 3, xtol=1e-15, rtol=4 * np.finfo(float).eps)
+        return np.exp(x)
 
     for t, p in ((1e-3, 1e-2), (0.2, 0.5)):
         h = 1e-6
         ds_dp = (state(t, p * (1 + h))[0] - state(t, p * (1 - h))[0]) / (2 * h * p)
         dv_dt = (state(t * (1 + h), p)[1] - state(t * (1 - h), p)[1]) / (2 * h * t)
-        # V = (d-1) T / (2p) exactly: its derivative is (d-1)/(2p).
+        # central differences of functions smooth on the scale h = 1e-6: truncation ~h^2,
+        # rounding ~eps / h = 2e-10 relative (S: ~|S| eps / h over the slope, ~1e-8 at d=1000)
         assert dv_dt == pytest.approx((dim - 1) / (2 * p), rel=1e-7)
         assert ds_dp == pytest.approx(-dv_dt, rel=1e-6)
-        # And (dS/dV)_T = (dp/dT)_V with p = (d-1) T / (2V).
         v = state(t, p)[1]
-        dp_dt = (th.ideal_gas_pressure(t * (1 + h), v, dim)
-                 - th.ideal_gas_pressure(t * (1 - h), v, dim)) / (2 * h * t)
+        dp_dt = (pressure(t * (1 + h), v) - pressure(t * (1 - h), v)) / (2 * h * t)
         ds_dv = ds_dp / ((state(t, p * (1 + h))[1] - state(t, p * (1 - h))[1]) / (2 * h * p))
         assert ds_dv == pytest.approx(dp_dt, rel=1e-6)
 
@@ -453,12 +516,8 @@ def test_equipartition_vs_exact_vmf_general_dim(dim):
         assert s - th.equipartition_entropy(t, dim) == pytest.approx(-2 * c * t, abs=tol_s)
 
 
-@pytest.mark.skipif(importlib.util.find_spec("thermosgd.vmf") is None,
-                    reason="thermosgd.vmf not available")
 @pytest.mark.parametrize("dim", (3, 10))
 def test_equipartition_vs_thermosgd_vmf(dim):
-    from thermosgd import vmf
-
     c = _vmf_low_t_coefficient(dim)
     for t in (1e-3, 1e-2):
         u = float(vmf.mean_energy(dim, 1.0 / t))
@@ -485,14 +544,16 @@ def test_equipartition_vs_thermosgd_vmf(dim):
         (lambda: th.temperature_lr(1e-3, 1e-3, 1.0, 2.5), "dim"),
         (lambda: th.temperature_lr("a", 1e-3, 1.0, 3), "lr"),
         (lambda: th.stationary_elr_lr(1e-3, 1e-3, 0.0, 3), "sigma2"),
-        (lambda: th.temperature("lr", sigma2=1.0, dim=3, lr=1e-3), "needs wd"),
-        (lambda: th.temperature("lr", sigma2=1.0, dim=3, lr=1e-3, wd=1e-3, elr=0.1), "no elr"),
-        (lambda: th.temperature("sphere", sigma2=1.0, dim=3, elr=0.1, wd=1e-3), "no wd"),
-        (lambda: th.temperature("elr", sigma2=1.0, dim=3, lr=0.1), "no lr"),
-        (lambda: th.temperature("elr", sigma2=1.0, dim=3), "needs elr"),
+        (lambda: th.temperature("lr", sigma2=1.0, dim=3, lr=1e-3), "wd == None, must be given"),
+        (lambda: th.temperature("lr", sigma2=1.0, dim=3, lr=1e-3, wd=1e-3, elr=0.1),
+         "elr == 0.1, must be None"),
+        (lambda: th.temperature("sphere", sigma2=1.0, dim=3, elr=0.1, wd=1e-3),
+         "wd == 0.001, must be None"),
+        (lambda: th.temperature("elr", sigma2=1.0, dim=3, lr=0.1), "lr == 0.1, must be None"),
+        (lambda: th.temperature("elr", sigma2=1.0, dim=3), "elr == None, must be given"),
         (lambda: th.temperature("sgd", sigma2=1.0, dim=3, elr=0.1), "protocol"),
         (lambda: th.radius_sde("sphere", sigma2=1.0, dim=3, elr=0.1), "fixed radius"),
-        (lambda: th.radius_sde("elr", sigma2=1.0, dim=3, elr=0.1), "needs wd"),
+        (lambda: th.radius_sde("elr", sigma2=1.0, dim=3, elr=0.1), "wd == None, must be given"),
         (lambda: th.radius_sde("elr", sigma2=1.0, dim=0, elr=0.1, wd=1.0), "dim"),
         (lambda: th.radius_discrete("lr", trace_sigma=1.0, grad_norm2=-1.0, lr=0.1, wd=0.1),
          "grad_norm2"),
@@ -514,8 +575,8 @@ def test_equipartition_vs_thermosgd_vmf(dim):
         (lambda: th.maxwell_slope("adam", 3), "protocol"),
         (lambda: th.isotropic_entropy_slopes("lr", 1), "dim"),
         (lambda: th.relaxation_time("elr", elr=0.1, wd=0.1), "trace_total"),
-        (lambda: th.relaxation_time("lr", lr=0.1), "needs wd"),
-        (lambda: th.relaxation_time("sphere", wd=0.1), "no wd"),
+        (lambda: th.relaxation_time("lr", lr=0.1), "wd == None, must be given"),
+        (lambda: th.relaxation_time("sphere", wd=0.1), "protocol 'sphere' has no wd"),
         (lambda: th.relaxation_time("lr", lr=0.1, wd=-0.1), "wd"),
         (lambda: th.angular_mixing_time(0.1, 0.0), "curvature"),
         (lambda: th.angular_mixing_time(0.0), "elr"),

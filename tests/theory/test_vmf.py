@@ -1,4 +1,4 @@
-"""Tests for thermosgd.vmf against mpmath (arbitrary precision), closed forms, finite
+"""Tests for thermosgd.theory.vmf against mpmath (arbitrary precision), closed forms, finite
 differences, scipy.stats.vonmises_fisher and sampling statistics."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from scipy import special, stats
 
-from thermosgd import vmf
+from thermosgd.theory import vmf
 
 mp.mp.dps = 50
 
