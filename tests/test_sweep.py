@@ -1,4 +1,5 @@
-"""Sweeps: grid expansion, the resumable atomic store, failures, a killed sweep, Ray for real."""
+"""Sweeps: grid expansion, LIST syntax, injected runners and batches, the resumable atomic
+store, failures, a killed sweep, Ray for real."""
 
 import json
 import os
@@ -35,7 +36,8 @@ def test_expand_names_and_validation():
 @pytest.mark.parametrize("doc,msg", [
     ({"kind": "nope", "grid": {}}, "unknown run kind"),
     ({"kind": "isotropic", "grid": {"seed": []}}, "non-empty list"),
-    ({"kind": "isotropic", "grid": {}, "executor": "slurm"}, "unknown executor"),
+    ({"kind": "isotropic", "grid": {}, "executor": "slurm"},
+     "executor == 'slurm', must be one of local, ray"),
     ({"kind": "isotropic", "grid": {"seed": [1]}, "base": {"seed": 2}}, "both in 'base'"),
     ({"kind": "isotropic", "grid": {}, "colour": 1}, "unknown sweep config keys"),
     ({"grid": {}}, "needs 'kind'"),
@@ -70,7 +72,7 @@ def test_execute_resume_and_collect(tmp_path):
              for rid, _ in expand(spec)}
     assert first == again
     cols = collect(tmp_path)
-    assert cols["run"] == sorted(first) and set(cols["state"]) == {"done"}
+    assert list(cols["run"]) == sorted(first) and set(cols["state"]) == {"done"}
     assert "maxwell.dS/dlog(wd).theory" in cols
     import pandas as pd
 
@@ -83,7 +85,7 @@ def test_execute_resume_and_collect(tmp_path):
         execute(changed, tmp_path, progress=False)
 
 
-def test_failures_are_recorded_and_the_sweep_goes_on(tmp_path, monkeypatch):
+def test_failures_are_recorded_and_the_sweep_goes_on(tmp_path):
     def flaky(config, rdir):
         if config["x"] == 2:
             raise RuntimeError("boom at x=2")
@@ -91,18 +93,19 @@ def test_failures_are_recorded_and_the_sweep_goes_on(tmp_path, monkeypatch):
             return {"diverged": True}
         return {"y": config["x"] ** 2}
 
-    monkeypatch.setitem(sweep.RUNNERS, "flaky", flaky)
     spec = SweepSpec(kind="flaky", grid={"x": [1, 2, 3, 4]})
-    assert execute(spec, tmp_path, progress=False) == {"done": 2, "failed": 1, "diverged": 1}
+    runners = {"flaky": sweep.Runner(flaky)}
+    assert execute(spec, tmp_path, progress=False, runners=runners) == {
+        "done": 2, "failed": 1, "diverged": 1}
     st = read_status(run_dir(tmp_path, "x_2"))
     assert st["state"] == "failed" and "boom at x=2" in st["error"]
     cols = collect(tmp_path, parquet=False)
-    assert cols["y"] == [1, None, None, 16]
+    assert cols["y"].tolist() == [1, None, None, 16]
     # failed runs are retried only on request
-    monkeypatch.setitem(sweep.RUNNERS, "flaky", lambda c, d: {"y": -1})
-    assert execute(spec, tmp_path, progress=False)["failed"] == 1
-    assert execute(spec, tmp_path, retry_failed=True, progress=False) == {"done": 3,
-                                                                         "diverged": 1}
+    runners = {"flaky": sweep.Runner(lambda c, d: {"y": -1})}
+    assert execute(spec, tmp_path, progress=False, runners=runners)["failed"] == 1
+    assert execute(spec, tmp_path, retry_failed=True, progress=False, runners=runners) == {
+        "done": 3, "diverged": 1}
 
 
 def test_killed_sweep_resumes_without_redoing_finished_runs(tmp_path):
@@ -116,9 +119,8 @@ def test_killed_sweep_resumes_without_redoing_finished_runs(tmp_path):
                 f.write(str(config["x"]) + "\\n")
             time.sleep(0.4)
             return {{"y": config["x"]}}
-        sweep.RUNNERS["slow"] = slow
         spec = sweep.SweepSpec(kind="slow", grid={{"x": list(range(8))}})
-        sweep.execute(spec, sys.argv[1], progress=False)
+        sweep.execute(spec, sys.argv[1], progress=False, runners={{"slow": sweep.Runner(slow)}})
     """))
     out = tmp_path / "sw"
     p = subprocess.Popen([sys.executable, str(script), str(out)])
@@ -228,3 +230,62 @@ def test_cli_sweep_optimizer_options(tmp_path, capsys):
     iso.write_text(json.dumps({"kind": "isotropic", "base": ISO_BASE, "grid": {"seed": [0]}}))
     assert main(["sweep", str(iso), "--out", str(tmp_path / "p"), "--optimizer", "adamw"]) == 2
     assert "train sweeps" in capsys.readouterr().err
+
+
+def test_parse_list_values_and_log_ranges():
+    assert sweep.parse_list("0.1, 0.2,") == (0.1, 0.2)
+    # log:START:STOP:NUM = START (STOP/START)^(k/(NUM-1)): 1e-3, 1e-2, 1e-1 (to round-off)
+    np.testing.assert_allclose(sweep.parse_list("log:1e-3:1e-1:3"), [1e-3, 1e-2, 1e-1],
+                               rtol=1e-15)
+    assert sweep.parse_list("log:2:2:1") == (2.0,)
+    for bad, msg in (("log:1:2", "use log:START:STOP:NUM"), ("log:0:1:3", "must be > 0"),
+                     ("a,b", "comma-separated"), (" ", "empty list")):
+        with pytest.raises(ValueError, match=msg):
+            sweep.parse_list(bad)
+
+
+def _square(config, rdir):
+    return {"y": config["x"] ** 2, "single": True}
+
+
+def test_injected_runner_batches_configs_that_differ_in_batchable_keys(tmp_path):
+    calls = []
+
+    def batch(configs, dirs):
+        calls.append(sorted(c["x"] for c in configs))
+        return [{"y": c["x"] ** 2, "single": False} for c in configs]
+
+    runners = {"sq": sweep.Runner(_square, batch=batch, batchable=("x",))}
+    spec = SweepSpec(kind="sq", grid={"x": [1, 2, 3], "z": [0, 1]}, max_batch=2)
+    assert execute(spec, tmp_path, progress=False, runners=runners) == {"done": 6}
+    # two groups (z = 0, 1) of three x values, cut into batches of at most 2: 1 config alone
+    # goes through the single runner
+    assert sorted(calls) == [[1, 2], [1, 2]]
+    rows = {r["run"]: r for r in sweep.collect_rows(tmp_path)}
+    assert rows["x_3-z_0"]["single"] is True and rows["x_1-z_1"]["single"] is False
+    assert all(r["y"] == r["x"] ** 2 for r in rows.values())
+    # batch off: every run alone
+    again = SweepSpec(kind="sq", grid={"x": [4, 5]}, batch=False)
+    execute(again, tmp_path / "b", progress=False, runners=runners)
+    assert len(calls) == 2
+    # a kind the runners do not know, and a config its check refuses
+    with pytest.raises(ValueError, match="unknown run kind 'sq'; choose one of flaky"):
+        expand(spec, {"flaky": sweep.Runner(_square)})
+
+    def check(config):
+        if config["x"] > 2:
+            raise ValueError(f"x == {config['x']}, must be <= 2")
+
+    strict = {"sq": sweep.Runner(_square, check=check)}
+    with pytest.raises(ValueError, match=r"run x_3-z_0: x == 3, must be <= 2"):
+        expand(spec, strict)
+
+
+def test_sweep_imports_no_run_kind():
+    """sweep is generic: importing it loads neither the training nor the isotropic simulator
+    (the runners live in thermosgd.workflows.runners)."""
+    code = ("import sys, thermosgd.sweep; "
+            "bad = [m for m in sys.modules if m.startswith(('thermosgd.train', "
+            "'thermosgd.sim', 'thermosgd.isotropic', 'thermosgd.workflows', 'torch'))]; "
+            "assert not bad, bad")
+    subprocess.run([sys.executable, "-c", code], check=True)

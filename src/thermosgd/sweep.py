@@ -1,10 +1,14 @@
-"""Hyperparameter sweeps: grid expansion, a resumable result store, local and Ray executors.
+"""Hyperparameter sweeps: grid expansion, LIST syntax, a resumable result store, local and Ray
+executors, collection into one table.
 
-A sweep is a `SweepSpec` (JSON or YAML): a run ``kind`` (``train``: one network run of
-`thermosgd.training`; ``isotropic``: one isotropic-model study), the ``base`` configuration shared
-by every run and a ``grid`` of lists whose outer product gives the runs (or a list of such grids,
-whose runs are united: e.g. one grid per protocol). The store under the
-sweep directory holds one directory per run::
+A sweep is a `SweepSpec` (JSON or YAML): a run ``kind``, the ``base`` configuration shared by
+every run and a ``grid`` of lists whose outer product gives the runs (or a list of such grids,
+whose runs are united: e.g. one grid per protocol). What one run of a kind does is a `Runner`
+(run one config into a directory and return its record; optionally run a batch of configs at
+once and validate a config), passed in as ``runners`` (kind -> `Runner`): this module knows
+no run kind itself. `thermosgd.workflows.runners.RUNNERS` holds the package's kinds (``train``:
+one network run of `thermosgd.train`; ``isotropic``: one isotropic-model study). The store
+under the sweep directory holds one directory per run::
 
     SWEEP/sweep.json                 the spec that made it
     SWEEP/runs/<run_id>/spec.json    the run's configuration as the sweep gave it
@@ -14,7 +18,8 @@ sweep directory holds one directory per run::
 Every file is written atomically. Re-executing a sweep skips runs whose state is done or diverged,
 re-runs interrupted ones (state running; a `train` run resumes from its checkpoint) and, only with
 ``retry_failed``, failed ones, so nothing finished is lost or computed twice. A failing run records
-its error and the sweep goes on. `collect` gathers every run into one tidy table.
+its error and the sweep goes on. `collect` gathers every run into one tidy table
+(`thermosgd.records`).
 """
 
 from __future__ import annotations
@@ -22,53 +27,117 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import json
-import math
 import os
 import time
 import traceback
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 from tqdm.auto import tqdm
 
 from thermosgd._progress import progress_disabled
+from thermosgd._validate import check_choice, check_int, check_number
 from thermosgd.io import write_csv, write_json
+from thermosgd.records import flatten, rows_to_columns
+
+__all__ = [
+    "EXECUTORS",
+    "FINISHED",
+    "Runner",
+    "SweepSpec",
+    "collect",
+    "collect_rows",
+    "execute",
+    "expand",
+    "load_spec",
+    "parse_list",
+    "plan",
+    "read_status",
+    "run_dir",
+    "run_id",
+    "status_counts",
+    "validate_spec",
+]
 
 EXECUTORS = ("local", "ray")
-#: hyperparameters that may differ inside one batched (vectorized) group of runs
-BATCHABLE = ("lr", "elr", "wd", "radius", "momentum", "beta2")  # per-config in a batched grid
 FINISHED = ("done", "diverged")
 
 
 # --------------------------------------------------------------------------------------------
-# runners: kind -> function(config dict, run dir) -> record dict
+# runners: what one run of a kind does (injected; see thermosgd.workflows.runners)
 
 
-def _run_train(config: dict, run_dir: Path) -> dict:
-    from thermosgd.training import TrainConfig, train
+@dataclass(frozen=True)
+class Runner:
+    """What one run of a kind does.
 
-    return train(TrainConfig(**config), run_dir, progress=False)
+    * ``run(config, run_dir) -> record``: run one config (a dict) into its directory;
+    * ``batch(configs, run_dirs) -> records`` (optional): run several configs at once (the
+      sweep groups runs whose configs agree except in ``batchable`` keys);
+    * ``check(config)`` (optional): raise ValueError / TypeError for an invalid config, so that
+      `expand` refuses a bad grid before any run starts.
+
+    Functions must be importable module-level functions for the process-pool and Ray
+    executors (they are pickled by reference).
+    """
+
+    run: Callable[[dict, Path], dict]
+    batch: Callable[[list[dict], list[Path]], list[dict]] | None = None
+    batchable: tuple[str, ...] = ()
+    check: Callable[[dict], Any] | None = None
 
 
-def _run_train_batch(configs: list[dict], run_dirs: list[Path]) -> list[dict]:
-    from thermosgd.training import TrainConfig, train_grid
+# transition shim (issue 14): removed in the final import pass, when every caller passes
+# runners= (cli, reproduce: thermosgd.workflows.runners.RUNNERS); until then None means the
+# package's run kinds, imported lazily from the workflows layer above this one
+def _default_runners() -> Mapping[str, Runner]:
+    from thermosgd.workflows.runners import RUNNERS
 
-    return train_grid([TrainConfig(**c) for c in configs], run_dirs, progress=False)
-
-
-def _run_isotropic(config: dict, run_dir: Path) -> dict:
-    from thermosgd.isotropic import IsotropicConfig, run_study
-
-    return run_study(IsotropicConfig(**config), run_dir, figures=False, progress=False)
+    return RUNNERS
 
 
-RUNNERS: dict[str, Callable[[dict, Path], dict]] = {
-    "train": _run_train, "isotropic": _run_isotropic,
-}
-BATCH_RUNNERS: dict[str, Callable[[list[dict], list[Path]], list[dict]]] = {
-    "train": _run_train_batch,
-}
+def _runners(runners: Mapping[str, Runner] | None) -> Mapping[str, Runner]:
+    return _default_runners() if runners is None else runners
+
+
+def _runner(kind: str, runners: Mapping[str, Runner] | None) -> Runner:
+    known = _runners(runners)
+    if kind not in known:
+        raise ValueError(f"unknown run kind {kind!r}; choose one of {', '.join(known)}")
+    return known[kind]
+
+
+# --------------------------------------------------------------------------------------------
+# LIST syntax
+
+
+def parse_list(text: str) -> tuple[float, ...]:
+    """'0.1,0.2,0.5' or 'log:START:STOP:NUM' (NUM log-spaced values from START to STOP:
+    START (STOP/START)^(k/(NUM-1)), k = 0..NUM-1)."""
+    text = text.strip()
+    if text.startswith("log:"):
+        parts = text.split(":")
+        if len(parts) != 4:
+            raise ValueError(f"cannot parse {text!r}: use log:START:STOP:NUM")
+        try:
+            start, stop, num = float(parts[1]), float(parts[2]), int(parts[3])
+        except ValueError:
+            raise ValueError(f"cannot parse {text!r}: use log:START:STOP:NUM") from None
+        if start <= 0 or stop <= 0 or num < 1:
+            raise ValueError(f"log range {text!r}: START and STOP must be > 0, NUM >= 1")
+        return tuple(float(v) for v in np.geomspace(start, stop, num))
+    try:
+        values = tuple(float(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        raise ValueError(
+            f"cannot parse {text!r}: use comma-separated numbers or log:START:STOP:NUM"
+        ) from None
+    if not values:
+        raise ValueError("empty list of values")
+    return values
 
 
 # --------------------------------------------------------------------------------------------
@@ -95,12 +164,14 @@ class SweepSpec:
         validate_spec(self)
 
 
-def validate_spec(s: SweepSpec) -> None:
-    """Raise a one-line ValueError for an invalid spec."""
-    if s.kind not in RUNNERS:
-        raise ValueError(f"unknown run kind {s.kind!r}; choose one of {', '.join(RUNNERS)}")
-    if s.executor not in EXECUTORS:
-        raise ValueError(f"unknown executor {s.executor!r}; choose local or ray")
+def validate_spec(s: SweepSpec, runners: Mapping[str, Runner] | None = None) -> None:
+    """Raise a one-line ValueError for an invalid spec (with ``runners``: also for a kind
+    they do not know)."""
+    if not isinstance(s.kind, str) or not s.kind:
+        raise ValueError(f"kind == {s.kind!r}, must be the name of a run kind")
+    if runners is not None:
+        _runner(s.kind, runners)
+    check_choice("executor", s.executor, EXECUTORS)
     grids = s.grid if isinstance(s.grid, list | tuple) else [s.grid]
     if not isinstance(s.base, dict) or not grids or not all(isinstance(g, dict) for g in grids):
         raise ValueError("'base' must be a mapping and 'grid' a mapping (or a list of mappings) "
@@ -108,18 +179,20 @@ def validate_spec(s: SweepSpec) -> None:
     for g in grids:
         for k, v in g.items():
             if not isinstance(v, list | tuple) or len(v) == 0:
-                raise ValueError(f"grid entry {k!r} must be a non-empty list, got {v!r}")
+                raise ValueError(f"grid entry {k!r} == {v!r}, must be a non-empty list")
         overlap = set(g) & set(s.base)
         if overlap:
             raise ValueError(f"parameters {sorted(overlap)} are both in 'base' and in 'grid'")
-    if int(s.workers) != s.workers or s.workers < 1:
-        raise ValueError(f"workers must be a positive integer, got {s.workers}")
-    if s.cpus_per_task <= 0 or s.gpus_per_task < 0:
-        raise ValueError("cpus_per_task must be > 0 and gpus_per_task >= 0")
+    check_int("workers", s.workers, min_val=1)
+    check_int("max_batch", s.max_batch, min_val=1)
+    check_number("cpus_per_task", s.cpus_per_task, min_val=0.0, include_min=False)
+    check_number("gpus_per_task", s.gpus_per_task, min_val=0.0)
 
 
-def load_spec(path: str | os.PathLike, **overrides) -> SweepSpec:
-    """Read a sweep spec from JSON or YAML; ``overrides`` (non-None) replace top-level keys."""
+def load_spec(path: str | os.PathLike, *, runners: Mapping[str, Runner] | None = None,
+              **overrides) -> SweepSpec:
+    """Read a sweep spec from JSON or YAML; ``overrides`` (non-None) replace top-level keys.
+    The kind must be one of ``runners`` (None: the package's, `thermosgd.workflows.runners`)."""
     path = Path(path)
     if not path.is_file():
         raise ValueError(f"sweep config {path} does not exist")
@@ -141,8 +214,10 @@ def load_spec(path: str | os.PathLike, **overrides) -> SweepSpec:
     if unknown:
         raise ValueError(f"unknown sweep config keys {sorted(unknown)}; known: {sorted(fields)}")
     if "kind" not in doc:
-        raise ValueError("sweep config needs 'kind' (train or isotropic)")
-    return SweepSpec(**doc)
+        raise ValueError("sweep config needs 'kind' (the run kind, e.g. train or isotropic)")
+    spec = SweepSpec(**doc)
+    _runner(spec.kind, runners)
+    return spec
 
 
 def _fmt(v) -> str:
@@ -156,9 +231,12 @@ def run_id(point: dict) -> str:
     return "-".join(f"{k}_{_fmt(v)}" for k, v in point.items()) or "run"
 
 
-def expand(spec: SweepSpec) -> list[tuple[str, dict]]:
-    """All runs as (run_id, full config) in grid order; validates each config. A list of grids
-    gives the union of their outer products (e.g. one grid per protocol)."""
+def expand(spec: SweepSpec, runners: Mapping[str, Runner] | None = None
+           ) -> list[tuple[str, dict]]:
+    """All runs as (run_id, full config) in grid order; validates each config with its kind's
+    ``check``. A list of grids gives the union of their outer products (e.g. one grid per
+    protocol)."""
+    check = _runner(spec.kind, runners).check
     runs = []
     for grid in spec.grid if isinstance(spec.grid, list | tuple) else [spec.grid]:
         keys = list(grid)
@@ -168,22 +246,13 @@ def expand(spec: SweepSpec) -> list[tuple[str, dict]]:
     ids = [r for r, _ in runs]
     if len(set(ids)) != len(ids):
         raise ValueError("grid values collide in run names (values equal to 3 significant digits)")
-    for rid, config in runs:
-        _validate_run_config(spec.kind, rid, config)
+    if check is not None:
+        for rid, config in runs:
+            try:
+                check(config)
+            except (TypeError, ValueError) as e:
+                raise ValueError(f"run {rid}: {e}") from None
     return runs
-
-
-def _validate_run_config(kind: str, rid: str, config: dict) -> None:
-    try:
-        if kind == "train":
-            from thermosgd.training import TrainConfig as cls
-        elif kind == "isotropic":
-            from thermosgd.isotropic import IsotropicConfig as cls
-        else:  # runners registered by users validate themselves
-            return
-        cls(**config)
-    except (TypeError, ValueError) as e:
-        raise ValueError(f"run {rid}: {e}") from None
 
 
 # --------------------------------------------------------------------------------------------
@@ -206,7 +275,7 @@ def _set_status(rdir: Path, state: str, **extra) -> None:
     write_json(Path(rdir) / "status.json", {"state": state, "time": time.time(), **extra})
 
 
-def _execute_one(kind: str, items: list[tuple[str, dict, str]]) -> list[str]:
+def _execute_one(runner: Runner, items: list[tuple[str, dict, str]]) -> list[str]:
     """Run one batch of runs (items: run_id, config, run dir) and record each; never raises.
 
     Returns the final states. Used in this process, in pool workers and in Ray tasks.
@@ -217,10 +286,10 @@ def _execute_one(kind: str, items: list[tuple[str, dict, str]]) -> list[str]:
         write_json(d / "spec.json", config)
         _set_status(d, "running", pid=os.getpid())
     try:
-        if len(items) > 1 and kind in BATCH_RUNNERS:
-            records = BATCH_RUNNERS[kind]([c for _, c, _ in items], dirs)
+        if len(items) > 1 and runner.batch is not None:
+            records = runner.batch([c for _, c, _ in items], dirs)
         else:
-            records = [RUNNERS[kind](c, d) for (_, c, _), d in zip(items, dirs, strict=True)]
+            records = [runner.run(c, d) for (_, c, _), d in zip(items, dirs, strict=True)]
     except Exception as e:  # a failing run is recorded, the sweep goes on
         err = f"{type(e).__name__}: {e}"
         tb = traceback.format_exc(limit=8)
@@ -242,10 +311,11 @@ def _is_diverged(record) -> bool:
                                          or record.get("status") == "diverged")
 
 
-def plan(spec: SweepSpec, sweep_dir: Path, retry_failed: bool = False
+def plan(spec: SweepSpec, sweep_dir: Path, retry_failed: bool = False,
+         runners: Mapping[str, Runner] | None = None
          ) -> tuple[list[list[tuple[str, dict, str]]], dict[str, int]]:
     """Runs still to do, grouped into batches, and the count of runs per current state."""
-    runs = expand(spec)
+    runs = expand(spec, runners)
     counts: dict[str, int] = {}
     todo = []
     for rid, config in runs:
@@ -260,15 +330,17 @@ def plan(spec: SweepSpec, sweep_dir: Path, retry_failed: bool = False
         if state in FINISHED or (state == "failed" and not retry_failed):
             continue
         todo.append((rid, config, str(d)))
-    return _batches(spec, todo), counts
+    return _batches(spec, todo, _runner(spec.kind, runners)), counts
 
 
-def _batches(spec: SweepSpec, todo: list) -> list[list]:
-    if not (spec.batch and spec.kind in BATCH_RUNNERS):
+def _batches(spec: SweepSpec, todo: list, runner: Runner) -> list[list]:
+    """Runs whose configs agree except in the runner's ``batchable`` keys, in batches of at
+    most ``max_batch`` (one run per batch without a batch runner or with ``batch`` off)."""
+    if not (spec.batch and runner.batch is not None):
         return [[item] for item in todo]
     groups: dict[str, list] = {}
     for item in todo:
-        key = json.dumps({k: v for k, v in item[1].items() if k not in BATCHABLE},
+        key = json.dumps({k: v for k, v in item[1].items() if k not in runner.batchable},
                          sort_keys=True, default=str)
         groups.setdefault(key, []).append(item)
     out = []
@@ -282,41 +354,45 @@ def _batches(spec: SweepSpec, todo: list) -> list[list]:
 
 
 def execute(spec: SweepSpec, sweep_dir: str | os.PathLike, *, retry_failed: bool = False,
-            progress: bool | None = None) -> dict[str, int]:
-    """Execute every unfinished run of the sweep; returns the count of runs per final state."""
+            progress: bool | None = None, runners: Mapping[str, Runner] | None = None
+            ) -> dict[str, int]:
+    """Execute every unfinished run of the sweep with its kind's runner (``runners``: kind ->
+    `Runner`; None: the package's, `thermosgd.workflows.runners.RUNNERS`); returns the count
+    of runs per final state."""
     sweep_dir = Path(sweep_dir)
-    batches, _ = plan(spec, sweep_dir, retry_failed)
+    runner = _runner(spec.kind, runners)
+    batches, _ = plan(spec, sweep_dir, retry_failed, runners)
     write_json(sweep_dir / "sweep.json", dataclasses.asdict(spec))
     n_runs = sum(len(b) for b in batches)
     bar = tqdm(total=n_runs, unit="run", desc=f"sweep {spec.name}",
                disable=progress_disabled(progress))
     try:
         if spec.executor == "ray":
-            _execute_ray(spec, batches, bar)
+            _execute_ray(spec, runner, batches, bar)
         elif spec.workers == 1 or len(batches) <= 1:
             for b in batches:
-                _execute_one(spec.kind, b)
+                _execute_one(runner, b)
                 bar.update(len(b))
         else:
-            _execute_pool(spec, batches, bar)
+            _execute_pool(spec, runner, batches, bar)
     finally:
         bar.close()
-    return status_counts(spec, sweep_dir)
+    return status_counts(spec, sweep_dir, runners)
 
 
-def _execute_pool(spec: SweepSpec, batches: list, bar) -> None:
+def _execute_pool(spec: SweepSpec, runner: Runner, batches: list, bar) -> None:
     import multiprocessing as mp
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
     # spawn: workers start clean (no forked torch/numba thread state)
     with ProcessPoolExecutor(max_workers=spec.workers, mp_context=mp.get_context("spawn")) as ex:
-        futures = {ex.submit(_execute_one, spec.kind, b): b for b in batches}
+        futures = {ex.submit(_execute_one, runner, b): b for b in batches}
         for f in as_completed(futures):
             f.result()
             bar.update(len(futures[f]))
 
 
-def _execute_ray(spec: SweepSpec, batches: list, bar) -> None:
+def _execute_ray(spec: SweepSpec, runner: Runner, batches: list, bar) -> None:
     """Each batch is one Ray task with ``cpus_per_task``/``gpus_per_task`` resources. The sweep
     directory must be on a file system that every node sees (as usual on clusters)."""
     try:
@@ -336,7 +412,7 @@ def _execute_ray(spec: SweepSpec, batches: list, bar) -> None:
     try:
         task = ray.remote(num_cpus=spec.cpus_per_task, num_gpus=spec.gpus_per_task,
                           max_retries=0)(_execute_one)
-        refs = {task.remote(spec.kind, b): b for b in batches}
+        refs = {task.remote(runner, b): b for b in batches}
         pending = list(refs)
         while pending:
             done, pending = ray.wait(pending, num_returns=1)
@@ -363,9 +439,11 @@ def _check_reachable(address: str, timeout: float = 5.0) -> None:
                          "`ray start --head` or pass --ray-address HOST:PORT") from None
 
 
-def status_counts(spec: SweepSpec, sweep_dir: Path) -> dict[str, int]:
+def status_counts(spec: SweepSpec, sweep_dir: Path,
+                  runners: Mapping[str, Runner] | None = None) -> dict[str, int]:
+    """The count of the sweep's runs per current state (pending, running, done, ...)."""
     counts: dict[str, int] = {}
-    for rid, _ in expand(spec):
+    for rid, _ in expand(spec, runners):
         s = read_status(run_dir(sweep_dir, rid))["state"]
         counts[s] = counts.get(s, 0) + 1
     return counts
@@ -375,21 +453,9 @@ def status_counts(spec: SweepSpec, sweep_dir: Path) -> dict[str, int]:
 # collect
 
 
-def _flatten(d: dict, prefix: str = "") -> dict:
-    out = {}
-    for k, v in d.items():
-        key = f"{prefix}{k}"
-        if isinstance(v, dict):
-            out.update(_flatten(v, f"{key}."))
-        elif isinstance(v, list | tuple):
-            out[key] = json.dumps(v)
-        else:
-            out[key] = v
-    return out
-
-
 def collect_rows(sweep_dir: str | os.PathLike) -> list[dict]:
-    """One flat row per run of the store: run id, state, error, config and record fields."""
+    """One flat row per run of the store: run id, state, error, config and record fields
+    (`thermosgd.records.flatten`)."""
     root = Path(sweep_dir) / "runs"
     if not root.is_dir():
         raise ValueError(f"{sweep_dir} is not a sweep directory (no runs/ inside)")
@@ -401,36 +467,26 @@ def collect_rows(sweep_dir: str | os.PathLike) -> list[dict]:
             f = d / name
             if f.is_file():
                 try:
-                    row.update(_flatten(json.loads(f.read_text())))
+                    row.update(flatten(json.loads(f.read_text())))
                 except ValueError:
                     row["error"] = f"unreadable {name}"
         rows.append(row)
     return rows
 
 
-def rows_to_columns(rows: Iterable[dict]) -> dict[str, list]:
-    rows = list(rows)
-    names: list[str] = []
-    for r in rows:
-        names += [k for k in r if k not in names]
-    return {k: [r.get(k) for r in rows] for k in names}
-
-
-def collect(sweep_dir: str | os.PathLike, parquet: bool = True) -> dict[str, list]:
-    """Write SWEEP/results.csv (and results.parquet when pyarrow is available): one row per run."""
+def collect(sweep_dir: str | os.PathLike, parquet: bool = True) -> dict[str, np.ndarray]:
+    """Write SWEEP/results.csv (and results.parquet when pandas and pyarrow are available): one
+    row per run; returns the table's columns (`thermosgd.records.rows_to_columns`: object
+    arrays, None where a run lacks a field)."""
     sweep_dir = Path(sweep_dir)
     cols = rows_to_columns(collect_rows(sweep_dir))
-    import numpy as np
-
-    write_csv(sweep_dir / "results.csv",
-              {k: np.array([math.nan if v is None else v for v in vals], dtype=object)
-               for k, vals in cols.items()})
+    write_csv(sweep_dir / "results.csv", cols)
     if parquet:
         try:
             import pandas as pd
         except ImportError:
             return cols
-        df = pd.DataFrame(cols).infer_objects()
+        df = pd.DataFrame({k: list(v) for k, v in cols.items()}).infer_objects()
         for name in df.columns[df.dtypes.map(lambda t: t.kind == "O")]:  # mixed: as text
             if len({type(v) for v in df[name] if v is not None}) > 1:
                 df[name] = df[name].map(lambda v: None if v is None else str(v))
