@@ -41,6 +41,7 @@ from typing import Literal
 
 import numba
 import numpy as np
+from scipy.spatial import cKDTree
 from scipy.special import digamma, gammaln
 
 from thermosgd._validate import check_choice, check_int
@@ -223,7 +224,6 @@ def _knn_kdtree(x: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     sit at distance 0 and any k of them are its neighbours). Neighbour indices never name the
     point itself, which the duplicate-dropping loop of `_estimate_batch` relies on.
     """
-    from scipy.spatial import cKDTree
 
     x64 = np.ascontiguousarray(x, dtype=np.float64)
     n = x64.shape[0]
