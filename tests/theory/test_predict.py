@@ -431,3 +431,31 @@ def test_predicted_pressure_holds_the_predicted_radius(protocol, optimizer, hype
         return
     assert p.pressure_sde == pytest.approx(p.pressure, rel=1e-12)
     assert p.temperature_measured == pytest.approx(p.temperature, rel=1e-12)
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "momentum", "adamw"])
+def test_fixed_lr_forms_over_a_grid_are_predict_per_point_wiring(optimizer):
+    """The vectorized table and the scalar predict read the same closed forms."""
+    m = None if optimizer == "sgd" else 0.9
+    f = theory.fixed_lr_forms(optimizer)
+    lr, wd = np.array([[1e-3], [0.05]]), np.array([1e-3, 2e-2, 0.1])
+    ts, g2 = 12.5, 0.7
+    grid = {
+        "temperature": f.temperature(lr, wd, ts / (DIM - 1), DIM, m),
+        "radius_sde": f.radius_sde(lr, wd, ts / (DIM - 1), DIM, m),
+        "radius_discrete": f.radius_discrete(lr, wd, DIM, ts, g2, m),
+        "relaxation_time": f.relaxation_time(lr, wd, m),
+    }
+    for (i, j), _ in np.ndenumerate(grid["temperature"]):
+        p = predict("lr", optimizer, dim=DIM, lr=float(lr[i, 0]), wd=float(wd[j]), momentum=m,
+                    trace_sigma=ts, grad_norm2=g2,
+                    trace_total=ts + g2 if optimizer == "sgd" else None)
+        for k, v in grid.items():
+            if optimizer == "sgd" and k == "radius_discrete":
+                continue  # SGD's predict uses Q = trace_total with grad_norm2 = 0: same value
+            # numpy's vectorized pow/sqrt on arrays (SIMD) may differ from the scalar path
+            # by an ulp: 1e-15 relative
+            assert getattr(p, k) == pytest.approx(v[i, j], rel=1e-15, abs=0.0), k
+    assert f.maxwell_slope(DIM) == p.maxwell_slope
+    with pytest.raises(ValueError, match="optimizer == 'lion'"):
+        theory.fixed_lr_forms("lion")

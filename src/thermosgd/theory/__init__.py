@@ -12,7 +12,13 @@ Note: ``theory.predict`` is the function; the module is ``thermosgd.theory.predi
 
 from thermosgd._validate import finite_array, nonnegative_array, positive_array
 from thermosgd.theory import adamw, momentum, sgd, vmf
-from thermosgd.theory.predict import Prediction, maxwell_relation, predict
+from thermosgd.theory.predict import (
+    FixedLRForms,
+    Prediction,
+    fixed_lr_forms,
+    maxwell_relation,
+    predict,
+)
 from thermosgd.theory.sgd import (
     angular_mixing_time,
     discrete_energy,
@@ -47,6 +53,7 @@ _as_float, _positive, _nonnegative = finite_array, positive_array, nonnegative_a
 _dim, _out, validate_protocol = sgd._dim, sgd._out, sgd.validate_protocol
 
 __all__ = [
+    "FixedLRForms",
     "Prediction",
     "adamw",
     "angular_mixing_time",
@@ -55,6 +62,7 @@ __all__ = [
     "elr_at_radius",
     "equipartition_energy",
     "equipartition_entropy",
+    "fixed_lr_forms",
     "full_entropy",
     "gibbs_potential",
     "helmholtz_potential",

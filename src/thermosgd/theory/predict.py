@@ -8,6 +8,10 @@ it is; a new optimizer is one more entry):
 * ``"momentum"``: `thermosgd.theory.momentum` (heavy ball, coupled weight decay; protocol lr);
 * ``"adamw"``: `thermosgd.theory.adamw` (decoupled weight decay; protocol lr).
 
+`FIXED_LR_FORMS` (`fixed_lr_forms`) holds the same closed forms of the fixed-LR protocol,
+vectorized, for callers that evaluate them over whole grids; `predict` reads the heavy-ball
+and AdamW ones from it.
+
 Inputs are the set hyperparameters (``lr``, ``elr``, ``wd``, ``radius`` as the protocol takes
 them, ``momentum`` / ``beta2`` as the optimizer does) and the measured state of a stationary
 window: ``trace_sigma`` (tr Sigma on the unit sphere), ``grad_norm2`` (||grad L||^2 on the unit
@@ -33,12 +37,20 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from thermosgd import spec
-from thermosgd._validate import check_fraction, check_int, check_number
+from thermosgd._validate import check_fraction, check_int, check_number, positive_array
 from thermosgd.theory import adamw as _adamw
 from thermosgd.theory import momentum as _momentum
 from thermosgd.theory import sgd as _sgd
+from thermosgd.theory.sgd import Float
 
-__all__ = ["Prediction", "maxwell_relation", "predict"]
+__all__ = [
+    "FIXED_LR_FORMS",
+    "FixedLRForms",
+    "Prediction",
+    "fixed_lr_forms",
+    "maxwell_relation",
+    "predict",
+]
 
 _NAN = float("nan")
 
@@ -89,6 +101,115 @@ class Prediction:
     def as_dict(self) -> dict[str, Any]:
         """The fields as a plain dict (field name -> value)."""
         return asdict(self)
+
+
+# ----------------------------------------------------------------------------- fixed LR, vectorized
+
+
+@dataclass(frozen=True)
+class FixedLRForms:
+    """One optimizer's closed forms on the fixed-LR protocol, vectorized (numpy broadcasting;
+    a 0-d result is a ``numpy.float64``). ``momentum`` is heavy-ball beta / AdamW beta1 (SGD
+    ignores it; heavy ball and AdamW need it).
+
+    * ``radius_sde(lr, wd, sigma2, dim, momentum)``: SGD r*^4 = eta (d-1) sigma2 / (2 lambda);
+      heavy ball the same with eta / (1-beta); AdamW r*^2 = eta d / (2 lambda);
+    * ``radius_discrete(lr, wd, dim, trace_sigma, grad_norm2, momentum)``: with the
+      mean-gradient term (AdamW: all orders in eta lambda);
+    * ``radius_power``: k with r*^k linear in the noise (4; AdamW 2);
+    * ``temperature(lr, wd, sigma2, dim, momentum)``; ``elr_at_radius(lr, radius, sigma2, dim,
+      momentum)``: the direction's Langevin step at radius r;
+    * ``pressure(wd, radius, sigma2, dim)``: lambda (coupled WD); AdamW lambda sqrt(s);
+    * ``relaxation_time(lr, wd, momentum)``; ``maxwell_slope(dim)``: dS/dlog(lr) -
+      dS/dlog(wd) ((d-1)/2; AdamW d-1).
+    """
+
+    radius_sde: Callable[..., Float]
+    radius_discrete: Callable[..., Float]
+    radius_power: int
+    temperature: Callable[..., Float]
+    elr_at_radius: Callable[..., Float]
+    pressure: Callable[..., Float]
+    relaxation_time: Callable[..., Float]
+    maxwell_slope: Callable[..., Float]
+
+
+def _needs(optimizer: str, momentum: Any) -> Any:
+    if momentum is None:
+        raise ValueError(f"momentum == None, must be given: optimizer {optimizer!r} needs "
+                         "momentum (heavy-ball beta / beta1)")
+    return momentum
+
+
+def _sgd_lr_radius_discrete(lr, wd, dim, trace_sigma, grad_norm2, momentum) -> Float:
+    _sgd._dim(dim)
+    return _sgd.radius_discrete("lr", trace_sigma=trace_sigma, grad_norm2=grad_norm2, lr=lr,
+                                wd=wd)
+
+
+def _momentum_lr_radius_discrete(lr, wd, dim, trace_sigma, grad_norm2, momentum) -> Float:
+    _sgd._dim(dim)
+    return _momentum.momentum_radius_discrete(lr, wd, _needs("momentum", momentum),
+                                              trace_sigma, grad_norm2)
+
+
+def _adamw_lr_radius_sde(lr, wd, sigma2, dim, momentum) -> Float:
+    positive_array("sigma2", sigma2)
+    return _adamw.adamw_radius(lr, wd, dim)
+
+
+def _coupled_lr_pressure(wd, radius, sigma2, dim) -> Float:
+    return _sgd._out(positive_array("wd", wd))
+
+
+FIXED_LR_FORMS: dict[str, FixedLRForms] = {
+    "sgd": FixedLRForms(
+        radius_sde=lambda lr, wd, sigma2, dim, m: _sgd.radius_sde(
+            "lr", sigma2=sigma2, dim=dim, lr=lr, wd=wd),
+        radius_discrete=_sgd_lr_radius_discrete,
+        radius_power=4,
+        temperature=lambda lr, wd, sigma2, dim, m: _sgd.temperature_lr(lr, wd, sigma2, dim),
+        elr_at_radius=lambda lr, radius, sigma2, dim, m: _sgd.elr_at_radius(lr, radius),
+        pressure=_coupled_lr_pressure,
+        relaxation_time=lambda lr, wd, m: _sgd.relaxation_time("lr", lr=lr, wd=wd),
+        maxwell_slope=lambda dim: _sgd.maxwell_slope("lr", dim),
+    ),
+    "momentum": FixedLRForms(
+        radius_sde=lambda lr, wd, sigma2, dim, m: _momentum.momentum_radius(
+            lr, wd, _needs("momentum", m), sigma2, dim),
+        radius_discrete=_momentum_lr_radius_discrete,
+        radius_power=_momentum.RADIUS_POWER,
+        temperature=lambda lr, wd, sigma2, dim, m: _momentum.momentum_temperature(
+            lr, wd, _needs("momentum", m), sigma2, dim),
+        elr_at_radius=lambda lr, radius, sigma2, dim, m: _momentum.momentum_elr_at_radius(
+            lr, radius, _needs("momentum", m)),
+        pressure=_coupled_lr_pressure,
+        relaxation_time=lambda lr, wd, m: _momentum.momentum_relaxation_time(
+            lr, wd, _needs("momentum", m)),
+        maxwell_slope=_momentum.momentum_maxwell_slope,
+    ),
+    "adamw": FixedLRForms(
+        radius_sde=_adamw_lr_radius_sde,
+        radius_discrete=lambda lr, wd, dim, ts, g2, m: _adamw.adamw_radius_discrete(
+            lr, wd, _needs("adamw", m), dim, ts, g2, exact=True),
+        radius_power=_adamw.RADIUS_POWER,
+        temperature=lambda lr, wd, sigma2, dim, m: _adamw.adamw_temperature(lr, wd, sigma2, dim),
+        elr_at_radius=lambda lr, radius, sigma2, dim, m: _adamw.adamw_elr_at_radius(
+            lr, radius, sigma2, dim),
+        pressure=_adamw.adamw_pressure,
+        relaxation_time=lambda lr, wd, m: _adamw.adamw_relaxation_time(lr, wd),
+        maxwell_slope=_adamw.adamw_maxwell_slope,
+    ),
+}
+
+
+def fixed_lr_forms(optimizer: str) -> FixedLRForms:
+    """The vectorized fixed-LR closed forms of ``optimizer`` (`FixedLRForms`), e.g.
+    ``fixed_lr_forms("adamw").radius_sde(lr, wd, sigma2, dim, 0.9)`` over whole grids."""
+    return FIXED_LR_FORMS[spec.check_optimizer(optimizer)]
+
+
+# ----------------------------------------------------------------------------- predict, scalar
 
 
 @dataclass(frozen=True)
@@ -211,11 +332,13 @@ def _sgd_maxwell(protocol: str, dim: int) -> tuple[float, str]:
 
 
 def _momentum_temperature(s: _State) -> float:
-    return float(_momentum.momentum_temperature(s.lr, s.wd, s.momentum, s.sigma2, s.dim))
+    f = FIXED_LR_FORMS["momentum"]
+    return float(f.temperature(s.lr, s.wd, s.sigma2, s.dim, s.momentum))
 
 
 def _momentum_elr(s: _State) -> float:
-    return float(_momentum.momentum_elr_at_radius(s.lr, s.rbar, s.momentum))
+    f = FIXED_LR_FORMS["momentum"]
+    return float(f.elr_at_radius(s.lr, s.rbar, s.sigma2, s.dim, s.momentum))
 
 
 def _coupled_pressure(s: _State, ok: bool) -> tuple[float, float]:
@@ -223,14 +346,13 @@ def _coupled_pressure(s: _State, ok: bool) -> tuple[float, float]:
 
 
 def _momentum_radii(s: _State) -> tuple[float, float, float, float]:
-    power = _momentum.RADIUS_POWER
-    rs = float(_momentum.momentum_radius(s.lr, s.wd, s.momentum, s.sigma2, s.dim))
-    rs_se = rs * s.rel_ts / power
+    f = FIXED_LR_FORMS["momentum"]
+    rs = float(f.radius_sde(s.lr, s.wd, s.sigma2, s.dim, s.momentum))
+    rs_se = rs * s.rel_ts / f.radius_power
     rd = rd_se = _NAN
     if math.isfinite(s.g2):  # grad_norm2 (unbiased) may come out < 0: clipped at 0
-        rd = float(_momentum.momentum_radius_discrete(s.lr, s.wd, s.momentum, s.ts,
-                                                      max(s.g2, 0.0)))
-        rd_se = rd * s.rel_tt / power
+        rd = float(f.radius_discrete(s.lr, s.wd, s.dim, s.ts, max(s.g2, 0.0), s.momentum))
+        rd_se = rd * s.rel_tt / f.radius_power
     return rs, rs_se, rd, rd_se
 
 
@@ -245,41 +367,42 @@ def _momentum_pressure_discrete(s: _State, elr: float, pressure: float, rd: floa
 
 
 def _momentum_relaxation_time(s: _State) -> float:
-    return float(_momentum.momentum_relaxation_time(s.lr, s.wd, s.momentum))
+    return float(FIXED_LR_FORMS["momentum"].relaxation_time(s.lr, s.wd, s.momentum))
 
 
 def _momentum_maxwell(protocol: str, dim: int) -> tuple[float, str]:
-    return float(_momentum.momentum_maxwell_slope(dim)), _SGD_RELATIONS["lr"]
+    return float(FIXED_LR_FORMS["momentum"].maxwell_slope(dim)), _SGD_RELATIONS["lr"]
 
 
 # ----------------------------------------------------------------------------- AdamW
 
 
 def _adamw_temperature(s: _State) -> float:
-    return float(_adamw.adamw_temperature(s.lr, s.wd, s.sigma2, s.dim))
+    f = FIXED_LR_FORMS["adamw"]
+    return float(f.temperature(s.lr, s.wd, s.sigma2, s.dim, s.momentum))
 
 
 def _adamw_elr(s: _State) -> float:
     if not _finite_positive(s.sigma2):
         return _NAN
-    return float(_adamw.adamw_elr_at_radius(s.lr, s.rbar, s.sigma2, s.dim))
+    f = FIXED_LR_FORMS["adamw"]
+    return float(f.elr_at_radius(s.lr, s.rbar, s.sigma2, s.dim, s.momentum))
 
 
 def _adamw_pressure(s: _State, ok: bool) -> tuple[float, float]:
     if not ok:
         return _NAN, _NAN
-    p = float(_adamw.adamw_pressure(s.wd, s.rbar, s.sigma2, s.dim))  # lambda sqrt(s)
+    p = float(FIXED_LR_FORMS["adamw"].pressure(s.wd, s.rbar, s.sigma2, s.dim))  # lambda sqrt(s)
     return p, p * s.rel_ts / 2
 
 
 def _adamw_radii(s: _State) -> tuple[float, float, float, float]:
-    power = _adamw.RADIUS_POWER
-    rs = float(_adamw.adamw_radius(s.lr, s.wd, s.dim))
+    f = FIXED_LR_FORMS["adamw"]
+    rs = float(f.radius_sde(s.lr, s.wd, s.sigma2, s.dim, s.momentum))
     rd = rd_se = _NAN
     if math.isfinite(s.g2):  # grad_norm2 (unbiased) may come out < 0: clipped at 0
-        rd = float(_adamw.adamw_radius_discrete(s.lr, s.wd, s.momentum, s.dim, s.ts,
-                                                max(s.g2, 0.0), exact=True))
-        rd_se = rd * s.rel_tt / power
+        rd = float(f.radius_discrete(s.lr, s.wd, s.dim, s.ts, max(s.g2, 0.0), s.momentum))
+        rd_se = rd * s.rel_tt / f.radius_power
     return rs, 0.0, rd, rd_se  # r*^2 = eta d / (2 lambda) does not depend on the noise
 
 
@@ -290,11 +413,12 @@ def _adamw_pressure_discrete(s: _State, elr: float, pressure: float, rd: float) 
 
 
 def _adamw_relaxation_time(s: _State) -> float:
-    return float(_adamw.adamw_relaxation_time(s.lr, s.wd))
+    return float(FIXED_LR_FORMS["adamw"].relaxation_time(s.lr, s.wd, s.momentum))
 
 
 def _adamw_maxwell(protocol: str, dim: int) -> tuple[float, str]:
-    return float(_adamw.adamw_maxwell_slope(dim)), "dS/dlog(lr) - dS/dlog(wd) = d-1"
+    return (float(FIXED_LR_FORMS["adamw"].maxwell_slope(dim)),
+            "dS/dlog(lr) - dS/dlog(wd) = d-1")
 
 
 _FORMS: dict[str, _Forms] = {
