@@ -319,7 +319,8 @@ class Engine:
                 sigma2=sigma2,
             )
             if sigma2 > 0:
-                row["temperature"] = probe_temperature(run.config, run.dim, sigma2)
+                row["temperature"] = probe_temperature(run.config, run.dim,
+                                                       float(est.trace_sigma))
 
     # -- loop ----------------------------------------------------------------------------------
 
