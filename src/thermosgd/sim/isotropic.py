@@ -13,43 +13,88 @@ The three protocols of the paper's code (paper.md section 5.1):
 * ``sphere``: w <- w - eta-tilde r^2 g(w), then w <- r w/||w||  (records the pre-projection norm)
 
 A whole grid of hyperparameters times replicas is one float64 state of shape (chains, d), advanced
-by a numba kernel that runs the chains in parallel, each with its own random stream (results do not
-depend on the number of threads). Statistics over the stationary window are accumulated on the
-fly (batch means for error bars); directions are kept in a snapshot queue per chain for the
-entropy.
+by a numba kernel (`thermosgd.sim._kernels.sgd_kernel`) that runs the chains in parallel, each
+with its own random stream (results do not depend on the number of threads). Statistics over
+the stationary window are accumulated on the fly (batch means for error bars,
+`thermosgd.sim.blocks`); directions are kept in a snapshot queue per chain for the entropy.
+This module simulates (`simulate`) and tabulates (`stationary_table`); the study summary is
+`thermosgd.analysis.isotropic`, the study on disk `thermosgd.workflows.isotropic`.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
-import math
 import time
 from dataclasses import dataclass, field
 
-import numba as nb
 import numpy as np
+from numpy.typing import ArrayLike
 from tqdm.auto import tqdm
 
-from thermosgd import analysis, theory, vmf
+from thermosgd import theory
 from thermosgd._progress import progress_disabled
-from thermosgd._rng import chain_states, normal, ziggurat_tables
-from thermosgd.entropy import sphere_entropy
+from thermosgd._rng import chain_states, ziggurat_tables
+from thermosgd._validate import (
+    check_choice,
+    check_int,
+    check_number,
+    positive_array,
+)
+from thermosgd.estimators.entropy import sphere_entropy
+from thermosgd.sim._kernels import (
+    COL_COUNT,
+    COL_GRAD_NORM2,
+    COL_LOSS,
+    COL_NORM_AFTER,
+    COL_RADIUS,
+    MODE,
+    SGD_COLUMNS,
+    sgd_kernel,
+)
+from thermosgd.sim.blocks import (
+    block_process_variance,
+    ou_adjacent_covariance,
+    ou_mean_variance,
+    pooled_mean_and_stderr,
+)
+from thermosgd.spec import check_protocol, hyperparameters
+from thermosgd.theory import vmf
 
-MODE = {"lr": 0, "elr": 1, "sphere": 2}
-#: grid axes of each protocol: (rate axis, second axis)
-AXES = {"lr": ("lr", "wd"), "elr": ("elr", "wd"), "sphere": ("elr", "radius")}
+__all__ = [
+    "MODE",
+    "IsotropicConfig",
+    "Simulation",
+    "default_burn_in",
+    "grid_elr",
+    "grid_values",
+    "initial_radius",
+    "loss_direction",
+    "mixing_time",
+    "predicted_radius",
+    "radius_correlation_time",
+    "relaxation_steps",
+    "sde_radius_trajectory",
+    "simulate",
+    "stationary_table",
+    "theory_radius",
+    "theory_temperature",
+    "validate_config",
+]
+
+#: integer fields of the config (normalized to Python int)
+_INT_FIELDS = ("dim", "steps", "seed", "replicas", "queue_size", "n_blocks", "trace_points")
 
 
 @dataclass(frozen=True)
 class IsotropicConfig:
     """One isotropic-model study: a protocol, a grid of hyperparameters, replicas and schedule.
 
-    The grid is the outer product of the protocol's two axes (``AXES``): (lr, wd) for "lr",
-    (elr, wd) for "elr", (elr, radius) for "sphere". ``burn_in=None`` derives it from the
-    radius relaxation and angular mixing times (see `default_burn_in`); the stationary window
-    is ``steps - burn_in``; the queue of ``queue_size`` direction snapshots per chain is spread
-    evenly over the window.
+    The grid is the outer product of the protocol's two hyperparameters
+    (`thermosgd.spec.HYPERPARAMETERS`): (lr, wd) for "lr", (elr, wd) for "elr", (elr, radius)
+    for "sphere". ``burn_in=None`` derives it from the radius relaxation and angular mixing
+    times (see `default_burn_in`); the stationary window is ``steps - burn_in``; the queue of
+    ``queue_size`` direction snapshots per chain is spread evenly over the window.
     """
 
     protocol: str
@@ -73,30 +118,36 @@ class IsotropicConfig:
             object.__setattr__(self, name, tuple(float(v) for v in getattr(self, name)))
         if isinstance(self.init_radius, (list, tuple, np.ndarray)):
             object.__setattr__(self, "init_radius", tuple(float(v) for v in self.init_radius))
+        for name in _INT_FIELDS:
+            object.__setattr__(self, name, check_int(name, getattr(self, name)))
+        if self.burn_in is not None:
+            object.__setattr__(self, "burn_in", check_int("burn_in", self.burn_in))
         validate_config(self)
 
     @property
     def axes(self) -> tuple[str, str]:
-        return AXES[self.protocol]
+        """The protocol's two hyperparameters, the grid's axes: (rate, second)."""
+        return hyperparameters(self.protocol)
 
     @property
     def grid_shape(self) -> tuple[int, int]:
+        """(number of rate values, number of second-axis values)."""
         a, b = self.axes
         return len(getattr(self, a)), len(getattr(self, b))
 
     def to_json(self) -> str:
+        """The config as JSON text (``config.json``; `from_dict` reads it back)."""
         return json.dumps(dataclasses.asdict(self), indent=2)
 
     @classmethod
     def from_dict(cls, d: dict) -> IsotropicConfig:
+        """The config of a ``config.json`` mapping."""
         return cls(**d)
 
 
 def validate_config(c: IsotropicConfig) -> None:
     """Raise ValueError with a one-line message for any invalid combination."""
-    if c.protocol not in AXES:
-        raise ValueError(f"unknown protocol {c.protocol!r}; choose one of lr, elr, sphere")
-    needed = AXES[c.protocol]
+    needed = hyperparameters(check_protocol(c.protocol))
     for name in ("lr", "elr", "wd", "radius"):
         values = getattr(c, name)
         if name in needed and not values:
@@ -105,27 +156,38 @@ def validate_config(c: IsotropicConfig) -> None:
             raise ValueError(
                 f"protocol {c.protocol!r} takes no --{name}; it uses {' and '.join(needed)}"
             )
-        if any(not (math.isfinite(v) and v > 0) for v in values):
-            raise ValueError(f"--{name} values must be finite and > 0, got {list(values)}")
-    if int(c.dim) != c.dim or c.dim < 2:
-        raise ValueError(f"dim must be an integer >= 2, got {c.dim}")
-    if not (math.isfinite(c.sigma) and c.sigma > 0):
-        raise ValueError(f"sigma must be finite and > 0, got {c.sigma}")
+        positive_array(name, values)
+    check_int("dim", c.dim, min_val=2)
+    check_number("sigma", c.sigma, min_val=0.0, include_min=False)
     _validate_init_radius(c)
-    for name in ("steps", "replicas", "queue_size", "n_blocks", "trace_points"):
-        if int(getattr(c, name)) != getattr(c, name) or getattr(c, name) < 1:
-            raise ValueError(f"{name} must be a positive integer, got {getattr(c, name)}")
-    if c.queue_size < 3:
-        raise ValueError(f"queue_size must be >= 3 for a 1-NN entropy, got {c.queue_size}")
-    burn_in = default_burn_in(c) if c.burn_in is None else c.burn_in
-    if burn_in < 0 or burn_in >= c.steps:
-        raise ValueError(f"burn_in must be in [0, steps), got {burn_in} with steps={c.steps}")
+    for name in ("steps", "replicas", "n_blocks", "trace_points"):
+        check_int(name, getattr(c, name), min_val=1)
+    check_int("seed", c.seed, min_val=0)
+    check_int("queue_size", c.queue_size, min_val=3)  # a 1-NN entropy needs >= 3 snapshots
+    if c.burn_in is None:
+        burn_in = default_burn_in(c)
+    else:
+        burn_in = check_int("burn_in", c.burn_in, min_val=0, max_val=c.steps - 1)
     window = c.steps - burn_in
     if window < max(c.queue_size, c.n_blocks):
         raise ValueError(
             f"steps too short: the stationary window ({window} steps after a burn-in of "
             f"{burn_in}) must hold queue_size={c.queue_size} snapshots; raise --steps"
         )
+
+
+def _validate_init_radius(c: IsotropicConfig) -> None:
+    r0 = c.init_radius
+    if isinstance(r0, str):
+        check_choice("init_radius", r0, ("predicted",))
+        return
+    if isinstance(r0, tuple) and c.protocol != "sphere":
+        n = c.grid_shape[0] * c.grid_shape[1]
+        if len(r0) != n:
+            raise ValueError(
+                f"init_radius has {len(r0)} values; the {c.grid_shape[0]} x {c.grid_shape[1]} "
+                f"grid needs one per point ({n}, C order over {' x '.join(c.axes)})")
+    positive_array("init_radius", r0)
 
 
 # --------------------------------------------------------------------------------------------
@@ -159,23 +221,6 @@ def theory_radius(c: IsotropicConfig) -> np.ndarray:
         c.protocol, sigma2=c.sigma**2, dim=c.dim, lr=g["lr"] if c.protocol == "lr" else None,
         elr=g["elr"] if c.protocol == "elr" else None, wd=g["wd"],
     )
-
-
-def _validate_init_radius(c: IsotropicConfig) -> None:
-    r0 = c.init_radius
-    if isinstance(r0, str):
-        if r0 != "predicted":
-            raise ValueError(f"init_radius must be a number, a list or 'predicted', got {r0!r}")
-        return
-    values = r0 if isinstance(r0, tuple) else (r0,)
-    if isinstance(r0, tuple) and c.protocol != "sphere":
-        n = c.grid_shape[0] * c.grid_shape[1]
-        if len(r0) != n:
-            raise ValueError(
-                f"init_radius has {len(r0)} values; the {c.grid_shape[0]} x {c.grid_shape[1]} "
-                f"grid needs one per point ({n}, C order over {' x '.join(c.axes)})")
-    if any(not (math.isfinite(v) and v > 0) for v in values):
-        raise ValueError(f"init_radius must be finite and > 0, got {r0}")
 
 
 def predicted_radius(c: IsotropicConfig) -> np.ndarray:
@@ -212,8 +257,9 @@ def initial_radius(c: IsotropicConfig) -> np.ndarray:
         c.grid_shape if isinstance(c.init_radius, tuple) else ()), c.grid_shape).copy()
 
 
-def effective_lr(c: IsotropicConfig) -> np.ndarray:
-    """Stationary step on the unit sphere eta-tilde (for lr: eta / r*^2)."""
+def grid_elr(c: IsotropicConfig) -> np.ndarray:
+    """The elr per grid point: the set eta-tilde (elr, sphere); for lr the stationary step on
+    the unit sphere eta / r*^2 at the SDE radius (`theory.stationary_elr_lr`)."""
     g = grid_values(c)
     if c.protocol == "lr":
         return theory.stationary_elr_lr(g["lr"], g["wd"], c.sigma**2, c.dim)
@@ -222,7 +268,7 @@ def effective_lr(c: IsotropicConfig) -> np.ndarray:
 
 def mixing_time(c: IsotropicConfig) -> np.ndarray:
     """Angular mixing time 1/(eta-tilde h) in steps; the linear loss has curvature h = 1."""
-    return theory.angular_mixing_time(effective_lr(c), 1.0)
+    return theory.angular_mixing_time(grid_elr(c), 1.0)
 
 
 def _radius_relaxation(c: IsotropicConfig):
@@ -244,7 +290,7 @@ def _radius_relaxation(c: IsotropicConfig):
     return rate, initial_radius(c) ** p, rstar**p, p
 
 
-def sde_radius_trajectory(c: IsotropicConfig, t) -> np.ndarray:
+def sde_radius_trajectory(c: IsotropicConfig, t: ArrayLike) -> np.ndarray:
     """Radius r(t) of the SDE started at init_radius, shape grid_shape + shape(t) (see
     `_radius_relaxation`); for the sphere r(t) = r."""
     t = np.asarray(t, dtype=float)
@@ -274,104 +320,6 @@ def default_burn_in(c: IsotropicConfig) -> int:
     return int(np.clip(need, c.steps // 10, c.steps // 2))
 
 
-# --------------------------------------------------------------------------------------------
-# the kernel
-
-
-@nb.njit(cache=True, inline="always")
-def _norm2_overlap(wb, mu):  # pragma: no cover - compiled
-    """(||w||^2, <mu, w>) of one chain's state, summed in index order."""
-    r2 = 0.0
-    mw = 0.0
-    for i in range(wb.shape[0]):
-        r2 += wb[i] * wb[i]
-        mw += mu[i] * wb[i]
-    return r2, mw
-
-
-@nb.njit(cache=True, inline="always")
-def _draw_noise(xi, wb, inv_r, s, kn, wn, fn):  # pragma: no cover - compiled
-    """Fill xi with d standard normals of the chain's stream s; return <xi, wbar> (the radial
-    part the caller projects out: P_perp xi = xi - <xi, wbar> wbar)."""
-    xi_w = 0.0
-    for i in range(wb.shape[0]):
-        xi[i] = normal(s, kn, wn, fn)
-        xi_w += xi[i] * wb[i]
-    return xi_w * inv_r
-
-
-@nb.njit(parallel=True, cache=True)
-def _simulate_kernel(
-    w, mu, rate, wd, radius, mode, sigma, states, kn, wn, fn, t_start, t_stop, burn_in,
-    window, spacing, queue, trace_every, trace_r, trace_loss, block_sum, diverged,
-):  # pragma: no cover - compiled
-    """Advance every chain from step t_start to t_stop (exclusive), in place.
-
-    Each step records, at the pre-step point: radius r, loss L, the pre-projection norm r'
-    after the step (= the post-step norm for lr/elr) and ||grad_S L(wbar)||^2 = 1 - <mu,wbar>^2.
-    block_sum[b, k, j] (j = 0..3) sums them over the k-th of n_blocks equal blocks of the
-    stationary window of `window` steps (batch means; whole-window sums are their total), and
-    block_sum[b, k, 4] counts the steps.  Every spacing[b] window steps the direction after
-    the step is pushed into queue[b].  A chain whose radius leaves (0, 1e150) or turns NaN is
-    marked diverged and frozen (state set to NaN).
-    """
-    n_chains, d = w.shape
-    n_queue = queue.shape[1]
-    n_blocks = block_sum.shape[1]
-    n_trace = trace_r.shape[1]
-    for b in nb.prange(n_chains):
-        if diverged[b]:
-            continue
-        s = states[b]
-        wb = w[b]
-        xi = np.empty(d)
-        for t in range(t_start, t_stop):
-            r2, mw = _norm2_overlap(wb, mu)
-            r = math.sqrt(r2)
-            if not (r > 0.0 and r < 1e150):
-                diverged[b] = True
-                break
-            inv_r = 1.0 / r
-            c = mw * inv_r  # <mu, wbar>
-            xi_w = _draw_noise(xi, wb, inv_r, s, kn, wn, fn)
-            if mode == 0:
-                eta = rate[b]
-            elif mode == 1:
-                eta = rate[b] * r2
-            else:
-                eta = rate[b] * radius[b] * radius[b]
-            lam = wd[b]
-            sn = sigma * inv_r
-            rp2 = 0.0
-            for i in range(d):
-                wbar_i = wb[i] * inv_r
-                grad = (mu[i] - c * wbar_i) * inv_r
-                noise = sn * (xi[i] - xi_w * wbar_i)
-                wb[i] -= eta * (grad + noise + lam * wb[i])
-                rp2 += wb[i] * wb[i]
-            rp = math.sqrt(rp2)
-            if mode == 2:
-                scale = radius[b] / rp
-                for i in range(d):
-                    wb[i] *= scale
-            if t % trace_every == 0 and t // trace_every < n_trace:
-                trace_r[b, t // trace_every] = r
-                trace_loss[b, t // trace_every] = 1.0 + c
-            if t >= burn_in:
-                tw = t - burn_in
-                blk = min(tw * n_blocks // window, n_blocks - 1)
-                vals = (r, 1.0 + c, rp, 1.0 - c * c)
-                for j in range(4):
-                    block_sum[b, blk, j] += vals[j]
-                block_sum[b, blk, 4] += 1.0
-                if tw % spacing[b] == 0 and tw // spacing[b] < n_queue:
-                    q = tw // spacing[b]
-                    inv = 1.0 / radius[b] if mode == 2 else 1.0 / rp
-                    for i in range(d):
-                        queue[b, q, i] = wb[i] * inv
-        if diverged[b]:
-            for i in range(d):
-                wb[i] = np.nan
 
 
 # --------------------------------------------------------------------------------------------
@@ -388,7 +336,7 @@ class Simulation:
     config: IsotropicConfig
     burn_in: int
     spacing: np.ndarray  # (chains,) queue spacing in steps
-    block_sum: np.ndarray  # (chains, n_blocks, 5)
+    block_sum: np.ndarray  # (chains, n_blocks, SGD_COLUMNS), columns COL_* of sim._kernels
     queue: np.ndarray  # (chains, queue_size, dim) unit directions
     trace_steps: np.ndarray  # (trace_points,)
     trace_radius: np.ndarray  # (chains, trace_points)
@@ -432,7 +380,7 @@ def simulate(c: IsotropicConfig, progress: bool | None = None, chunk: int = 20_0
     n_trace = -(-c.steps // trace_every)
     trace_r = np.full((n_chains, n_trace), np.nan)
     trace_loss = np.full((n_chains, n_trace), np.nan)
-    block_sum = np.zeros((n_chains, c.n_blocks, 5))
+    block_sum = np.zeros((n_chains, c.n_blocks, SGD_COLUMNS))
     diverged = np.zeros(n_chains, dtype=np.bool_)
     states = chain_states(n_chains, np.random.SeedSequence([c.seed, MODE[c.protocol]]))
     tables = ziggurat_tables()
@@ -442,7 +390,7 @@ def simulate(c: IsotropicConfig, progress: bool | None = None, chunk: int = 20_0
     with np.errstate(all="ignore"):
         for start in range(0, c.steps, chunk):
             stop = min(c.steps, start + chunk)
-            _simulate_kernel(
+            sgd_kernel(
                 w, mu, rate, wd, radius, MODE[c.protocol], float(c.sigma), states, *tables,
                 start, stop, burn_in, window, spacing, queue, trace_every, trace_r, trace_loss,
                 block_sum, diverged,
@@ -456,60 +404,9 @@ def simulate(c: IsotropicConfig, progress: bool | None = None, chunk: int = 20_0
     )
 
 
+
 # --------------------------------------------------------------------------------------------
 # stationary statistics
-
-
-def ou_mean_variance(length, tau) -> np.ndarray:
-    """Variance of the mean over ``length`` steps of a stationary process with autocorrelation
-    exp(-|t|/tau), in units of the process variance: v = 2 (y - 1 + e^{-y}) / y^2, y = L/tau
-    (-> 2 tau/L for L >> tau, -> 1 - y/3 for L << tau; Taylor form below y = 1e-3)."""
-    y = np.asarray(length, dtype=float) / np.asarray(tau, dtype=float)
-    small = y < 1e-3
-    ys = np.where(small, 1.0, y)
-    with np.errstate(over="ignore", invalid="ignore"):
-        big = 2.0 * (ys + np.expm1(-ys)) / ys**2
-    return np.where(small, 1.0 - y / 3.0 + y * y / 12.0, big)
-
-
-def ou_adjacent_covariance(length, tau) -> np.ndarray:
-    """Covariance of the means over two adjacent windows of ``length`` steps of the same process,
-    in units of its variance: (tau/L)^2 (1 - e^{-L/tau})^2."""
-    y = np.asarray(length, dtype=float) / np.asarray(tau, dtype=float)
-    return (np.expm1(-y) / y) ** 2
-
-
-def _block_process_variance(means: np.ndarray, window: int, tau) -> np.ndarray:
-    """Process variance sigma^2 per chain implied by its n_b block means over ``window`` steps
-    when the autocorrelation is exp(-|t|/tau): E[s^2] = n_b/(n_b - 1) sigma^2 (v(B) - v(W)),
-    B = W/n_b, exact for a stationary process (the blocks' mutual correlation included)."""
-    n_b = means.shape[1]
-    tau = np.maximum(np.asarray(tau, dtype=float), 1e-12)
-    gap = ou_mean_variance(window / n_b, tau) - ou_mean_variance(window, tau)
-    return means.var(axis=1, ddof=1) * (n_b - 1) / (n_b * gap)
-
-
-def _pooled_mean_and_stderr(block_sum: np.ndarray, j: int, R: int, tau=None,
-                            window: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Window mean of quantity j per grid point (pooled over R replicas) and its standard error.
-
-    Without ``tau``: batch means, std over the n_blocks block means / sqrt(n_blocks) (right when
-    the blocks are much longer than the autocorrelation time). With ``tau`` (per chain, steps;
-    the radius relaxation time) the blocks' correlation is modelled as exp(-|t|/tau): the
-    process variance from `_block_process_variance` times v(W) (`ou_mean_variance`), which
-    equals batch means when tau << W/n_blocks and is larger (5x at W = 2 tau, 20 blocks) when
-    the relaxation time exceeds the block length. Replicas are independent: se^2 adds."""
-    counts = block_sum[..., 4]
-    means = block_sum[..., j] / np.maximum(counts, 1)  # (chains, blocks)
-    chain_mean = block_sum[..., j].sum(1) / np.maximum(counts.sum(1), 1)
-    n_blocks = block_sum.shape[1]
-    if tau is None:
-        chain_se2 = means.var(axis=1, ddof=1) / n_blocks
-    else:
-        chain_se2 = _block_process_variance(means, window, tau) * ou_mean_variance(window, tau)
-    mean = chain_mean.reshape(-1, R).mean(1)
-    se = np.sqrt(chain_se2.reshape(-1, R).sum(1)) / R
-    return mean, se
 
 
 def radius_correlation_time(c: IsotropicConfig) -> np.ndarray:
@@ -540,12 +437,12 @@ def stationary_table(sim: Simulation, entropy_method: str = "chord") -> dict[str
     temperature = theory_temperature(c).ravel()
     window = c.steps - sim.burn_in
     tau_r = radius_correlation_time(c)
-    radius, radius_se = _pooled_mean_and_stderr(
-        sim.block_sum, 0, R, tau=None if c.protocol == "sphere" else np.repeat(tau_r, R),
+    radius, radius_se = pooled_mean_and_stderr(
+        sim.block_sum, COL_RADIUS, R, tau=None if c.protocol == "sphere" else np.repeat(tau_r, R),
         window=window)
-    energy, energy_se = _pooled_mean_and_stderr(sim.block_sum, 1, R)
-    rp, rp_se = _pooled_mean_and_stderr(sim.block_sum, 2, R)
-    grad_norm2, _ = _pooled_mean_and_stderr(sim.block_sum, 3, R)
+    energy, energy_se = pooled_mean_and_stderr(sim.block_sum, COL_LOSS, R)
+    rp, rp_se = pooled_mean_and_stderr(sim.block_sum, COL_NORM_AFTER, R)
+    grad_norm2, _ = pooled_mean_and_stderr(sim.block_sum, COL_GRAD_NORM2, R)
     diverged = sim.diverged.reshape(-1, R).any(1)
     # a diverged grid point keeps NaN measurements; theory is evaluated on placeholders
     nan_if_diverged = np.where(diverged, np.nan, 1.0)
@@ -622,7 +519,7 @@ def stationary_table(sim: Simulation, entropy_method: str = "chord") -> dict[str
         h_ok = np.isfinite(h)
         h = np.where(h_ok, h, 1.0)
     else:
-        h = effective_lr(c).ravel()
+        h = grid_elr(c).ravel()
         u_h, s_h, h_ok = cols["energy_theory"], cols["entropy_dir_theory"], True
     cols["energy_discrete"] = np.where(h_ok, theory.discrete_energy(u_h, h), np.nan)
     cols["entropy_dir_discrete"] = np.where(
@@ -646,8 +543,8 @@ def _diagnostics(sim: Simulation, radius: np.ndarray, diverged: np.ndarray) -> d
                     / theory_radius(c).ravel() - 1.0)
     half = c.n_blocks // 2
     bs = sim.block_sum
-    first = bs[:, :half, 0].sum(1) / np.maximum(bs[:, :half, 4].sum(1), 1)
-    second = bs[:, half:, 0].sum(1) / np.maximum(bs[:, half:, 4].sum(1), 1)
+    first = bs[:, :half, COL_RADIUS].sum(1) / np.maximum(bs[:, :half, COL_COUNT].sum(1), 1)
+    second = bs[:, half:, COL_RADIUS].sum(1) / np.maximum(bs[:, half:, COL_COUNT].sum(1), 1)
     with np.errstate(invalid="ignore", divide="ignore"):  # diverged chains hold NaN
         drift = ((second - first) / ((second + first) / 2)).reshape(-1, R).mean(1)
     if c.protocol == "sphere":
@@ -658,10 +555,10 @@ def _diagnostics(sim: Simulation, radius: np.ndarray, diverged: np.ndarray) -> d
         # exp(-|t|/tau) process (= 4 s^2/n_blocks, plain batch means, when tau << W/n_blocks)
         window = c.steps - sim.burn_in
         tau = np.repeat(radius_correlation_time(c), R)
-        means = bs[..., 0] / np.maximum(bs[..., 4], 1)
+        means = bs[..., COL_RADIUS] / np.maximum(bs[..., COL_COUNT], 1)
         h = window / 2.0
         with np.errstate(invalid="ignore"):  # diverged chains hold NaN
-            var = _block_process_variance(means, window, tau) * 2.0 * (
+            var = block_process_variance(means, window, tau) * 2.0 * (
                 ou_mean_variance(h, tau) - ou_adjacent_covariance(h, tau))
             rel_var = var / np.maximum(means.mean(1), 1e-300) ** 2
         drift_se = np.sqrt(rel_var.reshape(-1, R).sum(1)) / R
@@ -678,191 +575,3 @@ def _diagnostics(sim: Simulation, radius: np.ndarray, diverged: np.ndarray) -> d
         "diverged": diverged, "stationary": relaxed & ~drifting & ~diverged,
     }
 
-
-# --------------------------------------------------------------------------------------------
-# summary: Maxwell slopes, worst errors, potential minimization
-
-
-def _row_slopes(x: np.ndarray, y: np.ndarray, se: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """Weighted least-squares slope of y on x along the last axis, for each row with >= 3
-    usable points; returns (slope, its standard error) per row, NaN where unusable."""
-    out = np.full((x.shape[0], 2), np.nan)
-    for i in range(x.shape[0]):
-        m = mask[i] & np.isfinite(y[i])
-        if m.sum() < 3:
-            continue
-        wts = 1.0 / np.maximum(se[i, m], 1e-12) ** 2 if np.all(np.isfinite(se[i, m])) else None
-        X = np.stack([np.ones(m.sum()), x[i, m]], 1)
-        W = np.ones(m.sum()) if wts is None else wts / wts.mean()
-        cov = np.linalg.inv(X.T @ (W[:, None] * X))
-        beta = cov @ X.T @ (W * y[i, m])
-        resid = y[i, m] - X @ beta
-        dof = max(m.sum() - 2, 1)
-        s2 = float(W @ resid**2) / dof  # scale by the observed scatter (conservative)
-        out[i] = beta[1], math.sqrt(cov[1, 1] * s2)
-    return out
-
-
-def _slope_summary(slopes: np.ndarray, theory_value: float, norm: float) -> dict:
-    s = slopes[:, 0]
-    ok = np.isfinite(s)
-    if not ok.any():  # fewer than 3 stationary points in every row: no slope
-        return {"measured": None, "std_over_rows": None, "stderr": None, "theory": theory_value,
-                "normalized": None, "normalized_std": None, "rows": 0, "per_row": []}
-    mean = float(s[ok].mean())
-    spread = float(s[ok].std(ddof=1)) if ok.sum() > 1 else float(slopes[ok, 1][0])
-    return {
-        "measured": mean, "std_over_rows": spread,
-        "stderr": float(np.sqrt(np.nansum(slopes[ok, 1] ** 2)) / ok.sum()),
-        "theory": theory_value, "normalized": mean / norm,
-        "normalized_std": spread / norm, "rows": int(ok.sum()),
-        "per_row": [None if not np.isfinite(v) else float(v) for v in s],
-    }
-
-
-def maxwell_summary(table: dict, c: IsotropicConfig) -> dict:
-    """Maxwell-relation slopes measured from linear fits of S (full entropy) along each row /
-    column of the grid (stationary points only), as the paper reports them (mean +- std over
-    the other hyperparameter), against theory.maxwell_slope and isotropic_entropy_slopes."""
-    n1, n2 = c.grid_shape
-    S = table["entropy"].reshape(n1, n2)
-    se = table["entropy_se"].reshape(n1, n2)
-    ok = table["stationary"].reshape(n1, n2).astype(bool)
-    a, b = c.axes
-    xa = np.log(table[a].reshape(n1, n2))
-    xb = np.log((table["radius_set"] if b == "radius" else table[b]).reshape(n1, n2))
-    half = (c.dim - 1) / 2
-    iso = theory.isotropic_entropy_slopes(c.protocol, c.dim)
-    along_b = _slope_summary(_row_slopes(xb, S, se, ok), float(iso[b]), half)
-    along_a = _slope_summary(_row_slopes(xa.T, S.T, se.T, ok.T), float(iso[a]), half)
-    out = {f"dS/dlog({b})": along_b, f"dS/dlog({a})": along_a}
-    if c.protocol == "lr" and along_a["measured"] is not None and along_b["measured"] is not None:
-        diff = along_a["measured"] - along_b["measured"]
-        out["dS/dlog(lr) - dS/dlog(wd)"] = {
-            "measured": diff, "theory": float(theory.maxwell_slope("lr", c.dim)),
-            "normalized": diff / half,
-            "stderr": math.hypot(along_a["stderr"], along_b["stderr"]),
-        }
-    # the S_dir slope (temperature dependence at fixed volume), exact vMF prediction
-    return out
-
-
-def potential_argmin(table: dict, c: IsotropicConfig, targets: tuple[int, ...] | None = None
-                     ) -> list[dict]:
-    """Minimize the potential over the grid of measured states at the (T, p) of a target state.
-
-    lr/elr: G(state) = U - T* S + p* V (Gibbs); sphere: per radius column,
-    F(state) = U - T* S (Helmholtz, V fixed). Targets default to grid indices near 1/8, 1/2
-    and 7/8 of each axis (the paper's {2, 8, 14} of 17). Returns, per target, the argmin and
-    its Chebyshev distance in cells.
-    """
-    n1, n2 = c.grid_shape
-    U = table["energy"].reshape(n1, n2)
-    S = table["entropy"].reshape(n1, n2)
-    V = table["volume"].reshape(n1, n2)
-    T = table["temperature"].reshape(n1, n2)
-    P = table["pressure"].reshape(n1, n2)
-    cells = np.stack(np.unravel_index(np.arange(n1 * n2), (n1, n2)), axis=1)
-    states = [a.ravel() for a in (U, S, V, T, P)]
-    sphere = c.protocol == "sphere"
-
-    def picks(m):
-        return sorted({round(f * (m - 1)) for f in (0.125, 0.5, 0.875)})
-
-    res = []
-    for i in targets or picks(n1):
-        for j in picks(n2):
-            r = analysis.potential_argmin(*states, cells, i * n2 + j, fixed_volume=sphere)
-            res.append({"target": [i, j], "argmin": r["argmin_cell"], "distance": r["distance"],
-                        "potential": "F" if sphere else "G"})
-    return res
-
-
-def potential_map(table: dict, c: IsotropicConfig, target: tuple[int, int]) -> np.ndarray:
-    """G - min G (lr/elr) over the grid, or F - min F per radius column (sphere: rows = states
-    of the target's column), at the target's (T, p)."""
-    n1, n2 = c.grid_shape
-    i, j = target
-    U, S, V, T, P = (table[k].reshape(n1, n2) for k in
-                     ("energy", "entropy", "volume", "temperature", "pressure"))
-    if c.protocol == "sphere":
-        F = U - T[i, j] * S
-        return F - np.nanmin(F, axis=0, keepdims=True)
-    G = U - T[i, j] * S + P[i, j] * V
-    return G - np.nanmin(G)
-
-
-def _worst(rel: np.ndarray, mask: np.ndarray) -> float | None:
-    m = mask & np.isfinite(rel)
-    return float(np.max(np.abs(rel[m]))) if m.any() else None
-
-
-def summarize(table: dict, c: IsotropicConfig, seconds: float | None = None) -> dict:
-    """Study summary: Maxwell slopes, worst relative errors of the equation of state (SDE and
-    discretization-corrected), of U and S_dir against exact vMF, potential argmins, flags."""
-    ok = table["stationary"].astype(bool)
-    out: dict = {"config": dataclasses.asdict(c), "grid_points": int(ok.size),
-                 "stationary_points": int(ok.sum()),
-                 "non_stationary": [_label(table, k, c) for k in np.flatnonzero(~ok)]}
-    if c.protocol == "sphere":
-        meas, sde, disc = table["pressure"], table["pressure_theory"], table["pressure_discrete"]
-        key = "pressure"
-    else:
-        meas, sde, disc = table["radius"], table["radius_theory"], table["radius_discrete"]
-        key = "radius"
-    out[f"{key}_max_rel_error_discrete"] = _worst(meas / disc - 1, ok)
-    out[f"{key}_max_rel_error_sde"] = _worst(meas / sde - 1, ok)
-    out["energy_max_rel_error_exact"] = _worst(table["energy"] / table["energy_theory"] - 1, ok)
-    z = (table["energy"] - table["energy_theory"]) / table["energy_se"]
-    out["energy_max_abs_z_exact"] = _worst(z, ok)
-    out["energy_max_rel_error_discrete"] = _worst(
-        table["energy"] / table["energy_discrete"] - 1, ok)
-    zd = (table["energy"] - table["energy_discrete"]) / table["energy_se"]
-    out["energy_max_abs_z_discrete"] = _worst(zd, ok)
-    out["entropy_dir_max_abs_error_exact"] = _worst(
-        table["entropy_dir"] - table["entropy_dir_theory"], ok)
-    out["entropy_dir_max_abs_error_discrete"] = _worst(
-        table["entropy_dir"] - table["entropy_dir_discrete"], ok)
-    out["maxwell"] = maxwell_summary(table, c)
-    pot = potential_argmin(table, c)
-    out["potential_argmin"] = {"targets": pot,
-                               "max_distance_cells": max(p["distance"] for p in pot)}
-    out["diverged"] = int(table["diverged"].sum())
-    if seconds is not None:
-        out["simulation_seconds"] = seconds
-    return out
-
-
-def _label(table: dict, k: int, c: IsotropicConfig) -> dict:
-    a, b = c.axes
-    col_b = "radius_set" if b == "radius" else b
-    reasons = [name for name, bad in (("diverged", table["diverged"][k]),
-                                      ("radius not relaxed", not table["relaxed"][k]),
-                                      ("radius drifting", table["drifting"][k])) if bad]
-    return {a: float(table[a][k]), b: float(table[col_b][k]), "why": ", ".join(reasons)}
-
-
-# --------------------------------------------------------------------------------------------
-# one study, end to end
-
-
-def run_study(c: IsotropicConfig, out_dir, figures: bool = True, progress: bool | None = None,
-              entropy_method: str = "chord") -> dict:
-    """Simulate, measure, summarize; write results.csv, summary.json, config.json, figures."""
-    from pathlib import Path
-
-    from thermosgd.io import write_csv, write_json
-
-    out = Path(out_dir)
-    sim = simulate(c, progress=progress)
-    table = stationary_table(sim, entropy_method=entropy_method)
-    summary = summarize(table, c, seconds=sim.seconds)
-    write_json(out / "config.json", dataclasses.asdict(c))
-    write_csv(out / "results.csv", table)
-    write_json(out / "summary.json", summary)
-    if figures:
-        from thermosgd.plots import isotropic_figures
-
-        summary["figures"] = [p.name for p in isotropic_figures(table, c, out)]
-        write_json(out / "summary.json", summary)
-    return summary

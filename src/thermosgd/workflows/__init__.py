@@ -1,0 +1,1 @@
+"""Workflows: the only place that chains stages and writes run directories."""
