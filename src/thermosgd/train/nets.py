@@ -221,16 +221,20 @@ class SingleNet:
         self.opt.param_groups[0][name] = value
 
     def evaluate(self, x: Tensor, y: Tensor) -> tuple[np.ndarray, np.ndarray]:
+        """(G,) mean cross-entropy and accuracy over (x, y), BN in eval mode."""
         return _evaluate(self.model, x, y, lambda logits: logits.unsqueeze(0))
 
     def grads(self, x: Tensor, y: Tensor) -> Tensor:
+        """(G, d) minibatch gradient of the trained group, flattened."""
         loss = F.cross_entropy(self.model(x), y)
         return _flat(torch.autograd.grad(loss, self.params)).unsqueeze(0)
 
     def weights(self) -> Tensor:
+        """(G, d) weights of the trained group, flattened."""
         return _flat([p.detach() for p in self.params]).unsqueeze(0)
 
     def radius(self) -> Tensor:
+        """(G,) float64 radius ||w|| of the trained group."""
         return torch.tensor([group_radius(self.params)], dtype=torch.float64)
 
     def buffers(self) -> list[Tensor]:
@@ -278,20 +282,24 @@ class BatchedNet:
         self.opt.param_groups[0][name][g] = value
 
     def evaluate(self, x: Tensor, y: Tensor) -> tuple[np.ndarray, np.ndarray]:
+        """(G,) mean cross-entropy and accuracy over (x, y), BN in eval mode."""
         return _evaluate(self.model, x, y, lambda logits: logits)
 
     def grads(self, x: Tensor, y: Tensor) -> Tensor:
+        """(G, d) minibatch gradients, each config's in its single model's order."""
         losses = batched_cross_entropy(self.model(x), y)
         gs = torch.autograd.grad(losses.sum(), self.params)
         # config g's gradient in BNMLP order: each layer's (out, in) weight flattened
         return torch.cat([t.transpose(1, 2).reshape(self.G, -1) for t in gs], dim=1)
 
     def weights(self) -> Tensor:
+        """(G, d) weights, each config's in its single model's order."""
         return torch.cat(
             [w.detach().transpose(1, 2).reshape(self.G, -1) for w in self.params], dim=1
         )
 
     def radius(self) -> Tensor:
+        """(G,) float64 radius ||w|| of every config's group."""
         return batched_group_radius(self.params).cpu()
 
     def buffers(self) -> list[Tensor]:
