@@ -120,3 +120,15 @@ def test_optimizer_config_validation_round_trip_and_name():
 def test_hook_keys_are_the_protocol_rate_and_weight_decay():
     assert hook_keys("lr") == ("lr", "wd") and hook_keys("elr") == ("elr", "wd")
     assert hook_keys("sphere") == ("elr",)  # the sphere's radius is fixed
+
+
+@pytest.mark.parametrize("hidden,msg", [
+    ((16, "a"), "hidden == 'a', must be an integer"),
+    ((16, True), "hidden == True, must be an integer"),
+    (3.5, "hidden == 3.5, must be a sequence of positive ints"),
+    ((16, 0), r"hidden == \(16, 0\), must list positive widths"),
+])
+def test_bad_hidden_widths(hidden, msg):
+    with pytest.raises(ValueError, match=msg):
+        TrainConfig(protocol="elr", elr=0.1, wd=0.1, hidden=hidden)
+    assert TrainConfig(protocol="elr", elr=1, wd=0.1, hidden=np.int64(8)).hidden == (8,)

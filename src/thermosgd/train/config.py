@@ -48,10 +48,6 @@ SI_VARIANTS = ("si", "layernorm")
 DEFAULT_WIDTH = {"convnet": 8, "resnet18": 4}
 
 
-def _is_int(v: Any) -> bool:
-    return isinstance(v, (int, np.integer)) and not isinstance(v, bool)
-
-
 @dataclass(frozen=True)
 class Schedule:
     """The resolved schedule of a `TrainConfig` (every default filled in)."""
@@ -157,13 +153,13 @@ class TrainConfig:
         hidden = self.hidden
         if isinstance(hidden, (int, np.integer)):
             hidden = (hidden,)
-        if not isinstance(hidden, (tuple, list)) or not all(_is_int(h) for h in hidden):
+        if not isinstance(hidden, (tuple, list)):
             raise ValueError(f"hidden == {self.hidden!r}, must be a sequence of positive ints")
-        object.__setattr__(self, "hidden", tuple(int(h) for h in hidden))
+        object.__setattr__(self, "hidden", tuple(check_int("hidden", h) for h in hidden))
         for name in ("lr", "elr", "wd", "radius", "init_radius", "label_noise", "test_fraction",
                      "momentum", "beta2"):
-            v = getattr(self, name)
-            if _is_int(v):
+            v = getattr(self, name)  # integers (not bools) are stored as floats
+            if isinstance(v, (int, np.integer)) and not isinstance(v, bool):
                 object.__setattr__(self, name, float(v))
         if self.data_dir is not None:
             object.__setattr__(self, "data_dir", str(self.data_dir))
