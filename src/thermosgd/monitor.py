@@ -48,8 +48,9 @@ from thermosgd.estimators.stationarity import (
     step_blocks,
     verdict,
 )
-from thermosgd.nn.attach import AttachedMonitor, LossFn, attach
+from thermosgd.nn.attach import AttachedMonitor, attach
 from thermosgd.nn.optim import check_optimizer_args
+from thermosgd.nn.probes import LossFn
 from thermosgd.theory.predict import predict
 
 __all__ = ["ThermoMonitor"]

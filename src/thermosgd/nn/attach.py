@@ -24,13 +24,12 @@ from thermosgd._validate import check_int
 from thermosgd.estimators.noise import NoiseEstimate, noise_from_gradients
 from thermosgd.nn.models import si_parameters
 from thermosgd.nn.optim import AdamWLR, FixedELR, FixedLR, FixedSphere, MomentumLR
-from thermosgd.nn.probes import _make_generator, minibatch_gradients
+from thermosgd.nn.probes import LossFn, _make_generator, minibatch_gradients
 from thermosgd.nn.scale_invariance import radial_gradient_stats
 from thermosgd.spec import HYPERPARAMETERS
 
 __all__ = ["AttachedMonitor", "Monitor", "OptimizerBinding", "attach", "bind_optimizer"]
 
-LossFn = Callable[[Tensor, Tensor], Tensor]
 _PROTOCOL_OPTIMIZERS = (FixedLR, FixedELR, FixedSphere, MomentumLR, AdamWLR)
 
 
