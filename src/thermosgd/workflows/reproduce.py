@@ -1,0 +1,88 @@
+"""Reproduce the paper: a preset (`thermosgd.workflows.presets`) end to end in one call.
+
+`reproduce` runs the preset's isotropic-model studies, its network sweep, the analysis and the
+HTML report (`thermosgd reproduce --preset NAME`); `run_isotropic_preset` runs only the
+isotropic studies of an isotropic preset (`thermosgd isotropic --preset NAME`).
+
+Layout of the output directory of `reproduce`::
+
+    OUT/isotropic/<protocol>/   isotropic-model studies (results.csv, summary.json, figures)
+    OUT/nn/                     the network sweep (runs/, results.csv/.parquet, analysis.json,
+                                figures)
+    OUT/report.html             everything above in one self-contained page
+
+Every step resumes: finished isotropic studies and finished runs are not redone.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+from thermosgd.sim.isotropic import IsotropicConfig
+from thermosgd.workflows.analyze import format_analysis, run_analysis, write_report
+from thermosgd.workflows.isotropic import run_study
+from thermosgd.workflows.presets import PRESETS, isotropic_configs, nn_spec
+from thermosgd.workflows.sweep import run_sweep
+
+__all__ = ["reproduce", "run_isotropic_preset"]
+
+
+def run_isotropic_preset(name: str, out_dir: str | os.PathLike, *, figures: bool = True,
+                         progress: bool | None = None, entropy_method: str = "chord",
+                         log: Callable[[dict, Path], object] | None = None,
+                         **overrides) -> list[dict]:
+    """Run the three studies of the isotropic preset ``name`` (`isotropic_configs`, with the
+    ``overrides`` that are not None) into ``out_dir/<protocol>/`` (`run_study`), in the order
+    elr, lr, sphere, calling ``log(summary, directory)`` after each; returns the summaries."""
+    summaries = []
+    for c in isotropic_configs(name, **overrides):
+        out = Path(out_dir) / c.protocol
+        summary = run_study(c, out, figures=figures, progress=progress,
+                            entropy_method=entropy_method)
+        if log is not None:
+            log(summary, out)
+        summaries.append(summary)
+    return summaries
+
+
+def reproduce(name: str, out_dir: str | os.PathLike, *, data_dir: str | None = None,
+              executor: str = "local", workers: int = 1, ray_address: str | None = None,
+              progress: bool | None = None, log: Callable[[str], object] = print) -> Path:
+    """Run a preset end to end (isotropic study, network sweep, analysis, report); resumable.
+    Returns the path of the report."""
+    if name not in PRESETS:
+        raise ValueError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
+    out = Path(out_dir)
+    p = PRESETS[name]
+    spec = nn_spec(name, data_dir=data_dir, executor=executor, workers=workers,
+                   ray_address=ray_address)
+    if p.isotropic:
+        for c in isotropic_configs(p.isotropic):
+            d = out / "isotropic" / c.protocol
+            if _study_done(d, c):
+                log(f"isotropic {c.protocol}: already done ({d})")
+                continue
+            s = run_study(c, d, progress=progress)
+            log(f"isotropic {c.protocol}: stationary {s['stationary_points']}/"
+                f"{s['grid_points']}, {s['simulation_seconds']:.0f} s")
+    nn = out / "nn"
+    counts = run_sweep(spec, nn, progress=progress)
+    log("network runs: " + ", ".join(f"{n} {k}" for k, n in sorted(counts.items())))
+    result = run_analysis(nn, strict=False)
+    log(format_analysis(result))
+    report = write_report(out, out / "report.html", title=f"thermosgd reproduce --preset {name}")
+    log(f"report: {report}")
+    return report
+
+
+def _study_done(d: Path, c: IsotropicConfig) -> bool:
+    """Whether ``d`` holds a finished study of exactly the config ``c``."""
+    try:
+        return json.loads((d / "config.json").read_text()) == json.loads(
+            json.dumps(dataclasses.asdict(c))) and (d / "summary.json").is_file()
+    except (OSError, ValueError):
+        return False
