@@ -1,9 +1,18 @@
-"""Figures (PNG) from result tables. Plotting only: every number comes from the table."""
+"""Figures (PNG). Drawing only: every number comes from what the functions are given.
+
+* `isotropic_figures`: an isotropic study (its results table and potential maps);
+* `nn_figures`, `optimizer_figures`, `non_si_figure`: a network grid's analysis
+  (`thermosgd.analysis.analyze`) and the arrays computed for its figures
+  (`thermosgd.analysis.figure_data.figure_arrays`);
+* `schedule_figures`, `prediction_figure`: a tracked schedule and predicted stationary states
+  (`thermosgd.schedules`).
+
+matplotlib (Agg backend) is imported with this module; of the package only `thermosgd.viz._names`.
+"""
 
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 
 import matplotlib
@@ -12,6 +21,21 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.colors import LogNorm
+
+from thermosgd.viz._names import optimizer_slug
+
+__all__ = [
+    "COLLAPSE_LABEL",
+    "LABEL",
+    "NN_FIGURES",
+    "isotropic_figures",
+    "nn_figures",
+    "non_si_figure",
+    "optimizer_figures",
+    "optimizer_slug",
+    "prediction_figure",
+    "schedule_figures",
+]
 
 LABEL = {"lr": r"learning rate $\eta$", "elr": r"effective LR $\tilde\eta$",
          "wd": r"weight decay $\lambda$", "radius": r"radius $r$"}
@@ -34,11 +58,14 @@ def _colors(n: int):
     return plt.cm.viridis(np.linspace(0.0, 1.0, n))
 
 
-def isotropic_figures(table: dict, config, out_dir: str | os.PathLike) -> list[Path]:
+def isotropic_figures(table: dict, config, out_dir: str | os.PathLike,
+                      potentials: list[dict]) -> list[Path]:
     """The paper's isotropic-model figures for one protocol: equation of state, U and S_dir vs
-    T, entropy vs the second axis, and potential maps. Returns the written PNG paths."""
-    from thermosgd.isotropic import potential_argmin, potential_map
-
+    T, entropy vs the second axis, and potential maps. ``table`` is the study's results table
+    (`thermosgd.sim.isotropic.stationary_table`), ``config`` its `IsotropicConfig` (uses
+    ``grid_shape``, ``axes``, ``protocol``, ``dim``), ``potentials`` one {"target": (i, j),
+    "map": (n1, n2) array} per target: G - min G (F - min F per radius) over the grid at the
+    target's (T, p), as `thermosgd.analysis.isotropic` computes it. Returns the PNG paths."""
     out = Path(out_dir)
     shape = config.grid_shape
     a, b = config.axes
@@ -101,14 +128,14 @@ def isotropic_figures(table: dict, config, out_dir: str | os.PathLike) -> list[P
     paths.append(_save(fig, out / f"{config.protocol}-entropy.png"))
 
     # 4. potential maps
-    targets = [t["target"] for t in potential_argmin(table, config)]
+    targets = [tuple(t["target"]) for t in potentials]
     rows = sorted({t[0] for t in targets})
     cols = sorted({t[1] for t in targets})
     fig, axes = plt.subplots(len(rows), len(cols), figsize=(3.1 * len(cols), 2.8 * len(rows)),
                              squeeze=False)
-    for (i, j) in targets:
+    for (i, j), t in zip(targets, potentials, strict=True):
         ax = axes[rows.index(i)][cols.index(j)]
-        m = potential_map(table, config, (i, j))
+        m = np.asarray(t["map"], dtype=float)
         pos = m[m > 0]
         vmin = max(float(np.nanmin(pos)) if pos.size else 1e-8, 1e-12)
         im = ax.imshow(np.where(m > 0, m, np.nan).T, origin="lower", aspect="auto",
@@ -135,42 +162,43 @@ def _rate_colorbar(fig, ax, rate: np.ndarray, name: str) -> None:
 
 
 # ============================================================================================
-# Neural-network grids (thermosgd.analysis): the figures of the paper's NN section.
-# Every number comes from the tidy table and the analysis result; see `nn_figures`.
+# Neural-network grids: the figures of the paper's NN section. Every number comes from the
+# analysis result (`thermosgd.analysis.analyze`) and the arrays computed for the figures
+# (`thermosgd.analysis.figure_data.figure_arrays`); see `nn_figures`.
 
 COLLAPSE_LABEL = {"sigma2": r"noise $\sigma^2$", "energy": "energy $U$ (train loss)",
                   "temperature": "temperature $T$", "entropy_dir": r"entropy $S_{dir}$"}
 
+#: the four figures of one protocol (or optimizer group): <prefix>-nn-<name>.png
+NN_FIGURES = ("equation-of-state", "collapse", "entropy", "potential")
 
-def nn_figures(table, result: dict, out_dir: str | os.PathLike) -> list[Path]:
-    """For every analyzed protocol of ``result`` (`thermosgd.analysis.analyze`): equation of
-    state, collapse of T, U, sigma2, entropy with its quadratic fit and the Maxwell derivative,
-    and potential maps. PNGs named ``<protocol>-nn-*.png``; returns their paths."""
-    from thermosgd import analysis
 
-    cols = analysis.as_columns(table)
-    if result.get("non_si"):  # the paper's figures show the SI runs, as the analysis used
-        keep = np.flatnonzero(analysis.variant_column(cols) == "si")
-        cols = {k: np.asarray(v)[keep] for k, v in cols.items()}
+def nn_figures(result: dict, arrays: dict, out_dir: str | os.PathLike) -> list[Path]:
+    """For every analyzed protocol of ``result`` (`thermosgd.analysis.analyze`) and every
+    optimizer group: equation of state, collapse of T, U, sigma2, entropy with its quadratic
+    fit and the Maxwell derivative, and potential maps; the generalization and non-SI figures
+    when the result has them. ``arrays`` is `thermosgd.analysis.figure_data.figure_arrays` of
+    the table and ``result``. PNGs named ``<protocol>-nn-*.png``; returns their paths."""
+    out = Path(out_dir)
     paths = []
     if result.get("optimizers"):  # per optimizer group; the paper's figures: plain SGD only
-        paths += optimizer_figures(cols, result["optimizers"], Path(out_dir))
-        keep = np.flatnonzero(analysis.optimizer_column(cols) == "sgd")
-        cols = {k: np.asarray(v)[keep] for k, v in cols.items()}
+        paths += optimizer_figures(result["optimizers"], arrays["optimizers"], out)
     for proto, res in result["protocols"].items():
-        if "error" in res:
-            continue
-        used, excluded = analysis.split_rows(cols, proto)
-        excl = np.array([e["row"] for e in excluded], dtype=int)
-        paths.append(_nn_equation_of_state(cols, proto, res, used, excl, Path(out_dir)))
-        paths.append(_nn_collapse(cols, proto, res, used, Path(out_dir)))
-        paths.append(_nn_entropy(cols, proto, res, used, Path(out_dir)))
-        paths.append(_nn_potential(cols, proto, res, used, Path(out_dir)))
+        if "error" not in res:
+            paths += _protocol_figures(res, arrays["protocols"][proto], out, proto)
     if result.get("generalization"):
-        paths.append(_nn_generalization(cols, result["generalization"], Path(out_dir)))
+        paths.append(_nn_generalization(result["generalization"], arrays["generalization"],
+                                        out))
     if result.get("non_si"):
-        paths.append(non_si_figure(result["non_si"], Path(out_dir)))
+        paths.append(non_si_figure(result["non_si"], out))
     return paths
+
+
+def _protocol_figures(res: dict, d: dict, out: Path, prefix: str) -> list[Path]:
+    return [_nn_equation_of_state(res, d, out / f"{prefix}-nn-equation-of-state.png"),
+            _nn_collapse(res, d, out / f"{prefix}-nn-collapse.png"),
+            _nn_entropy(res, d, out / f"{prefix}-nn-entropy.png"),
+            _nn_potential(res, d, out / f"{prefix}-nn-potential.png")]
 
 
 def _name(proto: str, res: dict) -> str:
@@ -178,50 +206,18 @@ def _name(proto: str, res: dict) -> str:
     return f"{proto}, {res['label']}" if res.get("label") else proto
 
 
-def optimizer_slug(group: dict) -> str:
-    """File-name tag of an optimizer group: sgd, momentum0.9, adamw0.9-0.999."""
-    o = group["optimizer"]
-    if o == "sgd":
-        return "sgd"
-    if o == "momentum":
-        return f"momentum{group['momentum']:g}"
-    return f"adamw{group['momentum']:g}-{group['beta2']:g}"
-
-
-def optimizer_figures(table, groups: list[dict], out_dir: str | os.PathLike) -> list[Path]:
+def optimizer_figures(groups: list[dict], arrays: list, out_dir: str | os.PathLike
+                      ) -> list[Path]:
     """The fixed-LR figures (equation of state, collapse, entropy + Maxwell derivative,
-    potential) of every analyzed optimizer group of `thermosgd.analysis.analyze_optimizers`,
-    named ``lr-<optimizer>-nn-*.png``."""
-    from thermosgd import analysis
-
-    cols = analysis.as_columns(table)
-    opts = analysis.optimizer_column(cols)
-    nan = np.full(opts.size, np.nan)
-    b1, b2 = cols.get("momentum", nan), cols.get("beta2", nan)
+    potential) of every analyzed optimizer group of `thermosgd.analysis.analyze_optimizers`
+    (``groups``; ``arrays``: `thermosgd.analysis.figure_data.optimizer_figure_arrays`, one
+    per group), named ``lr-<optimizer>-nn-*.png``."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     paths = []
-    for g in groups:
-        if "error" in g:
-            continue
-        m = (opts == g["optimizer"]) & (cols["protocol"] == "lr")
-        if g["optimizer"] != "sgd":
-            m &= np.isclose(b1, g["momentum"])
-        if g["optimizer"] == "adamw":
-            m &= np.isclose(b2, g["beta2"])
-        sub = {k: np.asarray(v)[m] for k, v in cols.items()}
-        used, excluded = analysis.split_rows(sub, "lr")
-        excl = np.array([e["row"] for e in excluded], dtype=int)
-        tag = f"lr-{optimizer_slug(g)}"
-        with tempfile.TemporaryDirectory(dir=out) as tmp:
-            made = [_nn_equation_of_state(sub, "lr", g, used, excl, Path(tmp)),
-                    _nn_collapse(sub, "lr", g, used, Path(tmp)),
-                    _nn_entropy(sub, "lr", g, used, Path(tmp)),
-                    _nn_potential(sub, "lr", g, used, Path(tmp))]
-            for f in made:
-                dest = out / f.name.replace("lr-nn-", f"{tag}-nn-")
-                os.replace(f, dest)
-                paths.append(dest)
+    for g, d in zip(groups, arrays, strict=True):
+        if "error" not in g:
+            paths += _protocol_figures(g, d, out, f"lr-{optimizer_slug(g)}")
     return paths
 
 
@@ -230,29 +226,26 @@ _GEN_LABEL = {"temperature": "temperature $T$", "entropy": "entropy $S$ (nats)",
               "eval_test_acc": "test accuracy"}
 
 
-def _nn_generalization(cols: dict, groups: list[dict], out: Path) -> Path:
+def _nn_generalization(groups: list[dict], arrays: list[dict], out: Path) -> Path:
     """Generalization gap and test accuracy against T and S, one colour per protocol group,
     Spearman rho [bootstrap interval] of each group in the legend."""
-    per = [g for g in groups if g["protocol"] != "all"]
     rho = {(g["protocol"], g["optimizer"], c["x"], c["y"]): c
            for g in groups for c in g["correlations"]}
     fig, axes = plt.subplots(2, 2, figsize=(10, 8), squeeze=False)
-    colors = _colors(max(len(per), 1))
+    colors = _colors(max(len(arrays), 1))
     for i, yn in enumerate(("gap_loss", "eval_test_acc")):
         for j, xn in enumerate(("temperature", "entropy")):
             ax = axes[i, j]
-            for g, col in zip(per, colors, strict=True):
-                rows = np.asarray(g["rows"], dtype=int)
-                x, y = cols.get(xn), cols.get(yn)
-                if x is None or y is None or rows.size == 0:
+            for g, col in zip(arrays, colors, strict=True):
+                x, y = g["columns"].get(xn), g["columns"].get(yn)
+                if x is None or y is None or x.size == 0:
                     continue
                 c = rho.get((g["protocol"], g["optimizer"], xn, yn))
                 name = g["protocol"] + (f" {g['optimizer']}" if g["optimizer"] else "")
                 label = (name if c is None else
                          f"{name}: rho {c['rho']:+.2f} [{c['ci_low']:+.2f}, {c['ci_high']:+.2f}]")
-                err = cols.get(f"{yn}_se")
-                ax.errorbar(x[rows], y[rows], yerr=None if err is None else err[rows],
-                            fmt="o", ms=4, color=col, label=label, capsize=2)
+                ax.errorbar(x, y, yerr=g["columns"].get(f"{yn}_se"), fmt="o", ms=4, color=col,
+                            label=label, capsize=2)
             if xn == "temperature":
                 ax.set_xscale("log")
             ax.set_xlabel(_GEN_LABEL[xn])
@@ -264,138 +257,120 @@ def _nn_generalization(cols: dict, groups: list[dict], out: Path) -> Path:
     return _save(fig, out / "generalization.png")
 
 
-def _nn_axes(cols: dict, proto: str):
-    from thermosgd.analysis import AXES, second_axis
-
-    rate = AXES[proto][0]
-    second = "radius" if proto == "sphere" else "wd"
-    return rate, second, cols[rate], second_axis(cols, proto)
+def _levels(values: np.ndarray) -> np.ndarray:
+    """The grid line of each point (log value rounded to 1e-6): colours one curve each."""
+    return np.round(np.log(values), 6)
 
 
 def _group_colors(values: np.ndarray):
-    levels = np.unique(np.round(np.log(values), 6))
+    levels = np.unique(_levels(values))
     colors = _colors(max(levels.size, 1))
     return levels, {lv: colors[i] for i, lv in enumerate(levels)}
 
 
-def _nn_equation_of_state(cols, proto, res, used, excl, out: Path) -> Path:
-    rate, second, xv, yv = _nn_axes(cols, proto)
-    key = "pressure" if proto == "sphere" else "radius"
-    meas, sde, disc = cols[key], cols[f"{key}_sde"], cols[f"{key}_discrete"]
-    levels, color = _group_colors(yv[used])
+def _nn_equation_of_state(res: dict, d: dict, path: Path) -> Path:
+    rate, second, xv, yv = d["rate"], d["second"], d["x"], d["y"]
+    e = d["eos"]
+    key = e["quantity"]
+    meas, sde, disc = e["measured"], e["sde"], e["discrete"]
+    levels, color = _group_colors(yv)
     fig, ax = plt.subplots(figsize=(5.6, 4.2))
     for lv in levels:
-        m = used[np.round(np.log(yv[used]), 6) == lv]
+        m = np.flatnonzero(_levels(yv) == lv)
         m = m[np.argsort(xv[m])]
         ax.plot(xv[m], sde[m], "-", color=color[lv], lw=1)
         ax.plot(xv[m], disc[m], "--", color=color[lv], lw=1)
         ax.plot(xv[m], meas[m], "o", color=color[lv], ms=3.5)
-    if excl.size:
-        ok = excl[np.isfinite(meas[excl]) & (meas[excl] > 0) & np.isfinite(xv[excl])]
-        ax.plot(xv[ok], meas[ok], "x", color="0.4", ms=4)
+    ex, em = e["excluded_x"], e["excluded_measured"]
+    if ex.size:
+        ok = np.isfinite(em) & (em > 0) & np.isfinite(ex)
+        ax.plot(ex[ok], em[ok], "x", color="0.4", ms=4)
     ax.plot([], [], "k-", lw=1, label="SDE prediction")
     ax.plot([], [], "k--", lw=1, label="discretization-corrected")
     ax.plot([], [], "ko", ms=3.5, label="measured (stationary)")
-    if excl.size:
+    if ex.size:
         ax.plot([], [], "x", color="0.4", ms=4, label="excluded")
-    e = res["equation_of_state"]
+    r = res["equation_of_state"]
     ax.set(xscale="log", yscale="log", xlabel=LABEL[rate],
            ylabel="effective weight decay (pressure)" if key == "pressure" else "radius $r$",
-           title=f"{_name(proto, res)}: equation of state, worst error "
-                 f"{100 * (e['max_rel_error_discrete'] or 0):.1f}% (discr.), "
-                 f"{100 * (e['max_rel_error_sde'] or 0):.1f}% (SDE)")
+           title=f"{_name(d['protocol'], res)}: equation of state, worst error "
+                 f"{100 * (r['max_rel_error_discrete'] or 0):.1f}% (discr.), "
+                 f"{100 * (r['max_rel_error_sde'] or 0):.1f}% (SDE)")
     ax.title.set_fontsize(8)
     ax.legend(fontsize=7)
-    _rate_colorbar(fig, ax, yv[used], second)
-    return _save(fig, out / f"{proto}-nn-equation-of-state.png")
+    _rate_colorbar(fig, ax, yv, second)
+    return _save(fig, path)
 
 
-def _nn_collapse(cols, proto, res, used, out: Path) -> Path:
-    from thermosgd.analysis import collapse_variable
-
-    _, second, _, yv = _nn_axes(cols, proto)
-    cname, cval = collapse_variable(cols, proto)
-    quantities = ("temperature", "energy", "sigma2")
-    levels, color = _group_colors(yv[used])
+def _nn_collapse(res: dict, d: dict, path: Path) -> Path:
+    second, yv = d["second"], d["y"]
+    c = d["collapse"]
+    cname, cval = c["variable"], c["values"]
+    levels, color = _group_colors(yv)
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.9))
     fig.subplots_adjust(wspace=0.4)
-    for ax, q in zip(axes, quantities, strict=True):
+    for ax, (q, v) in zip(axes, c["quantities"].items(), strict=True):
         for lv in levels:
-            m = used[np.round(np.log(yv[used]), 6) == lv]
+            m = np.flatnonzero(_levels(yv) == lv)
             m = m[np.argsort(cval[m])]
-            ax.plot(cval[m], cols[q][m], "o-", color=color[lv], ms=3, lw=0.8)
+            ax.plot(cval[m], v[m], "o-", color=color[lv], ms=3, lw=0.8)
         r = res["collapse"]["quantities"].get(q, {}).get("ratio")
-        v = cols[q][used]
         wide = bool(np.all(v > 0) and v.max() > 10 * v.min())  # log scale over > 1 decade
         ax.set(xscale="log", yscale="log" if wide else "linear",
                xlabel=r"$\eta\lambda$" if cname == "lr*wd" else LABEL["elr"],
                ylabel=COLLAPSE_LABEL[q],
                title=f"collapse ratio {r:.3f}" if r is not None else "collapse ratio n/a")
         ax.title.set_fontsize(8)
-    _rate_colorbar(fig, axes[-1], yv[used], second)
-    fig.suptitle(f"{_name(proto, res)}: T, U, sigma^2 against {cname} (curves: one per "
+    _rate_colorbar(fig, axes[-1], yv, second)
+    fig.suptitle(f"{_name(d['protocol'], res)}: T, U, sigma^2 against {cname} (curves: one per "
                  f"{second})")
-    return _save(fig, out / f"{proto}-nn-collapse.png")
+    return _save(fig, path)
 
 
-def _nn_entropy(cols, proto, res, used, out: Path) -> Path:
-    rate, second, xv, yv = _nn_axes(cols, proto)
-    a = np.asarray(res["entropy_fit"]["coefficients"], float)
-    S = cols["entropy"]
+_MAXWELL_LABEL = {"elr": r"$\partial_{\log\lambda}S/\frac{d-1}{2}$",
+                  "sphere": r"$\partial_{\log r}S/(d-1)$"}
 
-    def quad(x, y):
-        return a[0] + a[1] * x + a[2] * y + a[3] * x * x + a[4] * y * y + a[5] * x * y
 
+def _nn_entropy(res: dict, d: dict, path: Path) -> Path:
+    proto, rate, second, xv, yv = d["protocol"], d["rate"], d["second"], d["x"], d["y"]
     fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
     fig.subplots_adjust(wspace=0.45)
     # S vs rate, one curve per second-axis value; and S vs second axis, one per rate
-    for ax, (gv, xx, gname, xname) in zip(
-            axes[:2], ((yv, xv, second, rate), (xv, yv, rate, second)), strict=True):
-        levels, color = _group_colors(gv[used])
-        for lv in levels:
-            m = used[np.round(np.log(gv[used]), 6) == lv]
-            ax.plot(xx[m], S[m], "o", color=color[lv], ms=3.5)
-            grid = np.geomspace(xx[m].min(), xx[m].max(), 50)
-            g = np.exp(lv)
-            fx = quad(np.log(grid), np.log(g)) if xname == rate else quad(np.log(g),
-                                                                            np.log(grid))
-            ax.plot(grid, fx, "--", color=color[lv], lw=1)
+    for ax, (along, gv, gname, xname) in zip(
+            axes[:2], (("rate", yv, second, rate), ("second", xv, rate, second)), strict=True):
+        curves = d["entropy"][along]
+        colors = _colors(max(len(curves), 1))
+        for c, col in zip(curves, colors, strict=False):
+            ax.plot(c["x"], c["entropy"], "o", color=col, ms=3.5)
+            ax.plot(c["fit_x"], c["fit"], "--", color=col, lw=1)
         ax.set(xscale="log", xlabel=LABEL[xname], ylabel="entropy $S$ (nats)")
-        _rate_colorbar(fig, ax, gv[used], gname)
+        _rate_colorbar(fig, ax, gv, gname)
     axes[0].set_title(f"quadratic fit (dashed), $R^2$ = {res['entropy_fit']['r2']:.4f}",
                       fontsize=8)
     # the Maxwell derivative on the grid, normalized
     m = res["maxwell"]
-    x, y = np.log(xv[used]), np.log(yv[used])
-    dx = a[1] + 2 * a[3] * x + a[5] * y
-    dy = a[2] + 2 * a[4] * y + a[5] * x
-    deriv = (dx - dy) if proto == "lr" else dy
-    norm = m["normalization"]
-    levels, color = _group_colors(yv[used])
     ax = axes[2]
-    for lv in levels:
-        k = np.round(y, 6) == lv
-        o = np.argsort(x[k])
-        ax.plot(xv[used][k][o], deriv[k][o] / norm, "o-", color=color[lv], ms=3, lw=0.8)
-    ax.axhline(m["theory"] / norm, color="k", lw=1, ls=":", label="Maxwell relation")
+    curves = d["maxwell"]["curves"]
+    for c, col in zip(curves, _colors(max(len(curves), 1)), strict=False):
+        ax.plot(c["x"], c["value"], "o-", color=col, ms=3, lw=0.8)
+    ax.axhline(d["maxwell"]["target"], color="k", lw=1, ls=":", label="Maxwell relation")
+    lr_label = (r"$(\partial_{\log\eta}S-\partial_{\log\lambda}S)/\frac{d-1}{2}$"
+                if res.get("optimizer") != "adamw"
+                else r"$(\partial_{\log\eta}S-\partial_{\log\lambda}S)/(d-1)$")
     ax.set(xscale="log", xlabel=LABEL[rate],
-           ylabel={"lr": r"$(\partial_{\log\eta}S-\partial_{\log\lambda}S)/\frac{d-1}{2}$"
-                   if res.get("optimizer") != "adamw"
-                   else r"$(\partial_{\log\eta}S-\partial_{\log\lambda}S)/(d-1)$",
-                   "elr": r"$\partial_{\log\lambda}S/\frac{d-1}{2}$",
-                   "sphere": r"$\partial_{\log r}S/(d-1)$"}[proto],
+           ylabel=lr_label if proto == "lr" else _MAXWELL_LABEL[proto],
            title=f"max rel. error {100 * m['max_rel_error']:.1f}%")
     ax.title.set_fontsize(8)
     ax.legend(fontsize=7)
-    _rate_colorbar(fig, ax, yv[used], second)
+    _rate_colorbar(fig, ax, yv, second)
     fig.suptitle(f"{_name(proto, res)}: entropy and the Maxwell relation {m['relation']} "
                  f"(d={res['dim']})")
-    return _save(fig, out / f"{proto}-nn-entropy.png")
+    return _save(fig, path)
 
 
 def _cell_ticks(ax, axis: str, values: np.ndarray) -> None:
     """Label grid-cell coordinates with (at most ~6 of) their hyperparameter values."""
-    levels = np.unique(np.round(np.log(values), 6))
+    levels = np.unique(_levels(values))
     step = max(1, -(-levels.size // (4 if axis == "x" else 6)))
     idx = np.arange(0, levels.size, step)
     labels = [f"{np.exp(levels[k]):.2g}" for k in idx]
@@ -405,43 +380,30 @@ def _cell_ticks(ax, axis: str, values: np.ndarray) -> None:
         ax.set_yticks(idx, labels, fontsize=7)
 
 
-def _nn_potential(cols, proto, res, used, out: Path) -> Path:
-    from thermosgd.analysis import grid_cells
-
-    rate, second, xv, yv = _nn_axes(cols, proto)
-    x, y = xv[used], yv[used]
-    cells = grid_cells(x, y)
-    U, S, V = cols["energy"][used], cols["entropy"][used], cols["volume"][used]
-    T, wd = cols["temperature"][used], cols["wd"][used]
-    runs = list(cols["run"][used])
-    targets = res["potential"]["targets"]
-    n = len(targets)
+def _nn_potential(res: dict, d: dict, path: Path) -> Path:
+    """One panel per target: the map of `thermosgd.analysis.thermo.potential_map` (scaled by
+    its maximum for the colours), the argmin the analysis reports and the target."""
+    proto, rate, second = d["protocol"], d["rate"], d["second"]
+    cells = d["potential"]["cells"]
+    maps = d["potential"]["maps"]
+    n = len(maps)
     ncol = min(n, 3)
     nrow = -(-n // ncol)
     fig, axes = plt.subplots(nrow, ncol, figsize=(3.4 * ncol + 0.8, 2.9 * nrow), squeeze=False,
                              sharex=True, sharey=True)
     norm = LogNorm(vmin=1e-4, vmax=1.0)
     sc = None
-    for ax, t in zip(axes.ravel(), targets, strict=False):
-        i, k = runs.index(t["target_run"]), runs.index(t["argmin_run"])
-        if proto == "sphere":
-            pot = U - T[i] * S
-            for c in np.unique(cells[:, 1]):  # F - min F within each radius
-                m = cells[:, 1] == c
-                pot[m] -= np.nanmin(pot[m])
-        else:
-            pot = U - T[i] * S + wd[i] * V
-            pot = pot - np.nanmin(pot)
+    for ax, t in zip(axes.ravel(), maps, strict=False):
+        pot = t["map"]
         top = float(np.nanmax(pot))
         rel = np.clip(pot / top if top > 0 else pot, 1e-4, 1.0)
         sc = ax.scatter(cells[:, 0], cells[:, 1], c=rel, s=24, marker="s", cmap="viridis",
                         norm=norm)
-        ax.plot(*cells[k], "s", color="white", mec="k", ms=8, label="argmin")
-        ax.plot(*cells[i], "o", color="red", ms=4, label="target")
-        ax.set_title(f"target cell {t['target_cell']}, distance {t['distance_cells']}",
-                     fontsize=7)
-    _cell_ticks(axes[0][0], "x", x)
-    _cell_ticks(axes[0][0], "y", y)
+        ax.plot(*cells[t["argmin"]], "s", color="white", mec="k", ms=8, label="argmin")
+        ax.plot(*cells[t["target"]], "o", color="red", ms=4, label="target")
+        ax.set_title(f"target cell {t['target_cell']}, distance {t['distance']}", fontsize=7)
+    _cell_ticks(axes[0][0], "x", d["x"])
+    _cell_ticks(axes[0][0], "y", d["y"])
     for ax in axes.ravel():
         ax.tick_params(labelsize=7)
     for ax in axes.ravel()[n:]:
@@ -455,7 +417,7 @@ def _nn_potential(cols, proto, res, used, out: Path) -> Path:
     fig.colorbar(sc, ax=axes.ravel().tolist(), label=f"({name}) / its maximum")
     fig.suptitle(f"{_name(proto, res)}: {name} over the measured states at the target's "
                  "(T, p)")
-    return _save(fig, out / f"{proto}-nn-potential.png")
+    return _save(fig, path)
 
 
 # ============================================================================================

@@ -1,41 +1,76 @@
-"""A self-contained HTML report of analyses and isotropic studies.
+"""A self-contained HTML report: render what it is given.
 
-`write_report(source, out_html)` renders one page that opens in any browser without network
-access: inline CSS, figures embedded as base64 PNG, no scripts and no external resources.
+The page opens in any browser without network access: inline CSS, figures embedded as base64
+PNG, no scripts and no external resources. It is made of sections, each rendered from what a
+study wrote (or an analysis returned):
 
-``source`` is an analysis result (the dict of `thermosgd.analysis.analyze`, optionally with
-``table=`` to draw its figures), or a directory. A directory is searched (itself, then its
-sub-directories up to three levels, in name order) for
+* `nn_section`: a network analysis (the dict of `thermosgd.analysis.analyze`, its figures by
+  file name, the sweep's configuration files) with the paper's numbers alongside
+  (`PAPER_NN_RESULTS`);
+* `isotropic_section`: an isotropic study (``summary.json``, its figures, and the networks'
+  analysis of the same grid);
+* `schedule_section`, `prediction_section`: a tracked schedule, predicted stationary states;
 
-* network analyses: a directory with ``analysis.json`` (figures named in it, beside it), or
-  with ``results.csv``/``results.parquet`` from ``thermosgd collect`` and no analysis yet
-  (analyzed now, figures drawn into memory);
-* isotropic studies: a directory with ``summary.json`` and ``results.csv`` from
-  ``thermosgd isotropic`` (figures: the PNGs beside them);
-
-and each one found becomes a section: set-up, tables of theory against measurement (with
-the paper's numbers alongside for reference), figures, and the excluded runs with the reasons.
+and `render_page` puts them on one page with a table of contents. Finding the sections of a
+directory, analyzing its tables and drawing their figures is the workflow's
+(`thermosgd.workflows.analyze.write_report`).
 """
 
 from __future__ import annotations
 
 import base64
-import csv
 import datetime as _dt
 import html
 import json
 import math
-import os
-import tempfile
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from thermosgd import __version__
-from thermosgd.analysis import PAPER_NN_RESULTS, analyze, load_table
-from thermosgd.io import atomic_write_text
+from thermosgd.viz._names import optimizer_slug
 
-__all__ = ["find_sections", "render_report", "write_report"]
+__all__ = [
+    "CONFIG_FILES",
+    "PAPER_NN_RESULTS",
+    "error_section",
+    "isotropic_section",
+    "nn_section",
+    "prediction_section",
+    "render_page",
+    "schedule_section",
+]
 
-_CONFIG_FILES = ("sweep.json", "sweep.yaml", "sweep.yml", "config.json")
+#: the paper's numbers (saved notebook outputs, paper.md section 9.7), for reference in reports.
+#: "maxwell_coefficients" are normalized by (d-1)/2 except where the key says "/(a1-a2)".
+PAPER_NN_RESULTS = [
+    {"model": "ConvNet-8 / CIFAR-10", "dim": 24408, "protocol": "elr", "r2": 0.99748,
+     "max_rel_error": 0.0652, "coefficients": {"a2": -1.128, "2a4": -0.0159, "a5": -0.0056}},
+    {"model": "ConvNet-8 / CIFAR-10", "dim": 24408, "protocol": "lr", "r2": 0.99260,
+     "max_rel_error": 0.176, "coefficients": {"a1-a2": 0.989, "2a3-a5": -0.038,
+                                              "2a4-a5": -0.033}},
+    {"model": "ConvNet-8 / CIFAR-10", "dim": 24408, "protocol": "sphere", "r2": 0.99585},
+    {"model": "ConvNet-16 / CIFAR-100", "dim": 97200, "protocol": "elr", "r2": 0.97912,
+     "max_rel_error": 0.0395, "coefficients": {"a2": -0.930, "2a4": -0.0015, "a5": 0.0088}},
+    {"model": "ConvNet-16 / CIFAR-100", "dim": 97200, "protocol": "lr", "r2": 0.84117,
+     "max_rel_error": 0.233, "coefficients": {"a1-a2": 0.659, "2a3-a5": -0.047,
+                                              "2a4-a5": 0.0007}},
+    {"model": "ConvNet-16 / CIFAR-100", "dim": 97200, "protocol": "sphere", "r2": 0.94096},
+    {"model": "ResNet-18 (k=4) / CIFAR-10", "dim": 43692, "protocol": "elr", "r2": 0.99255,
+     "max_rel_error": 0.0246, "coefficients": {"a2": -1.029, "2a4": -0.0079, "a5": 0.0002}},
+    {"model": "ResNet-18 (k=4) / CIFAR-10", "dim": 43692, "protocol": "lr", "r2": 0.99393,
+     "max_rel_error": 0.0295, "coefficients": {"a1-a2": 0.993, "(2a3-a5)/(a1-a2)": 0.0049,
+                                              "(2a4-a5)/(a1-a2)": 0.0046}},
+    {"model": "ResNet-18 (k=4) / CIFAR-10", "dim": 43692, "protocol": "sphere", "r2": 0.99581},
+    {"model": "ResNet-18 (k=4) / CIFAR-100", "dim": 43692, "protocol": "elr", "r2": 0.99489,
+     "max_rel_error": 0.0190, "coefficients": {"a2": -1.022, "2a4": -0.0063, "a5": 0.0005}},
+    {"model": "ResNet-18 (k=4) / CIFAR-100", "dim": 43692, "protocol": "lr", "r2": 0.98938,
+     "max_rel_error": 0.0563, "coefficients": {"a1-a2": 1.075, "(2a3-a5)/(a1-a2)": 8e-5,
+                                              "(2a4-a5)/(a1-a2)": -0.0076}},
+    {"model": "ResNet-18 (k=4) / CIFAR-100", "dim": 43692, "protocol": "sphere", "r2": 0.99528},
+]
+
+#: the configuration files of a study directory shown in its set-up, in this order
+CONFIG_FILES = ("sweep.json", "sweep.yaml", "sweep.yml", "config.json")
 _PROTO_NAME = {"elr": "fixed effective learning rate (ELR) + weight decay",
                "lr": "fixed learning rate (LR) + weight decay",
                "sphere": "fixed sphere (projected, ELR step)"}
@@ -121,12 +156,12 @@ def _hp(d: dict) -> str:
     return ", ".join(f"{k} = {_num(v)}" for k, v in d.items())
 
 
-def _config_block(directory: Path) -> str:
+def _config_block(files: Mapping[str, str]) -> str:
+    """The study's configuration files ({name: text}, `CONFIG_FILES` order), JSON indented."""
     parts = []
-    for name in _CONFIG_FILES:
-        f = directory / name
-        if f.is_file():
-            text = f.read_text(errors="replace")
+    for name in CONFIG_FILES:
+        if name in files:
+            text = files[name]
             if name.endswith(".json"):
                 try:
                     text = json.dumps(json.loads(text), indent=2)
@@ -134,62 +169,6 @@ def _config_block(directory: Path) -> str:
                     pass
             parts.append(f"<h4>{_e(name)}</h4><pre>{_e(text)}</pre>")
     return "".join(parts)
-
-
-# --------------------------------------------------------------------------------------------
-# discovery
-
-
-def _is_state_table(path: Path) -> bool:
-    """Whether a results table holds stationary states (a protocol and an entropy per run),
-    as opposed to e.g. the collected summaries of a sweep of isotropic studies."""
-    try:
-        if path.suffix == ".parquet":
-            import pyarrow.parquet as pq
-
-            names = pq.read_schema(path).names
-        else:
-            with open(path, newline="") as f:
-                names = next(csv.reader(f), [])
-    except (OSError, ImportError, ValueError):
-        return False
-
-    def has(name: str) -> bool:
-        return name in names or any(n.endswith("." + name) for n in names)
-
-    return has("protocol") and has("entropy")
-
-
-def find_sections(directory: str | os.PathLike, max_depth: int = 3) -> list[tuple[str, Path]]:
-    """The report sections under ``directory``: [("nn" | "isotropic" | "schedule" |
-    "prediction", path), ...], in name
-    order; a directory that is a section is not searched further."""
-    root = Path(directory)
-    if not root.is_dir():
-        raise ValueError(f"{directory}: not a directory")
-    found: list[tuple[str, Path]] = []
-
-    def visit(d: Path, depth: int) -> None:
-        has = {p.name for p in d.iterdir() if p.is_file()}
-        if "schedule.json" in has:  # thermosgd schedule track
-            found.append(("schedule", d))
-            return
-        if "prediction.json" in has:  # thermosgd schedule validate (sub-directories go on)
-            found.append(("prediction", d))
-        if "summary.json" in has and "results.csv" in has:
-            found.append(("isotropic", d))
-            return
-        if "analysis.json" in has or any(
-                n in has and _is_state_table(d / n) for n in ("results.csv", "results.parquet")):
-            found.append(("nn", d))
-            return
-        if depth < max_depth:  # e.g. a sweep of isotropic studies: SWEEP/runs/<run>/
-            for sub in sorted(p for p in d.iterdir() if p.is_dir()):
-                if not sub.name.startswith((".", "__")):
-                    visit(sub, depth + 1)
-
-    visit(root, 0)
-    return found
 
 
 # --------------------------------------------------------------------------------------------
@@ -323,15 +302,20 @@ def _acceptance(result: dict) -> str:
             + _table(["protocol", "check", "value", "threshold", "result"], rows, left=2))
 
 
-def _nn_section(result: dict, figures: dict[str, Path], title: str, sid: str,
-                directory: Path | None) -> str:
+def nn_section(result: dict, figures: Mapping[str, Path], title: str, sid: str,
+               config_files: Mapping[str, str] | None = None) -> str:
+    """A network analysis (`thermosgd.analysis.analyze`; with the acceptance checks and the
+    optimizer groups' checks when the result has them): set-up, acceptance, one part per
+    protocol, generalization, non-SI variants, optimizer groups. ``figures`` maps the figure
+    file names of `thermosgd.viz.plots.nn_figures` to their paths; ``config_files`` the
+    sweep's configuration files (`CONFIG_FILES`) to their text."""
     out = [f'<h2 id="{sid}">{_e(title)}</h2>']
     setup = [[_e(p), _e(_PROTO_NAME.get(p, p)), _num(r.get("dim")), _num(r.get("runs")),
               _num(r.get("stationary_runs"))] for p, r in result["protocols"].items()]
     out.append("<h3>Set-up</h3>" + _table(
         ["protocol", "", "d", "runs", "stationary"], setup, left=2))
-    if directory is not None:
-        out.append(_config_block(directory))
+    if config_files:
+        out.append(_config_block(config_files))
     out.append(_acceptance(result))
     for r in result["protocols"].values():
         out.append(_nn_protocol(r, figures))
@@ -346,8 +330,6 @@ def _nn_section(result: dict, figures: dict[str, Path], title: str, sid: str,
 
 def _optimizers(groups: list[dict], figures: dict[str, Path]) -> str:
     """Section: the fixed-LR analysis per optimizer (plain SGD, heavy ball, AdamW)."""
-    from thermosgd.plots import optimizer_slug
-
     out = ['<h3 id="optimizers">Momentum and AdamW: the fixed-LR protocol per optimizer</h3>',
            "<p>Each optimizer's runs are analyzed as the paper's LR protocol, against that "
            "optimizer's closed forms (docs/theory.md): heavy ball r*<sup>4</sup> = &eta; (d-1) "
@@ -370,7 +352,7 @@ def _optimizers(groups: list[dict], figures: dict[str, Path]) -> str:
                      f"{_pct(e['median_rel_error_discrete'])}",
                      _e(m["relation"]), _pct(m["max_rel_error"]),
                      "<br>".join(f"{_verdict(c['passed'])} {_e(c['check'])}"
-                                 for c in g["checks"])])
+                                 for c in g.get("checks", []))])
     out.append(_table(["optimizer", "stationary runs", "radius vs SDE: worst / median",
                        "radius vs discrete: worst / median", "Maxwell relation",
                        "max rel. error", "checks"], rows, left=1))
@@ -476,8 +458,12 @@ def _generalization(groups: list[dict], figures: dict[str, Path]) -> str:
 # isotropic studies
 
 
-def _iso_section(d: Path, title: str, sid: str) -> str:
-    s = json.loads((d / "summary.json").read_text())
+def isotropic_section(s: dict, figures: Sequence[Path], general: dict | None, title: str,
+                      sid: str) -> str:
+    """An isotropic study: its ``summary.json`` (``s``), set-up, theory against measurement,
+    entropy slopes, the networks' analysis of the same grid (``general``: the protocol's
+    `thermosgd.analysis.analyze` entry, None or {"error"} to leave it out), potential argmins,
+    its figures (PNG paths) and the non-stationary points."""
     c = s.get("config", {})
     proto = c.get("protocol", "?")
     key = "pressure" if proto == "sphere" else "radius"
@@ -518,10 +504,6 @@ def _iso_section(d: Path, title: str, sid: str) -> str:
             out.append(f'<p class="meta">Reference: {ref} (paper.md section 13).</p>')
 
     # the networks' analysis applied to the same grid (quadratic fit, paper's Maxwell numbers)
-    try:
-        general = analyze(load_table(d), strict=False)["protocols"].get(proto)
-    except ValueError as err:
-        general = {"error": str(err)}
     if general and "error" not in general:
         out.append("<h3>The networks' analysis on this grid (quadratic fit of S)</h3>"
                    + _maxwell_table(general))
@@ -538,11 +520,9 @@ def _iso_section(d: Path, title: str, sid: str) -> str:
                        [[_e(t["potential"]), _e(t["target"]), _e(t["argmin"]),
                          str(t["distance"])] for t in pot["targets"]]))
 
-    figs = s.get("figures") or sorted(p.name for p in d.glob("*.png"))
-    figs = [f for f in figs if (d / f).is_file()]
-    if figs:
+    if figures:
         out.append("<h3>Figures</h3>" + "".join(
-            _img(d / f, f.removesuffix(".png").replace("-", " ")) for f in figs))
+            _img(f, f.name.removesuffix(".png").replace("-", " ")) for f in figures))
     ns = s.get("non_stationary") or []
     if ns:
         keys = [k for k in ns[0] if k != "why"]
@@ -558,8 +538,9 @@ def _iso_section(d: Path, title: str, sid: str) -> str:
 # scheduled runs (thermosgd schedule track)
 
 
-def _schedule_section(d: Path, title: str, sid: str) -> str:
-    doc = json.loads((d / "schedule.json").read_text())
+def schedule_section(doc: dict, figures: Sequence[Path], title: str, sid: str) -> str:
+    """A tracked schedule (``schedule.json`` of `thermosgd.schedules.track`): set-up, the
+    trajectory against the equilibrium curve, its figures (PNG paths)."""
     c, s, noise = doc.get("config") or {}, doc.get("summary") or {}, doc.get("noise") or {}
     rate = "lr" if c.get("protocol") == "lr" else "elr"
     out = [f'<h2 id="{sid}">{_e(title)}</h2>',
@@ -603,15 +584,15 @@ def _schedule_section(d: Path, title: str, sid: str) -> str:
                      _num(s.get("angular_rate_fit"), 3)])
     out.append("<h3>Trajectory against the equilibrium curve</h3>"
                + _table(["quantity", "value"], rows))
-    figs = [f for f in doc.get("figures", []) if (d / f).is_file()]
-    if figs:
+    if figures:
         out.append("<h3>Figures</h3>" + "".join(
-            _img(d / f, f.removesuffix(".png").replace("-", " ")) for f in figs))
+            _img(f, f.name.removesuffix(".png").replace("-", " ")) for f in figures))
     return "".join(out)
 
 
-def _prediction_section(d: Path, title: str, sid: str) -> str:
-    doc = json.loads((d / "prediction.json").read_text())
+def prediction_section(doc: dict, figures: Sequence[Path], title: str, sid: str) -> str:
+    """Predicted stationary states (``prediction.json`` of `thermosgd.schedules`): errors of
+    the predicted radius and temperature per validation, and its figures (PNG paths)."""
     out = [f'<h2 id="{sid}">{_e(title)}</h2>',
            "<p>The noise curve sigma<sup>2</sup>(elr), Q(elr) fitted on one protocol's "
            "stationary runs predicts the other protocol's runs from their hyperparameters "
@@ -633,8 +614,7 @@ def _prediction_section(d: Path, title: str, sid: str) -> str:
     out.append(_table(["fit -> predict", "noise curve", "runs (outside range / unreachable)",
                        "radius: median / max", "radius inside", "T: median / max",
                        "T inside"], rows, left=2))
-    figs = [f for f in doc.get("figures", []) if (d / f).is_file()]
-    out += [_img(d / f, "predicted against measured radius and temperature") for f in figs]
+    out += [_img(f, "predicted against measured radius and temperature") for f in figures]
     return "".join(out)
 
 
@@ -642,58 +622,20 @@ def _prediction_section(d: Path, title: str, sid: str) -> str:
 # the page
 
 
-def render_report(source, *, title: str | None = None, table=None) -> str:
-    """The report as an HTML string (see `write_report`)."""
-    sections: list[tuple[str, str]] = []  # (toc title, html)
-    with tempfile.TemporaryDirectory(prefix="thermosgd-report-") as tmp:
-        if isinstance(source, dict):
-            figs = _draw(table, source, Path(tmp)) if table is not None else {}
-            sections.append(("Analysis", _nn_section(source, figs, "Analysis", "s0", None)))
-            origin = "an analysis result"
-        else:
-            root = Path(source)
-            found = find_sections(root)
-            if not found:
-                raise ValueError(
-                    f"{source}: nothing to report: no analysis.json, results.csv/parquet "
-                    f"(thermosgd collect / analyze) or isotropic summary.json (thermosgd "
-                    f"isotropic) in it or in its sub-directories")
-            origin = str(root.resolve())
-            for i, (kind, d) in enumerate(found):
-                rel = d.relative_to(root).as_posix() if d != root else root.name
-                sid = f"s{i}"
-                if kind == "isotropic":
-                    name = f"Isotropic model: {rel}"
-                    sections.append((name, _iso_section(d, name, sid)))
-                    continue
-                if kind == "schedule":
-                    name = f"Scheduled run: {rel}"
-                    sections.append((name, _schedule_section(d, name, sid)))
-                    continue
-                if kind == "prediction":
-                    name = f"Predicted stationary states: {rel}"
-                    sections.append((name, _prediction_section(d, name, sid)))
-                    continue
-                name = f"Networks: {rel}"
-                if (d / "analysis.json").is_file():
-                    result = json.loads((d / "analysis.json").read_text())
-                    figs = {f: d / f for f in result.get("figures", []) if (d / f).is_file()}
-                else:
-                    try:
-                        cols = load_table(d)
-                        result = analyze(cols, strict=False)
-                    except ValueError as err:
-                        sections.append((name, f'<h2 id="{sid}">{_e(name)}</h2>'
-                                         f'<p class="err">Cannot analyze this table: '
-                                         f"{_e(err)}</p>"))
-                        continue
-                    figs = _draw(cols, result, Path(tmp) / sid)
-                sections.append((name, _nn_section(result, figs, name, sid, d)))
-        title = title or "thermosgd report"
-        now = _dt.datetime.now().strftime("%Y-%m-%d %H:%M")
-        toc = "".join(f'<li><a href="#s{i}">{_e(n)}</a></li>'
-                      for i, (n, _) in enumerate(sections))
-        body = "".join(h for _, h in sections)
+def error_section(title: str, sid: str, message: str) -> str:
+    """A section saying why a table could not be analyzed."""
+    return (f'<h2 id="{sid}">{_e(title)}</h2><p class="err">Cannot analyze this table: '
+            f"{_e(message)}</p>")
+
+
+def render_page(sections: Sequence[tuple[str, str]], *, title: str, origin: str,
+                now: str | None = None) -> str:
+    """The HTML page: ``sections`` are (table-of-contents title, HTML) pairs, their anchors
+    ``s0``, ``s1``, ... in order; ``origin`` says what the report is of; ``now`` the date shown
+    (default: the current time, minutes)."""
+    now = now or _dt.datetime.now().strftime("%Y-%m-%d %H:%M")
+    toc = "".join(f'<li><a href="#s{i}">{_e(n)}</a></li>' for i, (n, _) in enumerate(sections))
+    body = "".join(h for _, h in sections)
     return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
             '<meta name="viewport" content="width=device-width, initial-scale=1">'
             f'<link rel="icon" href="data:,"><title>{_e(title)}</title>'
@@ -705,23 +647,3 @@ def render_report(source, *, title: str | None = None, table=None) -> str:
             "</sup>/2, energy U = training loss, entropy S of the stationary state; ideal-gas "
             "law pV = (d-1)T/2 and the Maxwell relations.</p>"
             f"<nav><ul>{toc}</ul></nav>{body}</body></html>\n")
-
-
-def _draw(table, result: dict, out: Path) -> dict[str, Path]:
-    from thermosgd.plots import nn_figures
-
-    return {p.name: p for p in nn_figures(table, result, out)}
-
-
-def write_report(source, out_html: str | os.PathLike, *, title: str | None = None,
-                 table=None) -> Path:
-    """Render the report of ``source`` (an analysis result, or a directory: see the module
-    docstring) and write it atomically to ``out_html``; returns the path.
-
-    Figures are read (or drawn) and embedded while rendering, so the page stays valid when
-    the directory moves. Raises ValueError when the directory holds nothing to report.
-    """
-    text = render_report(source, title=title, table=table)
-    out = Path(out_html)
-    atomic_write_text(out, text)
-    return out

@@ -1,4 +1,6 @@
-"""The HTML report: content, self-containment, and rendering in headless Chromium."""
+"""Analyzing a directory and reporting on it (`thermosgd.workflows.analyze`): analysis.json
+and figures, the command line, the HTML report of sweeps, isotropic studies and nested trees
+(content, self-containment, rendering in headless Chromium)."""
 
 import base64
 import json
@@ -9,13 +11,92 @@ import subprocess
 import numpy as np
 import pytest
 
-from tests.test_analysis import _merge, ideal_gas_table
+from tests.analysis.tables import (
+    VARIANTS,
+    _merge,
+    _variant_table,
+    ideal_gas_table,
+    optimizer_gas_table,
+)
 from thermosgd import analysis as A
-from thermosgd import isotropic as iso
 from thermosgd.io import write_csv
-from thermosgd.report import find_sections, render_report, write_report
+from thermosgd.sim.isotropic import IsotropicConfig
+from thermosgd.viz.plots import optimizer_figures
+from thermosgd.workflows.analyze import (
+    ACCEPTANCE,
+    find_sections,
+    format_analysis,
+    render_report,
+    run_analysis,
+    write_report,
+)
+from thermosgd.workflows.isotropic import run_study
 
 PNG = b"\x89PNG\r\n\x1a\n"
+
+
+# ---------------------------------------------------------------------------------------------
+# analysis.json, figures, the command line
+
+
+def test_write_and_run_analysis(tmp_path):
+    t = _merge(ideal_gas_table("elr", eos_noise=0.01), ideal_gas_table("sphere"))
+    write_csv(tmp_path / "results.csv", t)
+    r = run_analysis(tmp_path)
+    doc = json.loads((tmp_path / "analysis.json").read_text())  # strict JSON: no NaN
+    assert doc["protocols"]["elr"]["maxwell"]["max_rel_error"] == pytest.approx(
+        r["protocols"]["elr"]["maxwell"]["max_rel_error"])
+    assert sorted(doc["figures"]) == sorted(
+        f"{p}-nn-{k}.png" for p in ("elr", "sphere")
+        for k in ("equation-of-state", "collapse", "entropy", "potential"))
+    for name in doc["figures"]:
+        assert (tmp_path / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_run_analysis_writes_nothing_when_it_fails(tmp_path):
+    t = ideal_gas_table("elr")
+    t["stationary"][5:] = False
+    write_csv(tmp_path / "results.csv", t)
+    (tmp_path / "analysis.json").write_text('{"old": 1}')
+    with pytest.raises(ValueError, match="at least 6"):
+        run_analysis(tmp_path)
+    assert (tmp_path / "analysis.json").read_text() == '{"old": 1}'
+    assert not list(tmp_path.glob("*.png"))
+
+
+def test_format_analysis():
+    t = _merge(ideal_gas_table("elr", delta=0.05), ideal_gas_table("lr", delta=0.2),
+               ideal_gas_table("sphere"))
+    text = format_analysis(A.analyze(t, thresholds=ACCEPTANCE))
+    assert "FAILED lr Maxwell" in text and "== sphere: 24/24 stationary runs" in text
+    assert "acceptance" not in format_analysis(A.analyze(t))  # no thresholds, no verdict
+    opt = _merge(optimizer_gas_table("sgd"), optimizer_gas_table("adamw"))
+    text = format_analysis(A.analyze(opt, thresholds=ACCEPTANCE))
+    assert "== lr, adamw 0.9/0.999: 20/20 stationary runs" in text
+    assert "dS/dlog(lr) - dS/dlog(wd) = d-1" in text
+
+
+def test_cli_analyze(tmp_path, capsys):
+    from thermosgd.cli import main
+
+    write_csv(tmp_path / "results.csv", _merge(ideal_gas_table("elr"), ideal_gas_table("lr")))
+    assert main(["analyze", str(tmp_path), "--no-figures"]) == 0
+    out = capsys.readouterr().out
+    assert "== elr: 30/30 stationary runs" in out and "acceptance: all checks passed" in out
+    assert json.loads((tmp_path / "analysis.json").read_text())["n_runs"] == 65
+    t = ideal_gas_table("elr")
+    t["stationary"][3:] = False
+    write_csv(tmp_path / "bad" / "results.csv", t)
+    assert main(["analyze", str(tmp_path / "bad")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("thermosgd: error: protocol 'elr': only 3 stationary run(s)")
+    assert err.count("\n") == 1 and not (tmp_path / "bad" / "analysis.json").exists()
+    assert main(["analyze", str(tmp_path / "bad"), "--lenient", "--no-figures"]) == 0
+    assert "not analyzed" in capsys.readouterr().out
+
+
+# ---------------------------------------------------------------------------------------------
+# the report of a directory
 
 
 def _nn_table(protocols=("elr", "lr", "sphere")):
@@ -48,7 +129,7 @@ def nn_dir(tmp_path_factory):
     d = tmp_path_factory.mktemp("sweep")
     write_csv(d / "results.csv", _nn_table())
     (d / "sweep.json").write_text(json.dumps({"name": "digits-mlp", "grid": {"elr": [1e-3]}}))
-    A.run_analysis(d)
+    run_analysis(d)
     return d
 
 
@@ -56,9 +137,9 @@ def nn_dir(tmp_path_factory):
 def iso_dir(tmp_path_factory):
     # a tiny real isotropic study (3x3 grid, 2e4 steps: ~3 s once numba's cache is warm)
     d = tmp_path_factory.mktemp("iso") / "elr"
-    c = iso.IsotropicConfig("elr", elr=(0.02, 0.05, 0.1), wd=(0.01, 0.03, 0.1), steps=20_000,
-                            queue_size=100)
-    iso.run_study(c, d, progress=False)
+    c = IsotropicConfig("elr", elr=(0.02, 0.05, 0.1), wd=(0.01, 0.03, 0.1), steps=20_000,
+                        queue_size=100)
+    run_study(c, d, progress=False)
     return d
 
 
@@ -94,7 +175,7 @@ def test_report_analyzes_a_collected_table_without_writing_there(tmp_path):
 
 def test_report_of_a_result_dict(tmp_path):
     t = _nn_table(("sphere",))
-    r = A.analyze(t)
+    r = A.analyze(t, thresholds=ACCEPTANCE)
     assert len(_images(render_report(r))) == 0
     page = render_report(r, table=t)
     assert len(_images(page)) == 4 and "source: an analysis result" in page
@@ -227,8 +308,6 @@ def test_cli_report(nn_dir, tmp_path, capsys):
 def test_non_si_section_from_a_sweep_directory(tmp_path):
     """A table with model variants: the paper's sections for the SI runs, plus the non-SI
     section (per-variant table, rank correlations, the log-log figure)."""
-    from test_analysis import VARIANTS, _variant_table
-
     t = _variant_table(VARIANTS)
     t["stationary"][-1] = False
     t["reasons"][-1] = "loss trending"
@@ -250,12 +329,9 @@ def test_optimizer_section(tmp_path):
     summary table and a subsection per optimizer (its Maxwell relation, no paper rows for
     momentum and AdamW); a failing group is shown as FAIL. Figures: the four fixed-LR figures
     of a group, named after it (drawn for one group: matplotlib is the slow part)."""
-    from test_analysis import optimizer_gas_table
-    from thermosgd.plots import optimizer_figures
-
     bad = optimizer_gas_table("adamw", radius_power=4)
     t = _merge(optimizer_gas_table("sgd"), optimizer_gas_table("momentum"), bad)
-    result = A.analyze(t, strict=False)
+    result = A.analyze(t, strict=False, thresholds=ACCEPTANCE)
     page = render_report(result)
     _self_contained(page)
     sec = page[page.index('id="optimizers"'):]
@@ -264,7 +340,8 @@ def test_optimizer_section(tmp_path):
     adamw = sec[sec.index('id="lr-adamw0.9-0.999"'):]
     assert "dS/dlog(lr) - dS/dlog(wd) = d-1" in adamw and "paper:" not in adamw
     assert "FAIL" in sec.split('id="lr-sgd"')[0]  # the summary table flags the AdamW group
-    paths = optimizer_figures(bad, result["optimizers"][2:], tmp_path)
+    groups = result["optimizers"][2:]
+    paths = optimizer_figures(groups, A.optimizer_figure_arrays(bad, groups), tmp_path)
     assert sorted(p.name for p in paths) == sorted(
         f"lr-adamw0.9-0.999-nn-{k}.png" for k in ("equation-of-state", "collapse", "entropy",
                                                    "potential"))
