@@ -53,6 +53,7 @@ __all__ = [
     "optimizer_checks",
     "optimizer_column",
     "optimizer_groups",
+    "paper_rows",
     "variant_column",
 ]
 
