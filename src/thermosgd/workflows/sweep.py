@@ -3,9 +3,9 @@
 `thermosgd.sweep` is generic (it knows no run kind); this module passes it the package's
 runners (`thermosgd.workflows.runners.RUNNERS`: ``train`` and ``isotropic``):
 
-* `sweep_spec`: read a sweep config (JSON / YAML) and apply the command line's adjustments
-  (executor settings; for train sweeps the mlp variants as a grid axis, the optimizer, its
-  momentum as a grid axis and beta2);
+* `sweep_spec`: read a sweep config (JSON / YAML), with executor settings replaced;
+* `override_train_spec`: a train sweep with the mlp variants as a grid axis, the optimizer,
+  its momentum as a grid axis or beta2 replaced;
 * `run_sweep`: execute every unfinished run (`thermosgd.sweep.execute`), then write
   ``results.csv`` / ``results.parquet`` (`thermosgd.sweep.collect`).
 """
@@ -54,20 +54,13 @@ def override_train_spec(spec: SweepSpec, *, variant: Sequence[str] | None = None
 
 def sweep_spec(path: str | os.PathLike, *, executor: str | None = None,
                workers: int | None = None, ray_address: str | None = None,
-               cpus_per_task: float | None = None, gpus_per_task: float | None = None,
-               variant: Sequence[str] | None = None, optimizer: str | None = None,
-               momentum: Sequence[float] | None = None,
-               beta2: float | None = None) -> SweepSpec:
-    """The sweep config at ``path`` (its kind one of `RUNNERS`), the executor settings that
-    are not None replacing its own; with any of ``variant``, ``optimizer``, ``momentum``,
-    ``beta2``, a train sweep adjusted by `override_train_spec`."""
-    spec = load_spec(path, runners=RUNNERS, executor=executor, workers=workers,
+               cpus_per_task: float | None = None,
+               gpus_per_task: float | None = None) -> SweepSpec:
+    """The sweep config at ``path`` (JSON or YAML; its kind one of `RUNNERS`), the executor
+    settings that are not None replacing its own (`thermosgd.sweep.load_spec`)."""
+    return load_spec(path, runners=RUNNERS, executor=executor, workers=workers,
                      ray_address=ray_address, cpus_per_task=cpus_per_task,
                      gpus_per_task=gpus_per_task)
-    if variant or optimizer or momentum or beta2 is not None:
-        spec = override_train_spec(spec, variant=variant, optimizer=optimizer,
-                                   momentum=momentum, beta2=beta2)
-    return spec
 
 
 def run_sweep(spec: SweepSpec, sweep_dir: str | os.PathLike, *, retry_failed: bool = False,

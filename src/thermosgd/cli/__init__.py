@@ -1,0 +1,49 @@
+"""The ``thermosgd`` command line: one module per command, each parsing its options and
+calling one library function (a workflow of `thermosgd.workflows`, or a library entry point).
+
+Commands (in the order ``thermosgd --help`` lists them): `isotropic`, `train`, `sweep`,
+`collect`, `reproduce`, `analyze`, `report`, `schedule` (predict, process, validate, track).
+Bad input (an option argparse refuses, or a ValueError of the library) is one line
+``thermosgd: error: ...`` on stderr with exit status 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from thermosgd.cli import analyze, collect, isotropic, report, reproduce, schedule, sweep, train
+from thermosgd.cli._common import Parser
+
+__all__ = ["COMMANDS", "build_parser", "main"]
+
+#: the command modules, in the order of ``thermosgd --help``
+COMMANDS = (isotropic, train, sweep, collect, reproduce, analyze, report, schedule)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``thermosgd`` parser with every command."""
+    parser = Parser(
+        prog="thermosgd",
+        description="Thermodynamics of SGD on scale-invariant networks: measure and predict "
+                    "temperature, pressure, volume, energy and entropy.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for command in COMMANDS:
+        command.add_parser(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse ``argv`` (default: the process's arguments) and run the command; returns the
+    exit status (2 for bad input, reported in one line)."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as e:
+        return int(e.code or 0)
+    try:
+        return args.func(args)
+    except ValueError as e:  # UsageError and invalid configurations
+        print(f"thermosgd: error: {e}", file=sys.stderr)
+        return 2
