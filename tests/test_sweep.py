@@ -29,7 +29,7 @@ def test_expand_names_and_validation():
                                     "elr_[0.1]-seed_0", "elr_[0.1]-seed_1"]
     assert runs[0][1]["wd"] == [0.05] and runs[0][1]["seed"] == 0
     bad = SweepSpec(kind="isotropic", base=ISO_BASE, grid={"elr": [[-1.0]]})
-    with pytest.raises(ValueError, match=r"run elr_\[-1.0\]: --elr values must be"):
+    with pytest.raises(ValueError, match=r"run elr_\[-1.0\]: elr == \(-1.0,\), must be > 0"):
         expand(bad)
 
 
