@@ -1,50 +1,22 @@
-"""`thermosgd reproduce`: presets, the end-to-end pipeline on a tiny preset, resumability."""
+"""`thermosgd.workflows.reproduce`: the end-to-end pipeline on a tiny preset, resumability
+(the presets themselves: test_presets.py; the command: tests/cli/test_reproduce.py)."""
 
 import pytest
 
-from thermosgd import reproduce as rp
+from thermosgd.workflows import presets as P
+from thermosgd.workflows import reproduce as rp
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
-def test_presets_expand_to_valid_sweeps():
-    for name, p in rp.PRESETS.items():
-        spec = rp.nn_spec(name, data_dir="/data" if p.needs_data_dir else None)
-        from thermosgd.sweep import expand
-
-        runs = expand(spec)
-        protocols = {c["protocol"] for _, c in runs}
-        if name == "cpu-nonsi":  # one protocol, every mlp variant
-            from thermosgd.models import MLP_VARIANTS
-
-            assert protocols == {"elr"} and len(runs) == 6 * 9
-            assert {c["variant"] for _, c in runs} == set(MLP_VARIANTS)
-            continue
-        if name == "cpu-optimizers":  # fixed LR under SGD, heavy ball and AdamW, 4x3 each
-            assert protocols == {"lr"} and len(runs) == 36
-            assert {c["optimizer"] for _, c in runs} == {"sgd", "momentum", "adamw"}
-            assert {c.get("momentum") for _, c in runs} == {None, 0.9}
-            continue
-        if name == "cpu-generalization":  # ELR and LR grids on digits with a held-out split
-            assert protocols == {"elr", "lr"} and len(runs) == 50
-            assert {c["test_fraction"] for _, c in runs} == {0.2}
-            continue
-        assert protocols == {"lr", "elr", "sphere"}, name
-    assert len(expand(rp.nn_spec("cpu"))) == 75
-    with pytest.raises(ValueError, match="needs --data-dir"):
-        rp.nn_spec("paper-convnet-cifar10")
-    assert [c.protocol for c in rp.isotropic_configs("paper")] == ["elr", "lr", "sphere"]
-    assert rp.isotropic_configs("paper")[0].grid_shape == (17, 17)
-
-
 def test_tiny_preset_end_to_end_and_resume(tmp_path, monkeypatch):
-    monkeypatch.setitem(rp.ISOTROPIC_PRESETS, "tiny", {
+    monkeypatch.setitem(P.ISOTROPIC_PRESETS, "tiny", {
         "lr": {"lr": "0.05,0.1", "wd": "0.05,0.1"}, "elr": {"elr": "0.05,0.1", "wd": "0.05,0.1"},
         "sphere": {"elr": "0.05,0.1", "radius": "1,2"},
         "steps": 5000, "dim": 3, "sigma": 1.0, "queue_size": 100})
-    grid = rp._nn_grids([0.01, 0.02, 0.04], [0.01, 0.03], [0.5, 1.0], [0.01, 0.03],
+    grid = P._nn_grids([0.01, 0.02, 0.04], [0.01, 0.03], [0.5, 1.0], [0.01, 0.03],
                         [0.01, 0.02, 0.04], [1.0, 2.0])
-    monkeypatch.setitem(rp.PRESETS, "tiny", rp.Preset(
+    monkeypatch.setitem(P.PRESETS, "tiny", P.Preset(
         "test", isotropic="tiny", grid=grid,
         base={"model": "mlp", "hidden": [8, 8], "data": "digits", "label_noise": 0.3,
               "steps": 300, "device": "cpu", "noise_batches": 4}))
@@ -67,3 +39,18 @@ def test_tiny_preset_end_to_end_and_resume(tmp_path, monkeypatch):
 def test_unknown_preset(tmp_path):
     with pytest.raises(ValueError, match="unknown preset"):
         rp.reproduce("nope", tmp_path)
+
+
+def test_run_isotropic_preset_logs_each_study(tmp_path, monkeypatch):
+    monkeypatch.setitem(P.ISOTROPIC_PRESETS, "tiny", {
+        "lr": {"lr": "0.05", "wd": "0.05"}, "elr": {"elr": "0.05", "wd": "0.05"},
+        "sphere": {"elr": "0.05", "radius": "1"},
+        "steps": 3000, "dim": 3, "sigma": 1.0, "queue_size": 50})
+    seen = []
+    summaries = rp.run_isotropic_preset("tiny", tmp_path, figures=False, progress=False,
+                                        log=lambda s, d: seen.append((s["config"]["protocol"],
+                                                                      d)),
+                                        seed=4, burn_in=None)
+    assert seen == [(p, tmp_path / p) for p in ("elr", "lr", "sphere")]
+    assert [s["config"]["seed"] for s in summaries] == [4, 4, 4]
+    assert all((tmp_path / p / "summary.json").is_file() for p, _ in seen)

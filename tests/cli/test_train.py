@@ -1,0 +1,53 @@
+"""``thermosgd train``: a tiny grid trained into one directory with its results table; bad
+input in one line with exit status 2; an interrupt says how to resume."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.cli.conftest import assert_usage_error, run_main
+from thermosgd.cli import train as cli_train
+from thermosgd.io import read_csv
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+TINY = ["--hidden", "8,8", "--label-noise", "0.3", "--log-every", "5", "--noise-every", "20",
+        "--noise-batches", "4", "--queue-size", "10", "--test-evals", "2", "--device", "cpu",
+        "--no-progress"]
+
+
+def test_train_grid_writes_runs_and_table(tmp_path):
+    out = tmp_path / "grid"
+    res = run_main(["train", "--protocol", "elr", "--elr", "0.01,0.02", "--wd", "0.01",
+                    "--steps", "60", *TINY, "--out", str(out)])
+    assert res.rc == 0, res.err
+    names = ["elr1.00e-02_wd1.00e-02", "elr2.00e-02_wd1.00e-02"]
+    assert sorted(p.name for p in out.iterdir() if p.is_dir()) == names
+    t = read_csv(out / "results.csv")
+    assert list(t["name"]) == names and list(t["status"]) == ["complete", "complete"]
+    assert res.out.count("== elr") == 2
+    assert f"wrote 2 run(s) under {out}/ and {out}/results.csv" in res.out
+
+
+@pytest.mark.parametrize("args,msg", [
+    (["--elr", "0.01,0.01", "--wd", "0.1"], "the grid lists a hyperparameter value twice"),
+    (["--elr", "0.01", "--wd", "0.1", "--beta2", "0.9"],
+     "--momentum and --beta2 need --optimizer momentum or adamw"),
+    (["--elr", "0.01", "--wd", "0.1", "--threads", "0"], "--threads must be >= 1, got 0"),
+    (["--elr", "0.01", "--wd", "0.1", "--hidden", "8,x"], "cannot parse --hidden"),
+])
+def test_bad_input_is_one_line_exit_2(tmp_path, args, msg):
+    res = run_main(["train", "--protocol", "elr", *args, "--steps", "60", "--out",
+                    str(tmp_path / "o")])
+    assert_usage_error(res, msg)
+    assert not (tmp_path / "o").exists()
+
+
+def test_interrupt_exits_130_and_says_how_to_resume(tmp_path, monkeypatch):
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli_train, "run_grid", interrupted)
+    res = run_main(["train", "--protocol", "elr", "--elr", "0.01", "--wd", "0.01", "--out",
+                    str(tmp_path / "o")])
+    assert res.rc == 130 and "run the same command again to resume" in res.err
