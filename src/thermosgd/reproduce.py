@@ -3,9 +3,6 @@
 `thermosgd.workflows.reproduce`, `parse_list` (the LIST syntax) to `thermosgd.sweep`."""
 from thermosgd.sweep import parse_list  # noqa: F401
 from thermosgd.workflows.presets import (  # noqa: F401
-    _DIGITS,
-    _PAPER_ELR,
-    _PAPER_R,
     ISOTROPIC_PRESETS,
     PRESETS,
     Preset,
