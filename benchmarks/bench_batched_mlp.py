@@ -30,10 +30,11 @@ import time
 import torch
 import torch.nn.functional as F
 
-from thermosgd.data import iid_batches, load_digits
-from thermosgd.models import BatchedBNMLP, batched_cross_entropy, bn_mlp
-from thermosgd.protocols import BatchedProtocol, FixedELR
-from thermosgd.scale_invariance import batched_group_radius, group_radius, set_group_radius
+from thermosgd.nn.batched import BatchedProtocol
+from thermosgd.nn.data import iid_batches, load_digits
+from thermosgd.nn.models import BatchedBNMLP, batched_cross_entropy, bn_mlp
+from thermosgd.nn.optim import FixedELR
+from thermosgd.nn.scale_invariance import batched_group_radius, group_radius, set_group_radius
 
 ELRS = (2e-3, 5e-3, 1e-2, 2e-2)
 WDS = (3e-3, 1e-2, 3e-2, 1e-1)

@@ -27,8 +27,8 @@ import time
 
 import numpy as np
 
-from thermosgd import entropy as ent
-from thermosgd import vmf
+from thermosgd.estimators import entropy as ent
+from thermosgd.theory import vmf
 
 
 def make_points(n: int, dim: int, kappa: float, seed: int) -> np.ndarray:

@@ -16,7 +16,7 @@ import time
 import numpy as np
 import torch
 
-from thermosgd.isotropic import IsotropicConfig, simulate
+from thermosgd.sim.isotropic import IsotropicConfig, simulate
 
 
 def baseline_us_per_step(n_steps: int, dim: int = 3, sigma: float = 1.0) -> float:

@@ -15,8 +15,8 @@ import time
 import torch
 import torch.nn.functional as F
 
-from thermosgd.models import convnet, preact_resnet18, si_dim, si_parameters
-from thermosgd.protocols import FixedELR
+from thermosgd.nn.models import convnet, preact_resnet18, si_dim, si_parameters
+from thermosgd.nn.optim import FixedELR
 
 
 def time_model(name: str, model: torch.nn.Module, device: str, steps: int) -> float:

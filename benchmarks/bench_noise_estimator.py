@@ -37,10 +37,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from thermosgd.data import iid_batches, load_digits
-from thermosgd.models import bn_mlp, si_parameters
-from thermosgd.monitor import estimate_gradient_noise, minibatch_gradients, noise_from_gradients
-from thermosgd.protocols import FixedELR
+from thermosgd.estimators.noise import noise_from_gradients
+from thermosgd.nn.data import iid_batches, load_digits
+from thermosgd.nn.models import bn_mlp, si_parameters
+from thermosgd.nn.optim import FixedELR
+from thermosgd.nn.probes import estimate_gradient_noise, minibatch_gradients
 
 BATCH = 128
 NAMES = ("trace_sigma", "grad_norm2")

@@ -37,7 +37,8 @@ from pathlib import Path
 import torch
 
 from thermosgd.io import atomic_write_text
-from thermosgd.training import TrainConfig, run_name, train_grid
+from thermosgd.train.config import TrainConfig, run_name
+from thermosgd.train.run import train_grid
 
 ELRS = (2e-3, 5e-3, 1e-2, 2e-2)
 WDS = (3e-3, 1e-2, 3e-2, 1e-1)

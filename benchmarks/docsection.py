@@ -26,7 +26,7 @@ def preset_main(doc: str, preset: str, default_out: str, start: str, end: str,
     import argparse
     import time
 
-    from thermosgd.reproduce import reproduce
+    from thermosgd.workflows.reproduce import reproduce
 
     ap = argparse.ArgumentParser(description=doc.splitlines()[0])
     ap.add_argument("--out", type=Path, default=Path(default_out))

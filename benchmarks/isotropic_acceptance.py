@@ -18,10 +18,13 @@ from pathlib import Path
 
 import numpy as np
 
-from thermosgd import theory, vmf
+from thermosgd import theory
 from thermosgd.io import read_csv
-from thermosgd.isotropic import IsotropicConfig, run_study
-from thermosgd.reproduce import ISOTROPIC_PRESETS, parse_list
+from thermosgd.sim.isotropic import IsotropicConfig
+from thermosgd.sweep import parse_list
+from thermosgd.theory import vmf
+from thermosgd.workflows.isotropic import run_study
+from thermosgd.workflows.presets import ISOTROPIC_PRESETS
 
 
 def paper_configs(scale: float) -> list[IsotropicConfig]:

@@ -19,8 +19,8 @@ from pathlib import Path
 import numpy as np
 
 from docsection import write_heading_section
-from thermosgd.isotropic_momentum import simulate
-from thermosgd.optimizers import adamw_radius_ratio_isotropic
+from thermosgd.sim.momentum import simulate
+from thermosgd.theory.adamw import adamw_radius_ratio_isotropic
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "theory.md"
 TITLE = "## Momentum and AdamW"

@@ -15,7 +15,8 @@ import time
 from pathlib import Path
 
 from docsection import write_section
-from thermosgd.reproduce import PRESETS, reproduce
+from thermosgd.workflows.presets import PRESETS
+from thermosgd.workflows.reproduce import reproduce
 
 START, END = "<!-- nonsi:start -->", "<!-- nonsi:end -->"
 
@@ -123,9 +124,8 @@ def main() -> None:
     if not a.no_run:
         reproduce("cpu-nonsi", a.out)
     else:
-        from thermosgd.analysis import run_analysis
-        from thermosgd.report import write_report
         from thermosgd.sweep import collect
+        from thermosgd.workflows.analyze import run_analysis, write_report
 
         collect(a.out / "nn")
         run_analysis(a.out / "nn", strict=False)

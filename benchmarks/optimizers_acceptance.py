@@ -22,7 +22,8 @@ import numpy as np
 
 from docsection import write_section
 from thermosgd.analysis import load_table, optimizer_column, split_rows
-from thermosgd.reproduce import PRESETS, reproduce
+from thermosgd.workflows.presets import PRESETS
+from thermosgd.workflows.reproduce import reproduce
 
 START, END = "<!-- optimizers:start -->", "<!-- optimizers:end -->"
 PRESET = "cpu-optimizers"
@@ -85,10 +86,11 @@ def adamw_balance(lr: float, wd: float, steps: int = 20_000, burn_in: int = 10_0
     import torch
     import torch.nn.functional as F
 
-    from thermosgd.models import bn_mlp
-    from thermosgd.protocols import make_optimizer
-    from thermosgd.scale_invariance import set_group_radius
-    from thermosgd.training import TrainConfig, load_data
+    from thermosgd.nn.models import bn_mlp
+    from thermosgd.nn.optim import make_optimizer
+    from thermosgd.nn.scale_invariance import set_group_radius
+    from thermosgd.train.config import TrainConfig
+    from thermosgd.train.nets import load_data
 
     torch.set_num_threads(1)
     base = {k: v for k, v in PRESETS[PRESET].base.items() if k != "steps"}
@@ -130,11 +132,11 @@ BALANCE_POINTS = ((0.003, 0.949), (0.03, 3.0))
 def refresh(out: Path) -> None:
     """Rebuild every run's stationary document from its final checkpoint with the current
     monitor (new predictions, no retraining), then collect, analyze and report again."""
-    from thermosgd.analysis import run_analysis
     from thermosgd.io import write_json
-    from thermosgd.report import write_report
     from thermosgd.sweep import collect
-    from thermosgd.training import TrainConfig, train
+    from thermosgd.train.config import TrainConfig
+    from thermosgd.train.run import train
+    from thermosgd.workflows.analyze import run_analysis, write_report
 
     nn = out / "nn"
     for d in sorted((nn / "runs").iterdir()):

@@ -31,8 +31,8 @@ import numpy as np
 
 from docsection import write_heading_section
 from thermosgd.analysis import fit_quadratic
-from thermosgd.isotropic_momentum import simulate, stationary_table
-from thermosgd.optimizers import lr_maxwell_slope
+from thermosgd.sim.momentum import simulate, stationary_table
+from thermosgd.theory import fixed_lr_forms
 
 ROOT = Path(__file__).resolve().parents[1]
 DOC = ROOT / "docs" / "theory.md"
@@ -62,7 +62,7 @@ def run_case(case, steps: int, queue: int) -> dict:
     tab = stationary_table(run)
     x, y = np.log(tab["lr"]), np.log(tab["wd"])
     fit = fit_quadratic(x, y, tab["entropy"])
-    pred = float(lr_maxwell_slope(opt, d))
+    pred = float(fixed_lr_forms(opt).maxwell_slope(d))
     D = (fit.dx(x, y) - fit.dy(x, y)) / pred
     xc, yc = x.mean(), y.mean()  # D at the grid centre and its standard error from the fit
     w = np.array([0.0, 1.0, -1.0, 2 * xc, -2 * yc, yc - xc])

@@ -23,6 +23,7 @@ import torch
 
 from thermosgd import schedules as S
 from thermosgd.analysis import load_table
+from thermosgd.workflows.schedules import write_track, write_validation
 
 START, END = "<!-- schedules:start -->", "<!-- schedules:end -->"
 DOC = Path(__file__).resolve().parents[1] / "docs" / "schedules.md"
@@ -78,7 +79,7 @@ def prediction_section(table: dict, source: str, out: Path, facts: dict) -> list
                 f"{_pct(ti['max'])} |")
     vals = [{**v, "label": f"fit {fit_on} -> predict {test}", "noise": c.to_dict()}
             for (fit_on, test), (c, v) in main.items()]
-    S.write_validation(vals, out)
+    write_validation(vals, out)
     lines += ["", f"Figure (degree 2, probes' Q): `{out / 'prediction.png'}` (predicted against "
               f"measured; hollow: outside the fitted range); `{out / 'prediction.json'}` holds "
               "the per-run values (a section of `thermosgd report`).", ""]
@@ -129,7 +130,7 @@ def prediction_section(table: dict, source: str, out: Path, facts: dict) -> list
               "(given) |", ""]
     # conditioning: at fixed wd, u^2 Q(u) ~ lr wd gives d log u / d log lr = 1 / (2 + s) and
     # r^2 = lr / u gives d log r / d log lr = (1 + s) / (2 (2 + s)); d log T / d log u = 1 + s2
-    u = np.median(pts["u"])
+    u = np.median(pts["elr_measured"])
     sq, ss = float(curve.slope_total(u)), float(curve.slope_sigma2(u))
     dr = (1 + sq) / (2 * (2 + sq))
     dt = (1 + ss) / (2 + sq)
@@ -188,7 +189,7 @@ def tracking_section(table: dict, out: Path, steps: int, burn_in: int, facts: di
             res = S.analyze_track(cfg, cfg.process(), res["records"], res["probes"],
                                   res["dim"], curve, angular_rate=h)
             role = "calibration"
-        S.write_track(res, out / f"track-{name}")
+        write_track(res, out / f"track-{name}")
         s = res["summary"]
         facts[name] = s
         fit = s.get("q_relaxation")

@@ -27,8 +27,8 @@ from pathlib import Path
 import numpy as np
 
 from docsection import write_section
-from thermosgd import vmf
-from thermosgd.entropy import knn_entropy, sphere_entropy
+from thermosgd.estimators.entropy import knn_entropy, sphere_entropy
+from thermosgd.theory import vmf
 
 BEGIN = "<!-- BEGIN validate_entropy.py (generated: do not edit by hand) -->"
 END = "<!-- END validate_entropy.py -->"

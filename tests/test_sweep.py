@@ -13,7 +13,21 @@ import numpy as np
 import pytest
 
 from thermosgd import sweep
-from thermosgd.sweep import SweepSpec, collect, execute, expand, load_spec, read_status, run_dir
+from thermosgd.sweep import SweepSpec, collect, read_status, run_dir
+from thermosgd.workflows.runners import RUNNERS
+
+
+# the package's run kinds (train, isotropic), injected as the CLI and the workflows do
+def expand(spec, runners=RUNNERS):
+    return sweep.expand(spec, runners)
+
+
+def execute(spec, sweep_dir, **kw):
+    return sweep.execute(spec, sweep_dir, **{"runners": RUNNERS, **kw})
+
+
+def load_spec(path, **kw):
+    return sweep.load_spec(path, **{"runners": RUNNERS, **kw})
 
 ISO_BASE = {"protocol": "elr", "wd": [0.05], "steps": 4000, "queue_size": 50, "n_blocks": 4}
 

@@ -15,16 +15,6 @@ and a thermosgd protocol optimizer or plain ``torch.optim.SGD`` (`thermosgd.nn.a
 
 from __future__ import annotations
 
-# --- transition shim (issue 14): removed in the final import pass ---------------------------
-# names that moved out of this module and that other modules still import from here
-# (NoiseEstimate, StationarityCriteria and AttachedMonitor are imported below: the monitor
-# uses them itself)
-from thermosgd.estimators.noise import noise_from_gradients  # noqa: F401
-from thermosgd.nn.probes import estimate_gradient_noise, minibatch_gradients  # noqa: F401
-
-# --- end of the transition shim ---------------------------------------------------------------
-# isort: split
-
 import functools
 from collections.abc import Sequence
 from typing import Any

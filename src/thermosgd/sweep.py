@@ -90,24 +90,10 @@ class Runner:
     check: Callable[[dict], Any] | None = None
 
 
-# transition shim (issue 14): removed in the final import pass, when every caller passes
-# runners= (cli, reproduce: thermosgd.workflows.runners.RUNNERS); until then None means the
-# package's run kinds, imported lazily from the workflows layer above this one
-def _default_runners() -> Mapping[str, Runner]:
-    from thermosgd.workflows.runners import RUNNERS
-
-    return RUNNERS
-
-
-def _runners(runners: Mapping[str, Runner] | None) -> Mapping[str, Runner]:
-    return _default_runners() if runners is None else runners
-
-
-def _runner(kind: str, runners: Mapping[str, Runner] | None) -> Runner:
-    known = _runners(runners)
-    if kind not in known:
-        raise ValueError(f"unknown run kind {kind!r}; choose one of {', '.join(known)}")
-    return known[kind]
+def _runner(kind: str, runners: Mapping[str, Runner]) -> Runner:
+    if kind not in runners:
+        raise ValueError(f"unknown run kind {kind!r}; choose one of {', '.join(runners)}")
+    return runners[kind]
 
 
 # --------------------------------------------------------------------------------------------
@@ -189,10 +175,10 @@ def validate_spec(s: SweepSpec, runners: Mapping[str, Runner] | None = None) -> 
     check_number("gpus_per_task", s.gpus_per_task, min_val=0.0)
 
 
-def load_spec(path: str | os.PathLike, *, runners: Mapping[str, Runner] | None = None,
+def load_spec(path: str | os.PathLike, *, runners: Mapping[str, Runner],
               **overrides) -> SweepSpec:
     """Read a sweep spec from JSON or YAML; ``overrides`` (non-None) replace top-level keys.
-    The kind must be one of ``runners`` (None: the package's, `thermosgd.workflows.runners`)."""
+    The kind must be one of ``runners`` (the package's: `thermosgd.workflows.runners.RUNNERS`)."""
     path = Path(path)
     if not path.is_file():
         raise ValueError(f"sweep config {path} does not exist")
@@ -231,7 +217,7 @@ def run_id(point: dict) -> str:
     return "-".join(f"{k}_{_fmt(v)}" for k, v in point.items()) or "run"
 
 
-def expand(spec: SweepSpec, runners: Mapping[str, Runner] | None = None
+def expand(spec: SweepSpec, runners: Mapping[str, Runner]
            ) -> list[tuple[str, dict]]:
     """All runs as (run_id, full config) in grid order; validates each config with its kind's
     ``check``. A list of grids gives the union of their outer products (e.g. one grid per
@@ -311,8 +297,8 @@ def _is_diverged(record) -> bool:
                                          or record.get("status") == "diverged")
 
 
-def plan(spec: SweepSpec, sweep_dir: Path, retry_failed: bool = False,
-         runners: Mapping[str, Runner] | None = None
+def plan(spec: SweepSpec, sweep_dir: Path, runners: Mapping[str, Runner],
+         retry_failed: bool = False
          ) -> tuple[list[list[tuple[str, dict, str]]], dict[str, int]]:
     """Runs still to do, grouped into batches, and the count of runs per current state."""
     runs = expand(spec, runners)
@@ -353,15 +339,15 @@ def _batches(spec: SweepSpec, todo: list, runner: Runner) -> list[list]:
 # executors
 
 
-def execute(spec: SweepSpec, sweep_dir: str | os.PathLike, *, retry_failed: bool = False,
-            progress: bool | None = None, runners: Mapping[str, Runner] | None = None
+def execute(spec: SweepSpec, sweep_dir: str | os.PathLike, *, runners: Mapping[str, Runner],
+            retry_failed: bool = False, progress: bool | None = None
             ) -> dict[str, int]:
     """Execute every unfinished run of the sweep with its kind's runner (``runners``: kind ->
-    `Runner`; None: the package's, `thermosgd.workflows.runners.RUNNERS`); returns the count
+    `Runner`; the package's: `thermosgd.workflows.runners.RUNNERS`); returns the count
     of runs per final state."""
     sweep_dir = Path(sweep_dir)
     runner = _runner(spec.kind, runners)
-    batches, _ = plan(spec, sweep_dir, retry_failed, runners)
+    batches, _ = plan(spec, sweep_dir, runners, retry_failed)
     write_json(sweep_dir / "sweep.json", dataclasses.asdict(spec))
     n_runs = sum(len(b) for b in batches)
     bar = tqdm(total=n_runs, unit="run", desc=f"sweep {spec.name}",
@@ -440,7 +426,7 @@ def _check_reachable(address: str, timeout: float = 5.0) -> None:
 
 
 def status_counts(spec: SweepSpec, sweep_dir: Path,
-                  runners: Mapping[str, Runner] | None = None) -> dict[str, int]:
+                  runners: Mapping[str, Runner]) -> dict[str, int]:
     """The count of the sweep's runs per current state (pending, running, done, ...)."""
     counts: dict[str, int] = {}
     for rid, _ in expand(spec, runners):

@@ -9,7 +9,7 @@ known amount.
 
 * `ideal_gas_table`: one protocol's grid (SGD);
 * `optimizer_gas_table`: the fixed-LR grid of SGD, heavy ball or AdamW
-  (`thermosgd.optimizers` closed forms; AdamW's pressure is lambda sqrt(s), not wd);
+  (`thermosgd.theory.fixed_lr_forms` closed forms; AdamW's pressure is lambda sqrt(s), not wd);
 * `_variant_table` / `VARIANTS`: 3x3 grids of model variants at known distances from scale
   invariance, with known EOS and Maxwell errors;
 * `_merge`: several tables as one.
@@ -19,8 +19,8 @@ import math
 
 import numpy as np
 
-from thermosgd import optimizers as O
 from thermosgd import theory
+from thermosgd.theory import fixed_lr_forms
 
 __all__ = ["DIM", "HALF", "VARIANTS", "_merge", "_variant_table", "ideal_gas_table",
            "optimizer_gas_table"]
@@ -140,7 +140,7 @@ VARIANTS = [("si", 1e-7, 0.01, 0.0, DIM), ("bias", 3e-3, 0.03, 0.02, DIM + 74),
 
 
 def optimizer_gas_table(opt, beta=0.9, *, heat_capacity=300.0, dim=DIM, radius_power=None):
-    """An ideal gas under ``opt`` built from `thermosgd.optimizers`: sigma2 a function of
+    """An ideal gas under ``opt`` built from `thermosgd.theory.fixed_lr_forms`: sigma2 a function of
     lr*wd, T and the (discrete) radius the optimizer's closed forms, S = C log T + (d-1) log r.
     ``radius_power`` replaces the radius by (lr/wd)^(1/k) (a wrong equation of state)."""
     lr0 = {"sgd": 0.3, "momentum": 0.03, "adamw": 3e-3}[opt]
@@ -153,12 +153,12 @@ def optimizer_gas_table(opt, beta=0.9, *, heat_capacity=300.0, dim=DIM, radius_p
     tr = (dim - 1) * sigma2
     g2 = 0.1 * tr
     m = None if opt == "sgd" else beta
-    T = O.lr_temperature(opt, lr=x, wd=y, sigma2=sigma2, dim=dim, momentum=m)
-    r = O.lr_radius_discrete(opt, lr=x, wd=y, dim=dim, trace_sigma=tr, grad_norm2=g2,
-                             momentum=m)
+    forms = fixed_lr_forms(opt)
+    T = forms.temperature(x, y, sigma2, dim, m)
+    r = forms.radius_discrete(x, y, dim, tr, g2, m)
     if radius_power is not None:
         r = (x / y) ** (1 / radius_power)
-    p = O.lr_pressure(opt, wd=y, radius=r, sigma2=sigma2, dim=dim)
+    p = forms.pressure(y, r, sigma2, dim)
     nan = np.full(n, np.nan)
     return {"protocol": np.full(n, "lr", dtype=object), "dim": np.full(n, float(dim)),
             "optimizer": np.full(n, opt, dtype=object),
@@ -169,10 +169,9 @@ def optimizer_gas_table(opt, beta=0.9, *, heat_capacity=300.0, dim=DIM, radius_p
             "volume": r**2 / 2, "energy": 0.3 + heat_capacity * T,
             "entropy": heat_capacity * np.log(T) + (dim - 1) * np.log(r),
             "radius": r,
-            "radius_sde": O.lr_radius_sde(opt, lr=x, wd=y, sigma2=sigma2, dim=dim, momentum=m),
+            "radius_sde": forms.radius_sde(x, y, sigma2, dim, m),
             "radius_discrete": r if radius_power is None else
-            O.lr_radius_discrete(opt, lr=x, wd=y, dim=dim, trace_sigma=tr, grad_norm2=g2,
-                                 momentum=m),
+            forms.radius_discrete(x, y, dim, tr, g2, m),
             "pressure_sde": nan, "pressure_discrete": nan, "stationary": np.ones(n, bool),
             "reasons": np.full(n, "", dtype=object), "diverged": np.zeros(n, bool),
             "run": np.array([f"{opt}/run{i:03d}" for i in range(n)], dtype=object)}

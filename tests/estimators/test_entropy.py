@@ -10,7 +10,6 @@ import pytest
 import torch
 from scipy.special import digamma, gammaln
 
-from thermosgd import vmf
 from thermosgd.estimators import entropy as ent
 from thermosgd.estimators.entropy import (
     EntropyEstimate,
@@ -19,6 +18,7 @@ from thermosgd.estimators.entropy import (
     nearest_neighbor_distances,
     sphere_entropy,
 )
+from thermosgd.theory import vmf
 
 
 def brute_knn(x: np.ndarray, k: int) -> np.ndarray:

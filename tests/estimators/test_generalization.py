@@ -11,7 +11,7 @@ from scipy import stats
 from tests.test_analysis import _merge, ideal_gas_table
 from thermosgd import analysis as A
 from thermosgd.estimators.generalization import bootstrap_rank_correlation, rank_correlation, relate
-from thermosgd.report import render_report
+from thermosgd.workflows.analyze import render_report
 
 
 def test_rank_correlation_is_spearman_with_ties():

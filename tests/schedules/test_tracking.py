@@ -53,7 +53,8 @@ def test_track_tiny_run():
 def test_follow_a_thermo_monitor(tmp_path):
     """Any training loop: records and probes in a ThermoMonitor, followed against the
     schedule it ran (ELR step decay; synthetic records on the lagged path)."""
-    from thermosgd.monitor import NoiseEstimate, ThermoMonitor
+    from thermosgd.estimators.noise import NoiseEstimate
+    from thermosgd.monitor import ThermoMonitor
     from thermosgd.workflows.schedules import write_track
 
     proc = S.Process("elr", S.step_decay(500, 0.04, milestones=[100], gamma=0.1), 0.01)

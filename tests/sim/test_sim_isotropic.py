@@ -8,7 +8,7 @@ from scipy.integrate import solve_ivp
 
 from tests.reference import assert_matches_reference
 from tests.reference.isotropic import sgd_chains
-from thermosgd import theory, vmf
+from thermosgd import theory
 from thermosgd.sim import isotropic as iso
 from thermosgd.sim._kernels import (
     COL_COUNT,
@@ -18,6 +18,7 @@ from thermosgd.sim._kernels import (
     COL_RADIUS,
 )
 from thermosgd.sim.blocks import pooled_mean_and_stderr
+from thermosgd.theory import vmf
 
 
 @pytest.mark.parametrize("protocol,grid", [

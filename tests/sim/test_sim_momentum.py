@@ -7,8 +7,8 @@ import pytest
 
 from tests.reference import assert_matches_reference
 from tests.reference.isotropic_momentum import momentum_chains
-from thermosgd import vmf
 from thermosgd.sim.momentum import simulate, stationary_table, temperature_from_energy
+from thermosgd.theory import vmf
 
 _FIELDS = ("radius", "radius_se", "energy", "energy_se", "grad_norm2", "angular_update",
            "radius2", "inv_radius2", "step_ratio", "directions")

@@ -233,7 +233,7 @@ def test_predict_reproduces_the_training_probe_temperature_wiring(protocol, opti
 
 
 def _noise(ts, ts_se, g2, g2_se):
-    from thermosgd.monitor import NoiseEstimate
+    from thermosgd.estimators.noise import NoiseEstimate
 
     return NoiseEstimate(trace_sigma=ts, trace_sigma_se=ts_se, grad_norm2=g2,
                          grad_norm2_se=g2_se, n=8, radius=1.0)

@@ -13,7 +13,7 @@ from thermosgd.workflows.schedules import write_track, write_validation
 
 
 def test_write_track_and_report(tmp_path):
-    from thermosgd.report import find_sections, render_report
+    from thermosgd.workflows.analyze import find_sections, render_report
 
     cfg = S.TrackConfig(schedule="step", lr=3.0, wd=0.01, steps=300, milestones=(100,),
                         burn_in=0, log_every=10, noise_every=50)
@@ -47,7 +47,7 @@ def test_write_track_and_report(tmp_path):
 
 
 def test_write_validation_and_report(tmp_path):
-    from thermosgd.report import find_sections, render_report
+    from thermosgd.workflows.analyze import find_sections, render_report
 
     table = merge(curve_rows(CURVE, "elr", np.geomspace(0.004, 0.04, 4), [0.003, 0.03]),
                   curve_rows(CURVE, "lr", [0.5, 1.0], [0.005, 0.01]))
@@ -60,12 +60,3 @@ def test_write_validation_and_report(tmp_path):
     assert find_sections(tmp_path) == [("prediction", tmp_path / "val")]
     html = render_report(tmp_path)
     assert "Predicted stationary states: val" in html and "fit elr -&gt; predict lr" in html
-
-
-def test_writers_stay_importable_from_schedules_during_the_transition():
-    """Transition re-export (issue 14): thermosgd.schedules.write_track / write_validation
-    are the workflows' functions."""
-    from thermosgd.schedules import write_track as old_track
-    from thermosgd.schedules import write_validation as old_val
-
-    assert old_track is write_track and old_val is write_validation

@@ -107,15 +107,3 @@ __all__ = [
     "thermo",
     "variant_column",
 ]
-
-# transition shim (issue 14): removed in the final import pass. The workflow functions that
-# used to live in thermosgd.analysis, imported lazily (workflows sit above analysis).
-_MOVED_TO_WORKFLOWS = ("run_analysis", "write_analysis", "format_analysis")
-
-
-def __getattr__(name: str):
-    if name in _MOVED_TO_WORKFLOWS:
-        from thermosgd.workflows import analyze as _workflow
-
-        return getattr(_workflow, name)
-    raise AttributeError(f"module 'thermosgd.analysis' has no attribute {name!r}")

@@ -95,17 +95,3 @@ __all__ = [
     "track_summary",
     "validate_predictions",
 ]
-
-# transition shim (issue 14): removed in the final import pass. The writers moved up a layer
-# to thermosgd.workflows.schedules; cli.py and benchmarks/schedule_prediction.py still take
-# them from here. Resolved lazily (PEP 562) so that this package never imports workflows at
-# import time.
-_MOVED_TO_WORKFLOWS = ("write_track", "write_validation")
-
-
-def __getattr__(name: str):
-    if name in _MOVED_TO_WORKFLOWS:
-        from thermosgd.workflows import schedules as _workflows  # transition shim (issue 14)
-
-        return getattr(_workflows, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -213,7 +213,6 @@ def noise_points(table: dict, protocols: Sequence[str] = ("elr",), *,
     out = {"elr_measured": elr_measured, "sigma2": sigma2, "sigma2_se": s2se, "q": q,
            "q_se": qse, "dim": dim, "protocol": proto, "lr": lr, "elr": elr, "wd": wd,
            "radius": radius, "temperature": elr_measured * sigma2 / 2.0}
-    out["u"] = elr_measured  # transition shim (issue 14): benchmarks/schedule_prediction.py
     return {k: v[keep] for k, v in out.items()}
 
 

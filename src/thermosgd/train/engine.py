@@ -47,10 +47,8 @@ from tqdm.auto import tqdm
 from thermosgd import theory
 from thermosgd._progress import progress_disabled
 from thermosgd._validate import check_choice, check_number
+from thermosgd.estimators.noise import noise_from_gradients
 from thermosgd.io import atomic_torch_save, write_csv
-from thermosgd.monitor import (
-    noise_from_gradients,  # estimators.noise once monitor uses its NoiseEstimate
-)
 from thermosgd.nn.batched import BUFFERS, BatchedProtocol
 from thermosgd.nn.data import Dataset
 from thermosgd.nn.models import BNMLP, BatchedBNMLP, thermo_named_parameters

@@ -15,9 +15,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from thermosgd.isotropic import IsotropicConfig, run_study
+from thermosgd.sim.isotropic import IsotropicConfig
 from thermosgd.sweep import Runner
 from thermosgd.train import TrainConfig, train, train_grid
+from thermosgd.workflows.isotropic import run_study
 
 __all__ = ["BATCHABLE", "RUNNERS"]
 
