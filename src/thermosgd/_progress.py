@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import sys
 
+__all__ = ["progress_disabled"]
+
 
 def progress_disabled(progress: bool | None) -> bool:
     """tqdm's ``disable``: explicit on/off, or (None) on only when stderr is a terminal."""

@@ -12,6 +12,9 @@ import numba as nb
 import numpy as np
 from numba import int64, uint64
 
+__all__ = ["chain_states", "next_u64", "normal", "standard_normals", "uniform",
+           "ziggurat_tables"]
+
 _R = 3.442619855899  # right-most ziggurat layer boundary
 
 
