@@ -1,7 +1,7 @@
 """Speed of the isotropic-noise simulator vs the authors' notebook style, in one run.
 
 Baseline: torch (float32, as in the notebook) with autograd on L.sum() and one Python step per
-iteration, 289 chains (17x17 grid), d = 3, fixed-ELR protocol. Ours: `thermosgd.isotropic`
+iteration, 289 chains (17x17 grid), d = 3, fixed-ELR protocol. Ours: `thermosgd.sim.isotropic`
 (numba kernel, float64, per-chain random streams), same grid. Prints us/step and the ratio.
 
     python benchmarks/bench_isotropic.py [--baseline-steps 2000] [--steps 200000]

@@ -213,7 +213,7 @@ def main(argv: list[str] | None = None) -> int:
             "with a frozen head (d = 3072), batch 128 drawn i.i.d. with replacement, every run "
             "from the same init (seed 1) and the same minibatch sequence (seed 1), float32 "
             "training, float64 statistics. Each grid trains as one batched model "
-            "(`thermosgd.training.train_grid`).",
+            "(`thermosgd.train.train_grid`).",
             "",
             f"Schedule ({steps} steps for ELR and the control, {sphere_steps} for the sphere): "
             f"stationary window = the last half; a metrics record every {s0.log_every} steps "

@@ -212,7 +212,7 @@ def timing_blocks(log=print) -> dict:
 
 
 # --------------------------------------------------------------------------------------------
-# their entropy estimator (re-implementation, independent of thermosgd.entropy)
+# their entropy estimator (re-implementation, independent of thermosgd.estimators.entropy)
 
 
 def to_spherical(x: torch.Tensor) -> torch.Tensor:

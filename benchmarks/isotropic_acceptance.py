@@ -242,8 +242,9 @@ independent of d and sigma, and U = q/2 + q^2/8 + ... inherits it:
 of directions shifts by (d-1)/2 log(1 + h/2) (theory.discrete_entropy_shift). The next order is
 negative: the measured ratio (U/U_vMF - 1)/eta-tilde on the sphere runs above is {ratios}; it
 falls as the step grows, consistent with the O(h T) and O(h (d-1) T) terms that this
-first-order formula does not include. tests/test_isotropic.py checks the correction where it is
-valid (eta-tilde <= 0.02, d = 3: corrected within 4 standard errors, uncorrected off by > 2.5).
+first-order formula does not include. tests/sim/test_sim_isotropic.py checks the correction
+where it is valid (eta-tilde <= 0.02, d = 3: corrected within 4 standard errors, uncorrected
+off by > 2.5).
 """
 
 

@@ -1,8 +1,8 @@
 """Heavy-ball momentum and AdamW on the isotropic model: closed forms vs simulation.
 
 Runs small grids (d in {3, 10, 100}, a few (eta, lambda, beta)) with
-`thermosgd.isotropic_momentum.simulate`, compares the stationary radius, the RMS angular update
-and the energy with `thermosgd.optimizers`, prints the tables and writes the section
+`thermosgd.sim.momentum.simulate`, compares the stationary radius, the RMS angular update
+and the energy with `thermosgd.theory`, prints the tables and writes the section
 "Momentum and AdamW" of docs/theory.md (derivation + measured errors; other sections of the file
 are kept). About 20 s on 2 cores.
 
@@ -36,10 +36,10 @@ ADAM_BETAS = [0.0, 0.9]
 DIMS = [3, 10, 100]
 
 DERIVATION = r"""
-Model and notation as in the isotropic simulator (`thermosgd.isotropic`): L = 1 + <mu, w/|w|>,
+Model and notation as in the isotropic simulator (`thermosgd.sim.isotropic`): L = 1 + <mu, w/|w|>,
 g = grad L + (sigma/r) P_perp xi, so g is tangent to w and E||g||^2 = Q / r^2 with
 Q = tr Sigma + ||grad L||^2 on the unit sphere (`trace_sigma` = (d-1) sigma^2, `grad_norm2`).
-Closed forms: `thermosgd.optimizers`; simulator: `thermosgd.isotropic_momentum` (numba,
+Closed forms: `thermosgd.theory`; simulator: `thermosgd.sim.momentum` (numba,
 vectorized over chains, per-chain random streams of `thermosgd._rng`).
 
 ### Heavy ball with coupled weight decay

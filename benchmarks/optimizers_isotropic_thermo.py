@@ -1,6 +1,6 @@
 """Gas law and Maxwell relation under heavy-ball momentum and AdamW on the isotropic model.
 
-For each optimizer a 5x5 (eta, lambda) grid of `thermosgd.isotropic_momentum.simulate` chains
+For each optimizer a 5x5 (eta, lambda) grid of `thermosgd.sim.momentum.simulate` chains
 (2 replicas, direction snapshots for the k-NN entropy) gives the stationary table
 (`stationary_table`). Checks, all against quantities measured independently of the closed form
 being tested:

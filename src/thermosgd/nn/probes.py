@@ -99,7 +99,7 @@ def minibatch_gradients(
     statistics); the gradient g_i = d loss_fn(model(x[idx_i]), y[idx_i]) / d params is taken
     with ``torch.autograd.grad`` and flattened. A scalar loss gives grads (n, d) and a float
     radius r = sqrt(sum_p ||p||^2); a loss of shape (G,) (e.g.
-    `thermosgd.models.batched_cross_entropy` of a `BatchedBNMLP`) gives grads (G, n, d) and
+    `thermosgd.nn.models.batched_cross_entropy` of a `BatchedBNMLP`) gives grads (G, n, d) and
     radii (G,), every parameter carrying a leading config axis G. Grads keep the parameters'
     dtype and device. Afterwards the model is as before: parameters, buffers (BN running
     statistics, num_batches_tracked), train/eval flags, ``.grad`` fields (never touched) and

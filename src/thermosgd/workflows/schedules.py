@@ -3,7 +3,7 @@
 `write_track` writes a `thermosgd.schedules.track` / `follow` result (records.csv,
 probes.csv, PNG figures, schedule.json); `write_validation` writes
 `thermosgd.schedules.validate_predictions` results (prediction.json, prediction.png). The
-report (`thermosgd.report.find_sections`) finds these directories by their JSON document.
+report (`thermosgd.workflows.analyze.find_sections`) finds these directories by their JSON document.
 The file names and JSON keys are those the report and earlier runs use.
 """
 
