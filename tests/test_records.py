@@ -50,25 +50,25 @@ def test_flatten_nested_documents():
 
 def test_stationary_table_keeps_scalars_and_joins_reasons(tmp_path):
     docs = [
-        {"status": "complete", "name": "a", "elr_set": 0.01, "dim": 10, "stationary": True,
+        {"status": "complete", "name": "a", "elr": 0.01, "dim": 10, "stationary": True,
          "reasons": [], "schedule": {"window": 3}, "summary": "text", "warnings": ["w"],
          "momentum": None, "energy": np.float64(0.5)},
-        {"status": "diverged", "name": "b", "elr_set": 0.02, "stationary": False,
+        {"status": "diverged", "name": "b", "elr": 0.02, "stationary": False,
          "reasons": ["r1", "r2"], "extra": 3.0},
     ]
     cols = R.stationary_table(docs)
-    assert list(cols) == ["status", "name", "elr_set", "dim", "stationary", "momentum",
+    assert list(cols) == ["status", "name", "elr", "dim", "stationary", "momentum",
                           "energy", "extra", "reasons"]
     assert cols["reasons"].tolist() == ["", "r1; r2"]
     assert cols["dim"].tolist() == [10, None] and cols["extra"].tolist() == [None, 3.0]
     write_csv(tmp_path / "t.csv", cols)
     assert (tmp_path / "t.csv").read_text().splitlines() == [
-        "status,name,elr_set,dim,stationary,momentum,energy,extra,reasons",
+        "status,name,elr,dim,stationary,momentum,energy,extra,reasons",
         "complete,a,0.01,10,true,,0.5,,",
         "diverged,b,0.02,,false,,,3.0,r1; r2",
     ]
     t = read_csv(tmp_path / "t.csv")
     assert np.isnan(t["dim"][1]) and t["name"].tolist() == ["a", "b"]
     assert json.loads(json.dumps(R.stationary_row(docs[1]))) == {
-        "status": "diverged", "name": "b", "elr_set": 0.02, "stationary": False,
+        "status": "diverged", "name": "b", "elr": 0.02, "stationary": False,
         "extra": 3.0, "reasons": "r1; r2"}

@@ -50,7 +50,7 @@ _NAN = float("nan")
 _NOISE_KEYS = ("step", "trace_sigma", "trace_sigma_se", "grad_norm2", "grad_norm2_se",
                "trace_total", "trace_total_se", "radius", "n")
 #: `theory.predict` fields in the order of the stationary state (elr_measured is written as
-#: the key "elr_effective")
+#: the key "elr_measured")
 _PREDICTED = ("temperature", "temperature_se", "temperature_measured", "temperature_measured_se",
               "pressure", "pressure_se", "pressure_sde", "pressure_sde_se", "pressure_discrete",
               "pressure_discrete_se", "radius_sde", "radius_sde_se", "radius_discrete",
@@ -258,9 +258,9 @@ class ThermoMonitor:
         window_start, window_end, n_records, n_noise, n_snapshots, ``diverged`` (a non-finite
         record); radius (mean), volume r^2/2, energy U (mean loss), trace_sigma, grad_norm2,
         trace_total Q (means of the probes in the window), sigma2 = trace_sigma / (d-1);
-        elr_effective (the direction's Langevin step at the measured radius: lr: lr / r^2) and
+        elr_measured (the direction's Langevin step at the measured radius: lr: lr / r^2) and
         the `thermosgd.theory.predict.Prediction` of the measured noise: temperature,
-        temperature_measured (elr_effective sigma2 / 2), pressure (lr, elr: wd; AdamW lambda
+        temperature_measured (elr_measured sigma2 / 2), pressure (lr, elr: wd; AdamW lambda
         sqrt(s); sphere: (mean r' - r) / (elr r^3), measured), pressure_sde, pressure_discrete,
         radius_sde, radius_discrete (NaN on the sphere), relaxation_time; entropy_dir
         (`EntropyQueue.entropy`, chord k-NN, NaN below 3 snapshots) and entropy (+ (d-1) mean
@@ -276,7 +276,7 @@ class ThermoMonitor:
             pred = predict(self.protocol, self.optimizer, dim=self.dim, **self.hyper,
                            momentum=self.momentum, beta2=self.beta2, **w["noise"],
                            radius_measured=out["radius"], **w["preprojection"])
-            out["elr_effective"] = pred.elr_measured
+            out["elr_measured"] = pred.elr_measured
             out.update((k, getattr(pred, k)) for k in _PREDICTED)
             out.update(self._entropy(entropy, w["warnings"]))
             si = np.asarray(self._si, dtype=np.float64).reshape(-1, 3)

@@ -5,15 +5,14 @@ stores as ``record.json``): one flat mapping per run. `FIELDS` lists its keys, e
 group it belongs to and a one-line meaning:
 
 * ``run``: which run it is and how far it got (status, name, protocol, optimizer, window);
-* ``hyperparameters``: the values as set (``lr_set`` ... and the monitor's copies);
+* ``hyperparameters``: the values as set (``lr``, ``elr``, ``wd``, the sphere's ``radius_set``);
 * ``measured``: window means of what the run observed (radius, energy, noise, entropy, ...);
 * ``predictions``: closed forms of `thermosgd.theory` evaluated at the measured noise;
 * ``diagnostics``: the stationarity verdict, its tests and the distance from scale invariance.
 
 A field marked ``se`` also has a standard error under ``<name>_se``. Set and measured values
-follow the naming convention of `thermosgd.spec` (``_set`` / ``_measured`` suffixes), except the
-historical column ``elr_effective`` (the measured eta / r^2), kept so that written files do not
-change.
+follow the naming convention of `thermosgd.spec` (``_set`` / ``_measured`` suffixes; predictions
+``_sde`` / ``_discrete`` / ``_predicted``).
 
 Tables: a list of rows (mappings) and a mapping of equal-length columns are the two shapes of
 a table; `rows_to_columns` and `columns_to_rows` convert between them. `flatten` turns a nested
@@ -80,13 +79,10 @@ _RUN = (
     ("n_evals", "whole-set evaluations in the window"),
 )
 _HYPER = (
-    ("lr_set", "eta as set (protocol lr)"),
-    ("elr_set", "eta-tilde = eta / r^2 as set (protocols elr, sphere)"),
-    ("wd_set", "lambda as set (protocols lr, elr)"),
+    ("lr", "eta as set (protocol lr)"),
+    ("elr", "eta-tilde = eta / r^2 as set (protocols elr, sphere)"),
+    ("wd", "lambda as set (protocols lr, elr)"),
     ("radius_set", "the sphere's radius r as set (protocol sphere)"),
-    ("lr", "the monitor's copy of lr_set"),
-    ("elr", "the monitor's copy of elr_set"),
-    ("wd", "the monitor's copy of wd_set"),
     ("momentum", "heavy-ball beta / AdamW beta1 (None for SGD)"),
     ("beta2", "AdamW beta2 (None otherwise)"),
 )
@@ -98,8 +94,8 @@ _MEASURED = (
     ("grad_norm2", "||grad L||^2 on the unit sphere (probe mean)", True),
     ("trace_total", "Q = tr Sigma + ||grad L||^2 (probe mean)", True),
     ("sigma2", "per-direction noise variance tr Sigma / (d - 1)", True),
-    ("elr_effective", "measured effective learning rate eta / r^2 (the sphere: elr)"),
-    ("temperature_measured", "elr_effective sigma2 / 2", True),
+    ("elr_measured", "measured effective learning rate eta / r^2 (the sphere: elr)"),
+    ("temperature_measured", "elr_measured sigma2 / 2", True),
     ("pressure", "lr, elr: wd; sphere: (mean r' - r) / (elr r^3), measured", True),
     ("entropy_dir", "directional entropy of the snapshots (chord k-NN, nats)", True),
     ("entropy", "entropy_dir + (d - 1) mean log r of the snapshots (nats)", True),
@@ -113,7 +109,7 @@ _MEASURED = (
 )
 _PREDICTIONS = (
     ("temperature", "the protocol's T from the measured sigma2 (theory)", True),
-    ("pressure_sde", "ideal-gas pressure elr_effective tr Sigma / (2 r^2)", True),
+    ("pressure_sde", "ideal-gas pressure elr_measured tr Sigma / (2 r^2)", True),
     ("pressure_discrete", "discretization-corrected pressure from Q", True),
     ("radius_sde", "SDE stationary radius from the measured tr Sigma (NaN on the sphere)", True),
     ("radius_discrete", "discretization-corrected radius from Q (NaN on the sphere)", True),

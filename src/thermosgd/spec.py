@@ -14,7 +14,9 @@ hyperparameter column carries the value as set (``lr``, ``elr``, ``wd``); a meas
 that shares a name with a hyperparameter carries the suffix ``_measured`` (``elr_measured`` =
 eta / r^2 along a fixed-LR run), and a set value that shares a name with a measured state
 variable carries ``_set`` (``radius_set``: the sphere's radius, while ``radius`` is the measured
-mean |w|). The effective learning rate is ``elr`` everywhere.
+mean |w|). Predictions carry ``_sde`` / ``_discrete`` (the closed form used) or ``_predicted``
+(``elr_predicted``: the stationary eta / r^2 predicted for a fixed-LR run). The effective
+learning rate is ``elr`` everywhere.
 """
 
 from __future__ import annotations

@@ -52,7 +52,7 @@ def test_process(schedule_table):
     assert res.rc == 0, res.err
     lines = res.out.splitlines()
     assert lines[0].split() == ["lr", "wd", "temperature", "volume", "entropy",
-                                "elr_stationary", "tau"]
+                                "elr_predicted", "tau"]
     assert [ln.split()[0] for ln in lines[1:]] == ["0.7", "0.7", "0.7"]  # eta fixed
     assert len({ln.split()[4] for ln in lines[1:]}) == 1  # entropy constant
     res = run_main(["schedule", "process", "--kind", "isobaric", "--protocol", "elr", "--wd",

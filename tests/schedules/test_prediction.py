@@ -95,11 +95,11 @@ def test_temperature_range_brackets_the_curve():
 def test_prediction_columns_keep_their_written_names():
     p = S.predict(CURVE, "lr", lr=[1.0, 2.0], wd=0.01)
     cols = S.prediction_columns(p, "lr")
-    assert list(cols) == ["lr", "wd", "elr_stationary", "radius", "radius_se", "temperature",
+    assert list(cols) == ["lr", "wd", "elr_predicted", "radius", "radius_se", "temperature",
                           "temperature_se", "tau", "extrapolated"]
-    np.testing.assert_array_equal(cols["elr_stationary"], p["elr"])
+    np.testing.assert_array_equal(cols["elr_predicted"], p["elr"])
     p = S.predict(CURVE, "elr", elr=0.01, wd=0.01)
-    assert list(S.prediction_columns(p, "elr"))[:3] == ["elr", "wd", "lr_effective"]
+    assert list(S.prediction_columns(p, "elr"))[:3] == ["elr", "wd", "lr_predicted"]
     text = S.format_columns({"a": np.array([1.0, np.nan]), "b": np.array([True, False])})
     assert text.splitlines() == ["  a    b", "  1  yes", "n/a   no"]
 

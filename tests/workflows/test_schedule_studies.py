@@ -54,7 +54,7 @@ def test_predict_states_grid_and_csv(table, tmp_path):
 def test_process_states_isothermal_keeps_the_rate():
     cols = process_states("isothermal", "elr", NoiseSource(sigma2=0.05, dim=50),
                           wd=(0.001, 0.01), rate0=0.01)
-    assert list(cols) == ["elr", "wd", "temperature", "volume", "entropy", "elr_stationary",
+    assert list(cols) == ["elr", "wd", "temperature", "volume", "entropy", "elr_predicted",
                           "tau"]
     np.testing.assert_array_equal(cols["elr"], [0.01, 0.01])
     np.testing.assert_allclose(cols["temperature"], 0.01 * 0.05 / 2, rtol=1e-12)  # elr s2/2

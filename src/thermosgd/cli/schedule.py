@@ -54,7 +54,7 @@ def _curve_options(q: argparse.ArgumentParser, required: bool) -> None:
     """--table and the options of the noise-curve fit."""
     q.add_argument("--table", type=Path, required=required,
                    help="results table of a sweep (results.csv / results.parquet, or a "
-                        "directory holding one) with elr_effective, trace_sigma, "
+                        "directory holding one) with elr_measured, trace_sigma, "
                         "trace_total, dim, stationary columns")
     q.add_argument("--fit-protocols", default="elr,lr",
                    help="comma-separated protocols whose stationary runs the noise curve "

@@ -238,12 +238,12 @@ def format_columns(cols: dict[str, np.ndarray], digits: int = 4) -> str:
 
 #: the printed / written (``schedule predict --out``) names of the stationary rate that a
 #: protocol does not set: kept as they were (columns of a written file)
-_PREDICTED_RATE_COLUMNS = {"elr": "elr_stationary", "lr": "lr_effective"}
+_PREDICTED_RATE_COLUMNS = {"elr": "elr_predicted", "lr": "lr_predicted"}
 
 
 def prediction_columns(result: dict[str, np.ndarray], protocol: str) -> dict[str, np.ndarray]:
     """The columns of a `predict` or `recommend` result worth printing, flattened: the set
-    rate and wd, the stationary other rate (``elr_stationary`` at fixed LR, ``lr_effective``
+    rate and wd, the stationary other rate (``elr_predicted`` at fixed LR, ``lr_predicted``
     at fixed ELR), radius, temperature (with standard errors), tau, extrapolated."""
     name = rate_name(protocol)
     other = _other_rate(protocol)

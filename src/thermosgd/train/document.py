@@ -164,7 +164,8 @@ def stationary_doc(run: RunRecord, steps_done: int, device: torch.device) -> dic
         "name": run.out.name,
         "protocol": c.protocol,
         "variant": c.variant,
-        **{f"{k}_set": v for k, v in c.hyperparameters.items()},
+        # hyperparameters as set; the sphere's radius as radius_set (radius is measured)
+        **{(f"{k}_set" if k == "radius" else k): v for k, v in c.hyperparameters.items()},
         "dim": run.dim,
         "steps": c.steps,
         "steps_done": steps_done,

@@ -36,7 +36,7 @@ __all__ = ["NoiseSource", "predict_states", "process_states", "track_schedule",
 
 #: printed name of a process's equilibrium effective learning rate, as `schedule predict`
 #: prints and writes it (``elr`` would collide with the rate column of the elr protocol)
-_ELR_COLUMN = "elr_stationary"
+_ELR_COLUMN = "elr_predicted"
 
 
 @dataclass(frozen=True)
