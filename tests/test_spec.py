@@ -24,3 +24,14 @@ def test_optimizers_and_their_protocols():
         spec.check_protocol("fixed")
     assert set(spec.OPTIMIZER_PROTOCOLS) == set(spec.OPTIMIZERS) == set(
         spec.OPTIMIZER_HYPERPARAMETERS)
+
+
+def test_optimizer_settings_and_torch_defaults():
+    assert spec.optimizer_betas("sgd", None, None) == (None, None)
+    assert spec.optimizer_betas("momentum") == (spec.DEFAULT_MOMENTUM, None)
+    assert spec.optimizer_betas("adamw", 0.8) == (0.8, spec.DEFAULT_BETA2)
+    spec.check_optimizer_settings("lr", "adamw", 0.5, 0.99)
+    with pytest.raises(ValueError, match=r"beta2 == 0.9, must be None for optimizer 'momentum'"):
+        spec.check_optimizer_settings("lr", "momentum", 0.9, 0.9)
+    with pytest.raises(ValueError, match=r"momentum == 1.0, must be < 1.0"):
+        spec.check_optimizer_settings("lr", "momentum", 1.0)

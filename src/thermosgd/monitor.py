@@ -39,7 +39,6 @@ from thermosgd.estimators.stationarity import (
     verdict,
 )
 from thermosgd.nn.attach import AttachedMonitor, attach
-from thermosgd.nn.optim import check_optimizer_args
 from thermosgd.nn.probes import LossFn
 from thermosgd.theory.predict import predict
 
@@ -73,13 +72,9 @@ def _scalar(name: str, v: Any) -> float:
 
 def _betas(protocol: str, optimizer: str, momentum, beta2) -> tuple[Any, Any]:
     """(momentum, beta2) of ``optimizer`` with torch's defaults (None where it has none)."""
-    check_optimizer_args(protocol, optimizer, momentum, beta2)
-    if optimizer == "sgd":
-        return None, None
-    b1 = float(spec.DEFAULT_MOMENTUM if momentum is None else momentum)
-    if optimizer != "adamw":
-        return b1, None
-    return b1, float(spec.DEFAULT_BETA2 if beta2 is None else beta2)
+    spec.check_optimizer_settings(protocol, optimizer, momentum, beta2)
+    b1, b2 = spec.optimizer_betas(optimizer, momentum, beta2)
+    return (None if b1 is None else float(b1)), (None if b2 is None else float(b2))
 
 
 def _check_hyper(protocol: str, given: dict[str, Any]) -> dict[str, float]:

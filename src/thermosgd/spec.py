@@ -21,6 +21,8 @@ learning rate is ``elr`` everywhere.
 
 from __future__ import annotations
 
+from thermosgd._validate import check_fraction
+
 __all__ = [
     "AXIS_COLUMNS",
     "DEFAULT_BETA2",
@@ -33,8 +35,10 @@ __all__ = [
     "PROTOCOLS",
     "axes",
     "check_optimizer",
+    "check_optimizer_settings",
     "check_protocol",
     "hyperparameters",
+    "optimizer_betas",
     "rate_name",
 ]
 
@@ -95,6 +99,34 @@ def check_optimizer(optimizer, protocol: str | None = None) -> str:
             f"optimizer {optimizer!r} runs the protocol(s) "
             f"{', '.join(OPTIMIZER_PROTOCOLS[optimizer])}, not {protocol!r}")
     return optimizer
+
+
+def check_optimizer_settings(protocol: str, optimizer: str, momentum=None, beta2=None) -> None:
+    """One-line ValueErrors for a bad optimizer / protocol / betas combination: the optimizer
+    must run the protocol (`check_optimizer`) and take the betas given
+    (`OPTIMIZER_HYPERPARAMETERS`: ``momentum``, the heavy-ball beta or AdamW's beta1, for
+    momentum and AdamW; ``beta2`` for AdamW); plain numbers must lie in [0, 1) (arrays and
+    tensors of per-config values are checked by their callers)."""
+    check_optimizer(optimizer, protocol)
+    given = {"momentum": momentum, "beta2": beta2}
+    takes = OPTIMIZER_HYPERPARAMETERS[optimizer]
+    for name, v in given.items():
+        if v is not None and name not in takes:
+            what = f"takes {' and '.join(takes)}" if takes else "takes neither"
+            raise ValueError(f"{name} == {v!r}, must be None for optimizer {optimizer!r} "
+                             f"(it {what} of momentum, beta2)")
+    for name, v in given.items():
+        if v is not None and not hasattr(v, "shape"):
+            check_fraction(name, v)
+
+
+def optimizer_betas(optimizer: str, momentum=None, beta2=None) -> tuple:
+    """(momentum, beta2) of ``optimizer`` with torch's defaults filled in, None where the
+    optimizer has no such setting (SGD: (None, None); heavy ball: (beta, None))."""
+    takes = OPTIMIZER_HYPERPARAMETERS[check_optimizer(optimizer)]
+    b1 = (DEFAULT_MOMENTUM if momentum is None else momentum) if "momentum" in takes else None
+    b2 = (DEFAULT_BETA2 if beta2 is None else beta2) if "beta2" in takes else None
+    return b1, b2
 
 
 def hyperparameters(protocol: str) -> tuple[str, str]:

@@ -55,8 +55,7 @@ from thermosgd.spec import (
     DEFAULT_EPS,
     DEFAULT_MOMENTUM,
     HYPERPARAMETERS,
-    OPTIMIZER_HYPERPARAMETERS,
-    check_optimizer,
+    check_optimizer_settings,
 )
 
 __all__ = [
@@ -485,20 +484,7 @@ def make_optimizer(
 def check_optimizer_args(
     protocol: str, optimizer: str, momentum: Any = None, beta2: Any = None
 ) -> None:
-    """One-line ValueErrors for a bad optimizer / protocol / betas combination: the optimizer
-    must run the protocol (`thermosgd.spec.check_optimizer`) and take the betas given
-    (`thermosgd.spec.OPTIMIZER_HYPERPARAMETERS`: ``momentum``, the heavy-ball beta or AdamW's
-    beta1, for momentum and AdamW; ``beta2`` for AdamW); numbers must lie in [0, 1) (tensors
-    are checked per config by the batched steps)."""
-    check_optimizer(optimizer, protocol)
-    given = {"momentum": momentum, "beta2": beta2}
-    takes = OPTIMIZER_HYPERPARAMETERS[optimizer]
-    for name, v in given.items():
-        if v is not None and name not in takes:
-            what = f"takes {' and '.join(takes)}" if takes else "takes neither"
-            raise ValueError(f"{name} == {v!r}, must be None for optimizer {optimizer!r} "
-                             f"(it {what} of momentum, beta2)")
-    for name, v in given.items():
-        if v is not None and not isinstance(v, Tensor):
-            check_fraction(name, v)
+    """`thermosgd.spec.check_optimizer_settings` (tensors of per-config betas are checked per
+    config by the batched steps)."""
+    check_optimizer_settings(protocol, optimizer, momentum, beta2)
 

@@ -20,11 +20,10 @@ from thermosgd._validate import check_choice, check_fraction, check_int, check_n
 from thermosgd.nn.models import CONVNET_VARIANTS, MLP_VARIANTS
 from thermosgd.spec import (
     DEFAULT_BETA2,
-    DEFAULT_MOMENTUM,
     HYPERPARAMETERS,
-    OPTIMIZER_HYPERPARAMETERS,
-    check_optimizer,
+    check_optimizer_settings,
     check_protocol,
+    optimizer_betas,
 )
 
 __all__ = [
@@ -202,11 +201,7 @@ class TrainConfig:
     def optimizer_kwargs(self) -> dict[str, Any]:
         """{"optimizer", "momentum", "beta2"} with the defaults filled in (None where the
         optimizer has no such setting), as `make_optimizer` and `ThermoMonitor` take them."""
-        if self.optimizer == "sgd":
-            return {"optimizer": "sgd", "momentum": None, "beta2": None}
-        b1 = DEFAULT_MOMENTUM if self.momentum is None else self.momentum
-        b2 = (DEFAULT_BETA2 if self.beta2 is None else self.beta2) if self.optimizer == "adamw" \
-            else None
+        b1, b2 = optimizer_betas(self.optimizer, self.momentum, self.beta2)
         return {"optimizer": self.optimizer, "momentum": b1, "beta2": b2}
 
     @property
@@ -248,20 +243,6 @@ def _schedule(c: TrainConfig) -> Schedule:
         float(r0),
         c.test_evals,
     )
-
-
-def _check_optimizer_settings(c: TrainConfig) -> None:
-    check_optimizer(c.optimizer, c.protocol)
-    takes = OPTIMIZER_HYPERPARAMETERS[c.optimizer]
-    for name in ("momentum", "beta2"):
-        v = getattr(c, name)
-        if v is None:
-            continue
-        if name not in takes:
-            what = f"takes {' and '.join(takes)}" if takes else "takes neither"
-            raise ValueError(f"{name} == {v!r}, must be None for optimizer {c.optimizer!r} "
-                             f"(it {what} of momentum, beta2)")
-        check_fraction(name, v)
 
 
 def _check_hyperparameters(c: TrainConfig) -> None:
@@ -348,7 +329,7 @@ def _check_schedule(c: TrainConfig) -> None:
 def validate_config(c: TrainConfig) -> None:
     """Raise ValueError with a one-line message for any invalid field or combination."""
     check_protocol(c.protocol)
-    _check_optimizer_settings(c)
+    check_optimizer_settings(c.protocol, c.optimizer, c.momentum, c.beta2)
     _check_hyperparameters(c)
     _check_model_and_data(c)
     _check_schedule(c)
