@@ -52,10 +52,13 @@ from thermosgd.sim._kernels import (
 )
 from thermosgd.sim.blocks import pooled_mean_and_stderr
 from thermosgd.sim.isotropic import loss_direction
-from thermosgd.spec import DEFAULT_BETA2, DEFAULT_EPS
-from thermosgd.theory import adamw as adamw_theory
-from thermosgd.theory import momentum as momentum_theory
+from thermosgd.spec import DEFAULT_BETA2, DEFAULT_EPS, OPTIMIZER_HYPERPARAMETERS
 from thermosgd.theory import vmf
+from thermosgd.theory.adamw import adamw_angular_update
+from thermosgd.theory.momentum import momentum_angular_update
+
+#: RMS angular update per step of each optimizer (not a fixed-LR form of theory.predict)
+_ANGULAR_UPDATE = {"momentum": momentum_angular_update, "adamw": adamw_angular_update}
 
 __all__ = [
     "MOMENTUM_MODE",
@@ -102,7 +105,7 @@ class MomentumRun:
         """The radius the one-step balance fixes: (E[r^2] / E[1/r^2])^(1/4) for heavy ball
         (lambda E[r^2] = eta (d-1) sigma^2 E[1/r^2] / (2 (1-beta))), sqrt(E[r^2]) for AdamW
         (2 lambda E[r^2] = eta d). Equal to the mean radius when r hardly fluctuates."""
-        if self.optimizer == "momentum":
+        if theory.fixed_lr_forms(self.optimizer).radius_power == 4:
             return (self.radius2 / self.inv_radius2) ** 0.25
         return np.sqrt(self.radius2)
 
@@ -116,31 +119,21 @@ class MomentumRun:
         AdamW also all orders in eta lambda, as the network monitor), RMS angular update,
         temperature, the exact vMF energy at that temperature and the pressure of the gas law
         p r^2 = (d-1) T (heavy ball: lambda; AdamW: the coupled-equivalent lambda sqrt(s) at
-        the measured radius, NaN where it is not finite)."""
+        the measured radius; NaN where the radius is not finite), each optimizer's closed forms
+        from `thermosgd.theory.fixed_lr_forms`."""
         d, s2 = self.dim, self.sigma**2
         ts = (d - 1) * s2
-        if self.optimizer == "momentum":
-            b = self.beta1
-            out = {
-                "radius_sde": momentum_theory.momentum_radius(self.lr, self.wd, b, s2, d),
-                "radius_discrete": momentum_theory.momentum_radius_discrete(
-                    self.lr, self.wd, b, ts, self.grad_norm2),
-                "angular_update": momentum_theory.momentum_angular_update(self.lr, self.wd, b),
-                "temperature": momentum_theory.momentum_temperature(self.lr, self.wd, b, s2, d),
-                "pressure": positive_array("wd", self.wd),
-            }
-        else:
-            ok = np.isfinite(self.radius)
-            pressure = adamw_theory.adamw_pressure(self.wd, np.where(ok, self.radius, 1.0), s2, d)
-            out = {
-                "radius_sde": adamw_theory.adamw_radius(self.lr, self.wd, d) + 0.0 * self.beta1,
-                "radius_discrete": adamw_theory.adamw_radius_discrete(
-                    self.lr, self.wd, self.beta1, d, ts, self.grad_norm2, exact=True),
-                "angular_update": adamw_theory.adamw_angular_update(self.lr, self.wd, self.beta1),
-                "temperature": adamw_theory.adamw_temperature(self.lr, self.wd, s2, d)
-                + 0.0 * self.beta1,
-                "pressure": np.where(ok, pressure, np.nan),
-            }
+        forms, b = theory.fixed_lr_forms(self.optimizer), self.beta1
+        ok = np.isfinite(self.radius)
+        pressure = forms.pressure(self.wd, np.where(ok, self.radius, 1.0), s2, d)
+        zero = 0.0 * b  # broadcasts the forms that do not depend on beta1 to the grid
+        out = {
+            "radius_sde": forms.radius_sde(self.lr, self.wd, s2, d, b) + zero,
+            "radius_discrete": forms.radius_discrete(self.lr, self.wd, d, ts, self.grad_norm2, b),
+            "angular_update": _ANGULAR_UPDATE[self.optimizer](self.lr, self.wd, b),
+            "temperature": forms.temperature(self.lr, self.wd, s2, d, b) + zero,
+            "pressure": np.where(ok, pressure, np.nan),
+        }
         out["energy"] = vmf.mean_energy(d, 1.0 / out["temperature"])
         return {k: np.asarray(v, dtype=float) for k, v in out.items()}
 
@@ -149,10 +142,7 @@ def default_burn_in(optimizer: str, lr: ArrayLike, wd: ArrayLike, beta1: ArrayLi
     """Six radius relaxation times of the slowest point (the chains start at the SDE radius,
     a few percent off at most, so this leaves < 0.1%), plus 5000 steps for the momentum
     buffers and AdamW's second moment (b2 = 0.999) to settle."""
-    if optimizer == "momentum":
-        tau = momentum_theory.momentum_relaxation_time(lr, wd, beta1)
-    else:
-        tau = adamw_theory.adamw_relaxation_time(lr, wd)
+    tau = theory.fixed_lr_forms(optimizer).relaxation_time(lr, wd, beta1)
     return int(5000 + 6 * float(np.max(tau)))
 
 
@@ -187,7 +177,8 @@ def simulate(
                               np.broadcast_arrays(lr, wd, beta1, beta2))
     positive_array("lr", lr_a)
     positive_array("wd", wd_a)
-    for name, values in (("beta1", b1_a), ("beta2", b2_a if optimizer == "adamw" else ())):
+    takes_beta2 = "beta2" in OPTIMIZER_HYPERPARAMETERS[optimizer]
+    for name, values in (("beta1", b1_a), ("beta2", b2_a if takes_beta2 else ())):
         for v in values:
             check_fraction(name, v)
     if burn_in is None:
@@ -200,10 +191,8 @@ def simulate(
     lr_c, wd_c, b1_c, b2_c = rep(lr_a), rep(wd_a), rep(b1_a), rep(b2_a)
     n_chains = n_pts * replicas
     if init_radius is None:
-        if optimizer == "momentum":
-            init_radius = momentum_theory.momentum_radius(lr_c, wd_c, b1_c, sigma**2, dim)
-        else:
-            init_radius = adamw_theory.adamw_radius(lr_c, wd_c, dim)
+        init_radius = theory.fixed_lr_forms(optimizer).radius_sde(lr_c, wd_c, sigma**2, dim,
+                                                                  b1_c)
     r0 = np.broadcast_to(np.asarray(init_radius, dtype=float), (n_chains,))
     if mu is None:
         mu = loss_direction(dim, seed)
