@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from tests.test_analysis import _merge, ideal_gas_table
+from tests.analysis.tables import _merge, ideal_gas_table
 from thermosgd import analysis as A
 from thermosgd.estimators.generalization import bootstrap_rank_correlation, rank_correlation, relate
 from thermosgd.workflows.analyze import render_report

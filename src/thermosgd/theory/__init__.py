@@ -10,7 +10,6 @@ Note: ``theory.predict`` is the function; the module is ``thermosgd.theory.predi
 ``sys.modules`` (``from thermosgd.theory.predict import ...`` works).
 """
 
-from thermosgd._validate import finite_array, nonnegative_array, positive_array
 from thermosgd.theory import adamw, momentum, sgd, vmf
 from thermosgd.theory.predict import (
     FixedLRForms,
@@ -45,12 +44,6 @@ from thermosgd.theory.sgd import (
     temperature_lr,
     volume,
 )
-
-# transition (issue 14): names other modules import from thermosgd.theory (the checkers are
-# thermosgd._validate's, validate_protocol is thermosgd.spec.check_protocol); removed in the
-# final import pass
-_as_float, _positive, _nonnegative = finite_array, positive_array, nonnegative_array
-_dim, _out, validate_protocol = sgd._dim, sgd._out, sgd.validate_protocol
 
 __all__ = [
     "FixedLRForms",

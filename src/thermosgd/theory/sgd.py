@@ -80,11 +80,6 @@ def _out(x: np.ndarray):
     return x[()] if x.ndim == 0 else x
 
 
-#: transition (issue 14): the old name of `thermosgd.spec.check_protocol`; removed in the
-#: final import pass
-validate_protocol = check_protocol
-
-
 def _hyperparams(func: str, protocol: str, needed: tuple[str, ...], **given) -> dict:
     """Check the hyperparameters passed to a protocol dispatcher.
 
