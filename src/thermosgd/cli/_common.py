@@ -8,13 +8,14 @@ import sys
 from typing import NoReturn
 
 from thermosgd.nn.models import MLP_VARIANTS
-from thermosgd.spec import OPTIMIZERS
+from thermosgd.spec import OPTIMIZERS, PROTOCOLS
 from thermosgd.sweep import parse_list as _parse_list
 
 __all__ = [
     "LISTS",
     "Parser",
     "UsageError",
+    "add_grid_options",
     "add_optimizer_options",
     "parse_hidden",
     "parse_list",
@@ -83,3 +84,16 @@ def add_optimizer_options(p: argparse.ArgumentParser) -> None:
                         f"grid axis (default 0.9). {LISTS}")
     p.add_argument("--beta2", type=float, default=None,
                    help="AdamW's beta2 (second-moment average), in [0, 1) (default 0.999)")
+
+
+def add_grid_options(p: argparse.ArgumentParser, *, protocol_required: bool) -> None:
+    """--protocol and the grid lists of its hyperparameters (--lr, --elr, --wd, --radius)."""
+    p.add_argument("--protocol", choices=list(PROTOCOLS), required=protocol_required,
+                   help="lr: fixed learning rate + weight decay; elr: fixed effective LR "
+                        "(step eta-tilde*|w|^2) + weight decay; sphere: fixed radius, ELR step, "
+                        "projection back to the sphere")
+    p.add_argument("--lr", type=parse_list, help=f"learning rates eta (protocol lr). {LISTS}")
+    p.add_argument("--elr", type=parse_list,
+                   help=f"effective learning rates eta-tilde (protocols elr, sphere). {LISTS}")
+    p.add_argument("--wd", type=parse_list, help=f"weight decays lambda (lr, elr). {LISTS}")
+    p.add_argument("--radius", type=parse_list, help=f"sphere radii r (sphere). {LISTS}")

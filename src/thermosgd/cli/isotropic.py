@@ -10,9 +10,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from thermosgd.cli._common import LISTS, UsageError, parse_list
+from thermosgd.cli._common import UsageError, add_grid_options
 from thermosgd.sim.isotropic import IsotropicConfig
-from thermosgd.spec import OPTIMIZERS, PROTOCOLS
+from thermosgd.spec import OPTIMIZERS
 from thermosgd.workflows.analyze import format_analysis
 from thermosgd.workflows.isotropic import run_momentum_study, run_study
 from thermosgd.workflows.presets import ISOTROPIC_PRESETS
@@ -44,15 +44,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     p.add_argument("--preset", choices=sorted(ISOTROPIC_PRESETS),
                    help="run a named study of all three protocols: 'paper' is the paper's exact "
                         "study (17x17 grids, 2e6 steps, d=3); 'quick' a reduced one")
-    p.add_argument("--protocol", choices=list(PROTOCOLS),
-                   help="lr: fixed learning rate + weight decay; elr: fixed effective LR "
-                        "(step eta-tilde*|w|^2) + weight decay; sphere: fixed radius, ELR step, "
-                        "projection back to the sphere")
-    p.add_argument("--lr", type=parse_list, help=f"learning rates eta (protocol lr). {LISTS}")
-    p.add_argument("--elr", type=parse_list,
-                   help=f"effective learning rates eta-tilde (protocols elr, sphere). {LISTS}")
-    p.add_argument("--wd", type=parse_list, help=f"weight decays lambda (lr, elr). {LISTS}")
-    p.add_argument("--radius", type=parse_list, help=f"sphere radii r (sphere). {LISTS}")
+    add_grid_options(p, protocol_required=False)
     p.add_argument("--optimizer", choices=list(OPTIMIZERS), default="sgd",
                    help="sgd: the paper's protocols; momentum: heavy ball with coupled weight "
                         "decay (torch SGD momentum); adamw: AdamW with decoupled weight decay "

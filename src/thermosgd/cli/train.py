@@ -8,14 +8,12 @@ import sys
 from pathlib import Path
 
 from thermosgd.cli._common import (
-    LISTS,
     UsageError,
+    add_grid_options,
     add_optimizer_options,
     parse_hidden,
-    parse_list,
     parse_variants,
 )
-from thermosgd.spec import PROTOCOLS
 from thermosgd.train import DATASETS, DEVICES, MODELS
 from thermosgd.workflows.train import GRID_AXES, grid_configs, run_grid
 
@@ -71,15 +69,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
                    help="evaluations of train/test loss and accuracy (whole sets, BN in eval "
                         "mode) spread over the stationary window; their means give the "
                         "generalization gap (0: none)")
-    p.add_argument("--protocol", choices=list(PROTOCOLS), required=True,
-                   help="lr: fixed learning rate + weight decay; elr: fixed effective LR "
-                        "(step eta-tilde*|w|^2) + weight decay; sphere: fixed radius, ELR step, "
-                        "projection back to the sphere")
-    p.add_argument("--lr", type=parse_list, help=f"learning rates eta (protocol lr). {LISTS}")
-    p.add_argument("--elr", type=parse_list,
-                   help=f"effective learning rates eta-tilde (protocols elr, sphere). {LISTS}")
-    p.add_argument("--wd", type=parse_list, help=f"weight decays lambda (lr, elr). {LISTS}")
-    p.add_argument("--radius", type=parse_list, help=f"sphere radii r (sphere). {LISTS}")
+    add_grid_options(p, protocol_required=True)
     add_optimizer_options(p)
     _add_run_options(p)
     p.set_defaults(func=run)
