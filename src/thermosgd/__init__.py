@@ -22,7 +22,7 @@ docs/CONTRIBUTING.md draws the layers); they are imported on first access, so
   `cli`: the ``thermosgd`` command.
 """
 
-import importlib
+from thermosgd._lazy import lazy_submodules
 
 __version__ = "0.1.0"
 
@@ -31,12 +31,4 @@ __all__ = [
     "spec", "sweep", "theory", "train", "viz", "workflows",
 ]
 
-
-def __getattr__(name: str):
-    if name in __all__:
-        return importlib.import_module(f"{__name__}.{name}")
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_submodules(__name__, __all__)

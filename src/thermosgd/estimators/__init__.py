@@ -10,17 +10,8 @@ thermosgd.estimators import entropy``):
 * `generalization`: rank correlations of the stationary state with generalization.
 """
 
-import importlib
+from thermosgd._lazy import lazy_submodules
 
 __all__ = ["entropy", "generalization", "noise", "stationarity"]
 
-
-def __getattr__(name: str):
-    # lazily: `entropy` compiles numba kernels, `noise` needs only numpy / scipy
-    if name in __all__:
-        return importlib.import_module(f"{__name__}.{name}")
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_submodules(__name__, __all__)

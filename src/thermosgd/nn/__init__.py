@@ -14,17 +14,8 @@ optim``):
   isinstance dispatch on optimizer classes), a monitor attached to a training loop.
 """
 
-import importlib
+from thermosgd._lazy import lazy_submodules
 
 __all__ = ["attach", "batched", "data", "models", "optim", "probes", "scale_invariance"]
 
-
-def __getattr__(name: str):
-    # lazily: importing one submodule (or this package) does not import all of them
-    if name in __all__:
-        return importlib.import_module(f"{__name__}.{name}")
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_submodules(__name__, __all__)

@@ -13,17 +13,8 @@ The summaries of a study are `thermosgd.analysis.isotropic`; a study on disk (re
 summary.json, figures) is `thermosgd.workflows.isotropic`.
 """
 
-import importlib
+from thermosgd._lazy import lazy_submodules
 
 __all__ = ["blocks", "isotropic", "momentum"]
 
-
-def __getattr__(name: str):
-    # lazily, as thermosgd.estimators: importing a kernel module need not load the drivers
-    if name in __all__:
-        return importlib.import_module(f"{__name__}.{name}")
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_submodules(__name__, __all__)
