@@ -36,3 +36,16 @@ def test_atomic_write_keeps_old_file_on_failure(tmp_path):
         atomic_write_text(p, object())  # not a string: the write fails before the rename
     assert p.read_text() == "old"
     assert [q.name for q in tmp_path.iterdir()] == ["f.txt"]  # no temp files left behind
+
+
+def test_truncated_or_corrupt_table_is_one_line_error(tmp_path):
+    p = tmp_path / "t.csv"
+    write_csv(p, {"a": np.arange(4.0), "b": np.arange(4.0)})
+    text = p.read_text()
+    p.write_text(text[: text.rindex(",")])  # cut inside the last row: it loses a cell
+    with pytest.raises(ValueError, match=r"t.csv: line 5 has 1 cells, the header 2: the table "
+                                         r"is truncated or corrupt"):
+        read_csv(p)
+    p.write_bytes(b"a,b\n\xff\xfe,1\n")
+    with pytest.raises(ValueError, match="cannot read the table"):
+        read_csv(p)

@@ -86,12 +86,22 @@ def write_csv(path: str | os.PathLike, columns: Mapping[str, np.ndarray]) -> Non
 
 
 def read_csv(path: str | os.PathLike) -> dict[str, np.ndarray]:
-    """Read a table written by `write_csv` back into columns (floats where possible)."""
-    with open(path, newline="") as f:
-        rows = list(csv.reader(f))
+    """Read a table written by `write_csv` back into columns (floats where possible).
+
+    A table that is not rectangular (a row with more or fewer cells than the header: a
+    truncated or corrupt file) raises a one-line ValueError naming the file and the row."""
+    try:
+        with open(path, newline="") as f:
+            rows = list(csv.reader(f))
+    except (OSError, UnicodeDecodeError, csv.Error) as e:
+        raise ValueError(f"{path}: cannot read the table ({e})") from None
     if not rows:
         raise ValueError(f"{path}: empty table")
     names, body = rows[0], rows[1:]
+    for i, r in enumerate(body):
+        if len(r) != len(names):
+            raise ValueError(f"{path}: line {i + 2} has {len(r)} cells, the header {len(names)}: "
+                             "the table is truncated or corrupt")
     out = {}
     for j, name in enumerate(names):
         raw = [r[j] for r in body]

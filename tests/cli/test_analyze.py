@@ -28,3 +28,19 @@ def test_too_few_stationary_runs(tmp_path):
     assert not (tmp_path / "analysis.json").exists()
     res = run_main(["analyze", str(tmp_path), "--lenient", "--no-figures"])
     assert res.rc == 0 and "not analyzed" in res.out
+
+
+def test_truncated_table_names_the_file_and_the_fix(tmp_path):
+    write_csv(tmp_path / "results.csv", ideal_gas_table("elr"))
+    (tmp_path / "runs").mkdir()  # a sweep directory: the table is rebuilt with collect
+    text = (tmp_path / "results.csv").read_text()
+    (tmp_path / "results.csv").write_text(text[: len(text) // 2])
+    for command in ("analyze", "schedule"):
+        if command == "schedule":
+            res = run_main(["schedule", "predict", "--table", str(tmp_path), "--protocol", "lr",
+                            "--lr", "0.1",
+                            "--wd", "0.01"])
+        else:
+            res = run_main(["analyze", str(tmp_path)])
+        assert_usage_error(res, "the table is truncated or corrupt; rebuild it with "
+                                f"'thermosgd collect {tmp_path}'")

@@ -213,7 +213,13 @@ def load_table(path: str | os.PathLike) -> dict[str, np.ndarray]:
             raise ValueError(f"{p}: reading parquet needs pandas; pip install "
                              f"'thermosgd[tables]' or use results.csv") from None
         return as_columns(pd.read_parquet(p))
-    return as_columns(read_csv(p))
+    try:
+        cols = read_csv(p)
+    except ValueError as e:
+        if p.name == "results.csv" and (p.parent / "runs").is_dir():  # a sweep's table
+            raise ValueError(f"{e}; rebuild it with 'thermosgd collect {p.parent}'") from None
+        raise
+    return as_columns(cols)
 
 
 # --------------------------------------------------------------------------------------------
