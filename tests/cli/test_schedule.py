@@ -123,3 +123,10 @@ def test_track_bad_input_is_one_line(tmp_path, argv, match):
     assert_usage_error(run_main(["schedule", "track", *argv, "--out", str(tmp_path / "t")]),
                        match)
     assert not (tmp_path / "t").exists()
+
+
+def test_predict_reports_a_negative_rate_before_reading_the_table(tmp_path):
+    # the table is not even there: the bad value is the first thing said
+    assert_usage_error(run_main(["schedule", "predict", "--table", str(tmp_path / "missing"),
+                                 "--protocol", "lr", "--lr", "-0.1", "--wd", "0.01"]),
+                       "lr == (-0.1,), must be > 0")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from thermosgd._validate import positive_array
 from thermosgd.cli._common import LISTS, UsageError, parse_hidden, parse_list
 from thermosgd.schedules import (
     SCHEDULES,
@@ -217,6 +218,8 @@ def run_predict(args: argparse.Namespace) -> int:
             and set(given) != {rate, "wd"}):
         raise UsageError(f"give --{rate} and --wd, or a target (--target-temperature, "
                          f"--target-radius) with one more of them")
+    for name, values in given.items():  # before the noise curve is fitted to the table
+        positive_array(name, values)
     res = predict_states(_noise(args), args.protocol, exact=not args.no_exact, out=args.out,
                          **given)
     curve = res["curve"]
