@@ -51,3 +51,24 @@ def test_interrupt_exits_130_and_says_how_to_resume(tmp_path, monkeypatch):
     res = run_main(["train", "--protocol", "elr", "--elr", "0.01", "--wd", "0.01", "--out",
                     str(tmp_path / "o")])
     assert res.rc == 130 and "run the same command again to resume" in res.err
+
+
+def test_a_resumed_run_says_from_which_step(tmp_path):
+    from thermosgd.train import TrainConfig, train
+
+    out = tmp_path / "grid"
+    args = ["train", "--protocol", "elr", "--elr", "0.01", "--wd", "0.01", "--steps", "60",
+            *TINY, "--out", str(out)]
+    first = run_main(args)
+    assert first.rc == 0 and "resuming" not in first.err
+    # a run stopped after 30 of 60 steps, then continued by the same command
+    run_dir = out / "elr1.00e-02_wd1.00e-02"
+    for p in run_dir.iterdir():
+        p.unlink()
+    cfg = TrainConfig(protocol="elr", elr=0.01, wd=0.01, steps=60, hidden=(8, 8),
+                      label_noise=0.3, log_every=5, noise_every=20, noise_batches=4,
+                      queue_size=10, test_evals=2, device="cpu")
+    train(cfg, run_dir, progress=False, max_steps_this_call=30)
+    res = run_main(args)
+    assert res.rc == 0, res.err
+    assert "thermosgd: elr1.00e-02_wd1.00e-02: resuming from step 30 of 60" in res.err

@@ -10,6 +10,7 @@ Bad input (an option argparse refuses, or a ValueError of the library) is one li
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 
 from thermosgd.cli import analyze, collect, isotropic, report, reproduce, schedule, sweep, train
@@ -34,10 +35,25 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _show_messages() -> None:
+    """The package's informational messages (e.g. "resuming from step N") on stderr, once."""
+    log = logging.getLogger("thermosgd")
+    mine = [h for h in log.handlers if getattr(h, "_thermosgd_cli", False)]
+    if mine:
+        mine[0].setStream(sys.stderr)  # the stderr of this call (tests redirect it)
+        return
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("thermosgd: %(message)s"))
+    handler._thermosgd_cli = True
+    log.addHandler(handler)
+    log.setLevel(logging.INFO)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Parse ``argv`` (default: the process's arguments) and run the command; returns the
     exit status (2 for bad input, reported in one line)."""
     parser = build_parser()
+    _show_messages()
     try:
         args = parser.parse_args(argv)
     except SystemExit as e:

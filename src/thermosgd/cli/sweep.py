@@ -65,6 +65,7 @@ def run(args: argparse.Namespace) -> int:
         spec = override_train_spec(spec, variant=args.variant, optimizer=args.optimizer,
                                    momentum=args.momentum, beta2=args.beta2)
     counts = run_sweep(spec, args.out, retry_failed=args.retry_failed, progress=args.progress)
-    print(f"sweep {spec.name}: " + ", ".join(f"{n} {k}" for k, n in sorted(counts.items())))
+    label = "sweep" if spec.name in ("", "sweep") else f"sweep {spec.name}"
+    print(f"{label}: " + ", ".join(f"{n} {k}" for k, n in sorted(counts.items())))
     print(f"wrote {args.out}/results.csv")
     return 0 if not counts.get("failed") else 1

@@ -9,6 +9,7 @@ already finished, groups BN-MLP configs that can train as one batched model, and
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -27,6 +28,9 @@ from thermosgd.train.engine import Engine, HyperparameterHook, batched_engine, s
 from thermosgd.train.nets import load_data, resolve_device
 
 __all__ = ["grid_table", "train", "train_grid"]
+
+#: run-level messages (resuming a run); the CLI shows them on stderr
+_log = logging.getLogger("thermosgd.train")
 
 
 def _data_key(c: TrainConfig, device: torch.device) -> tuple:
@@ -158,6 +162,9 @@ def train_grid(
             for i in idxs:
                 if ckpts[i] is None:
                     start_fresh(configs[i], outs[i])
+                else:
+                    _log.info("%s: resuming from step %d of %d", outs[i].name,
+                              int(ckpts[i]["step"]), configs[i].steps)
             engine.run(max_steps_this_call, progress, desc)
             for g, i in enumerate(idxs):
                 if engine.docs.get(g) is not None:
