@@ -35,18 +35,26 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class _StderrHandler(logging.StreamHandler):
+    """A handler that writes to whatever ``sys.stderr`` is when a message is emitted."""
+
+    @property
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value) -> None:  # StreamHandler.__init__ assigns it
+        pass
+
+
 def _show_messages() -> None:
     """The package's informational messages (e.g. "resuming from step N") on stderr, once."""
     log = logging.getLogger("thermosgd")
-    mine = [h for h in log.handlers if getattr(h, "_thermosgd_cli", False)]
-    if mine:
-        mine[0].setStream(sys.stderr)  # the stderr of this call (tests redirect it)
-        return
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("thermosgd: %(message)s"))
-    handler._thermosgd_cli = True
-    log.addHandler(handler)
-    log.setLevel(logging.INFO)
+    if not any(isinstance(h, _StderrHandler) for h in log.handlers):
+        handler = _StderrHandler()
+        handler.setFormatter(logging.Formatter("thermosgd: %(message)s"))
+        log.addHandler(handler)
+        log.setLevel(logging.INFO)
 
 
 def main(argv: list[str] | None = None) -> int:
