@@ -296,7 +296,7 @@ def _find_idx(root: Path, stem: str) -> Path:
             return root / name
     raise ValueError(
         f"missing {stem}(.gz) in {root}; install the Debian package dataset-fashion-mnist "
-        f"or pass root= a directory holding the four IDX files"
+        "or point root= (the CLI's --data-dir) at a directory holding the four IDX files"
     )
 
 
@@ -319,7 +319,8 @@ def load_fashion_mnist(
     if not root.is_dir():
         raise ValueError(
             f"Fashion-MNIST directory {root} does not exist; install the Debian package "
-            "dataset-fashion-mnist or pass root= a directory holding the four IDX files"
+            "dataset-fashion-mnist or point root= (the CLI's --data-dir) at a directory holding "
+            "the four IDX files"
         )
     arrays = {}
     for split, prefix in (("train", "train"), ("test", "t10k")):
@@ -425,7 +426,8 @@ def _cifar_sources(root: Path, spec: dict) -> dict[str, bytes]:
     missing = [n for n in names if not (folder / n).is_file()]
     raise ValueError(
         f"CIFAR files not found under {root}: need {spec['dir']}/ with {missing} or "
-        f"{spec['archive']}; pass download=True to fetch it (needs internet)"
+        f"{spec['archive']}: put the archive there (the CLI's --data-dir names the directory), "
+        "or call the loader with download=True to fetch it (needs internet)"
     )
 
 
