@@ -365,3 +365,18 @@ def test_si_distance_records_window_means_and_state_round_trip():
         m.record_si_distance(8, 0.1, 0.1)
     with pytest.raises(ValueError, match=r"radial == -0\.1, must be >= 0"):
         m.record_si_distance(9, -0.1, 0.1)
+
+
+@pytest.mark.parametrize("protocol, hyper, says", [
+    ("lr", {"lr": 0.1, "wd": 0.01}, "(T is unknown)"),
+    ("elr", {"elr": 0.01, "wd": 0.01}, "(T and the relaxation time are unknown)"),
+])
+def test_without_probes_the_reason_names_only_what_is_unknown(protocol, hyper, says):
+    """The fixed-LR relaxation time 1/(4 eta lambda) needs no noise probe (the summary shows
+    it); the ELR one, 1/(eta-tilde^2 Q), does."""
+    mon = ThermoMonitor(protocol, 10, **hyper)
+    for t in range(1, 201):
+        mon.record_step(t, radius=1.0 + 1e-3 * np.sin(t), loss=1.0 + 1e-3 * np.cos(t))
+    s = mon.stationary_state()
+    assert f"no gradient-noise probe in the window {says}" in s["reasons"]
+    assert np.isfinite(s["relaxation_time"]) == (protocol == "lr")

@@ -319,9 +319,9 @@ class ThermoMonitor:
                 _combine_probes(nz[k][nsel], nz[k + "_se"][nsel]) if nsel.any() else (_NAN, _NAN)
             )
         if not nsel.any():
-            reasons.append(
-                "no gradient-noise probe in the window (T and the relaxation time are unknown)"
-            )
+            # the fixed-LR relaxation time 1/(4 eta lambda) needs no noise; the ELR one does
+            unknown = "T and the relaxation time are" if self.protocol == "elr" else "T is"
+            reasons.append(f"no gradient-noise probe in the window ({unknown} unknown)")
         out.update(noise)
         out["sigma2"] = noise["trace_sigma"] / (self.dim - 1)
         out["sigma2_se"] = noise["trace_sigma_se"] / (self.dim - 1)
