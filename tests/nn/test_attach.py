@@ -174,3 +174,21 @@ def test_attach_probe_records_the_si_distance(digits):  # noqa: F811
         out[variant] = am.stationary_state(window_start=10, entropy=False)
     assert out["si"]["si_radial_gradient"] < 1e-4
     assert out["head"]["si_radial_gradient"] > 1e-3 and out["head"]["si_radial_gradient_rms"] > 1e-3
+
+
+def test_torch_sgd_wrong_group_names_the_groups_that_hold_the_si_parameters():
+    model = bn_mlp()
+    si = si_parameters(model)
+    head = [p for p in model.parameters() if all(p is not q for q in si)]
+    groups = [{"params": si, "weight_decay": 1e-3}]
+    if head:
+        groups.append({"params": head, "weight_decay": 0.0})
+    else:  # a model whose every trainable weight is SI: a second, empty-decay group
+        groups.append({"params": [torch.nn.Parameter(torch.zeros(1))], "weight_decay": 0.0})
+    sgd = torch.optim.SGD(groups, lr=0.1)
+    with pytest.raises(ValueError, match=r"group == 1, must be a param group that holds the SI "
+                                         r"parameters: 0 of the optimizer's 2"):
+        bind_optimizer(model, sgd, group=1)
+    mon = ThermoMonitor("lr", 10, lr=0.1, wd=0.01)
+    with pytest.raises(ValueError, match=r"call record_step \(an attached monitor: observe\)"):
+        mon.stationary_state()

@@ -129,7 +129,8 @@ def select_window(steps: np.ndarray, window_start: Any = None) -> int:
     """The window's first step: ``window_start`` (an integer <= the last step) or, by default,
     the start of the second half of the recorded steps, (first + last + 1) // 2."""
     if steps.size == 0:
-        raise ValueError("no steps recorded: call record_step before stationary_state")
+        raise ValueError("no steps recorded: call record_step (an attached monitor: observe) "
+                         "before stationary_state")
     first, last = int(steps[0]), int(steps[-1])
     if window_start is None:
         return (first + last + 1) // 2

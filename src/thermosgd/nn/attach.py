@@ -106,6 +106,10 @@ def _bind_torch_sgd(model, optimizer, params, group) -> OptimizerBinding:
         raise ValueError(
             "params (the SI group) must all belong to one param group of the SGD optimizer"
         )
+    if group is not None and group not in matches:
+        raise ValueError(
+            f"group == {group!r}, must be a param group that holds the SI parameters: "
+            f"{', '.join(map(str, matches))} of the optimizer's {len(optimizer.param_groups)}")
     gi = matches[0] if group is None else group
     pg = optimizer.param_groups[gi]
     if pg.get("nesterov", False) or (pg.get("momentum", 0) and pg.get("dampening", 0)):
