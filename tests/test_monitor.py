@@ -380,3 +380,25 @@ def test_without_probes_the_reason_names_only_what_is_unknown(protocol, hyper, s
     s = mon.stationary_state()
     assert f"no gradient-noise probe in the window {says}" in s["reasons"]
     assert np.isfinite(s["relaxation_time"]) == (protocol == "lr")
+
+
+def test_set_hyperparameters_starts_a_new_state_and_round_trips():
+    mon = ThermoMonitor("elr", 10, elr=0.02, wd=0.01)
+    for t in range(1, 101):
+        mon.record_step(t, radius=1.0, loss=1.0)
+    mon.set_hyperparameters(101, wd=0.01)  # no change: nothing recorded
+    assert mon.state_dict()["changes"] == []
+    mon.set_hyperparameters(101, elr=0.01)
+    for t in range(101, 301):
+        mon.record_step(t, radius=2.0, loss=0.5)
+    s = mon.stationary_state(entropy=False)
+    assert s["elr"] == 0.01 and s["window_start"] == (101 + 300 + 1) // 2
+    assert s["radius"] == 2.0  # the records before the change are outside the window
+    back = ThermoMonitor("elr", 10, elr=0.02, wd=0.01)
+    back.load_state_dict(mon.state_dict())
+    assert back.hyper == {"elr": 0.01, "wd": 0.01}
+    assert back.stationary_state(entropy=False)["window_start"] == s["window_start"]
+    with pytest.raises(ValueError, match=r"elr == -1.0, must be > 0"):
+        mon.set_hyperparameters(400, elr=-1.0)
+    with pytest.raises(ValueError, match=r"radius == 1.0, must not be given"):
+        mon.set_hyperparameters(400, radius=1.0)

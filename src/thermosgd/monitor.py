@@ -115,10 +115,10 @@ class ThermoMonitor:
         self.momentum, self.beta2 = _betas(protocol, optimizer, momentum, beta2)
         self.optimizer, self.protocol = optimizer, protocol
         self.dim = check_int("dim", dim, min_val=2)
-        self.hyper = _check_hyper(protocol, {"lr": lr, "elr": elr, "wd": wd, "radius": radius})
-        self.lr, self.elr, self.wd, self.radius = (
-            self.hyper.get(k) for k in ("lr", "elr", "wd", "radius")
-        )
+        self._set_hyper(_check_hyper(protocol, {"lr": lr, "elr": elr, "wd": wd,
+                                                "radius": radius}))
+        self._hyper0 = dict(self.hyper)
+        self._changes: list[tuple[int, dict[str, float]]] = []  # (step, hyper from then on)
         self.criteria = StationarityCriteria() if criteria is None else criteria
         if not isinstance(self.criteria, StationarityCriteria):
             raise ValueError(f"criteria == {criteria!r}, must be a StationarityCriteria")
@@ -131,7 +131,30 @@ class ThermoMonitor:
         self._si: list[tuple[int, float, float]] = []  # (step, radial mean, radial rms)
         self._n_snapshots = 0
 
+    def _set_hyper(self, hyper: dict[str, float]) -> None:
+        self.hyper = hyper
+        self.lr, self.elr, self.wd, self.radius = (
+            self.hyper.get(k) for k in ("lr", "elr", "wd", "radius"))
+
     # -- recording -----------------------------------------------------------------------------
+
+    def set_hyperparameters(self, step: int, **values: float) -> None:
+        """The protocol's hyperparameters in force from iteration ``step`` on (a scheduler, a
+        warm-up, a manual change; keys it omits keep their value). A change starts a new
+        state: the default window is the second half of the records since the last change,
+        the burn-in counts from it, predictions use the values in force, the snapshot queue
+        restarts, and a window that reaches back over a change is flagged."""
+        step = check_int("step", step, min_val=0)
+        hyper = _check_hyper(self.protocol, {k: None for k in ("lr", "elr", "wd", "radius")}
+                             | self.hyper | values)
+        if hyper == self.hyper:
+            return
+        if self._changes and step < self._changes[-1][0]:
+            raise ValueError(f"step == {step}, must be >= {self._changes[-1][0]} (the last "
+                             "change)")
+        self._changes.append((step, dict(hyper)))
+        self._set_hyper(hyper)
+        self.queue = EntropyQueue(self.queue.capacity, self.dim, dtype=self.queue.dtype)
 
     @staticmethod
     def _check_step(step: Any, last: int | None) -> int:
@@ -215,7 +238,8 @@ class ThermoMonitor:
             "protocol": self.protocol,
             "optimizer": (self.optimizer, self.momentum, self.beta2),
             "dim": self.dim,
-            "hyper": dict(self.hyper),
+            "hyper": dict(self._hyper0),
+            "changes": [(s, dict(h)) for s, h in self._changes],
             "history": self.history(),
             "noise": list(self._noise),
             "si_distance": list(self._si),
@@ -225,7 +249,7 @@ class ThermoMonitor:
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore records saved by `state_dict` (same protocol, dim and hyperparameters)."""
-        mine = (self.protocol, self.dim, self.hyper)
+        mine = (self.protocol, self.dim, self._hyper0)
         if (state.get("protocol"), state.get("dim"), state.get("hyper")) != mine:
             raise ValueError("state_dict is for a different protocol, dim or hyperparameters")
         betas = (self.optimizer, self.momentum, self.beta2)
@@ -242,6 +266,8 @@ class ThermoMonitor:
         for w in state["snapshots"]:
             self.queue.push(w)
         self._n_snapshots = int(state["n_snapshots"])
+        self._changes = [(int(s), dict(h)) for s, h in state.get("changes", [])]
+        self._set_hyper(dict(self._changes[-1][1]) if self._changes else dict(self._hyper0))
 
     # -- stationary state ----------------------------------------------------------------------
 
@@ -266,8 +292,13 @@ class ThermoMonitor:
         burn_in_tau, radius_drift or pressure_drift, loss_change, noise_change);
         ``stationary`` and ``reasons`` (empty when stationary), ``warnings`` (tests not run).
         """
+        since = self._changes[-1][0] if self._changes else 0
         with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
             out, w = self._measure(window_start)
+            if out["window_start"] < since:
+                w["reasons"].append(
+                    f"the hyperparameters changed at step {since} inside the window "
+                    f"({_changed(self._changes, self._hyper0)}): it holds two states")
             pred = predict(self.protocol, self.optimizer, dim=self.dim, **self.hyper,
                            momentum=self.momentum, beta2=self.beta2, **w["noise"],
                            radius_measured=out["radius"], **w["preprojection"])
@@ -282,7 +313,7 @@ class ThermoMonitor:
                         relaxation_time=out["relaxation_time"], blocks=w["blocks"],
                         radius=out["radius"], energy=out["energy"], diverged=out["diverged"],
                         radius_set=self.radius, pressure_blocks=w["pressure_blocks"],
-                        criteria=self.criteria, **w["probes"])
+                        criteria=self.criteria, origin=since, **w["probes"])
         reasons, warnings = w["reasons"] + v.pop("reasons"), w["warnings"] + v.pop("warnings")
         out.update(v, stationary=not reasons, reasons=reasons, warnings=warnings)
         return out
@@ -292,7 +323,8 @@ class ThermoMonitor:
         the verdict need: noise means, probes, block means, reasons and warnings so far."""
         c, h, nz = self.criteria, self.history(), self.noise_history()
         steps = h["step"]
-        start = select_window(steps, window_start)
+        since = self._changes[-1][0] if self._changes else 0
+        start = select_window(steps, window_start, since)
         sel = steps >= start
         nsel = (nz["step"] >= start) if nz["step"].size else np.zeros(0, bool)
         sphere = self.protocol == "sphere"
@@ -392,6 +424,13 @@ class ThermoMonitor:
         return attach(model, optimizer, make, loss_fn=loss_fn, x=x, y=y, params=params,
                       group=group, n_batches=n_batches, batch_size=batch_size, seed=seed,
                       snapshot_every=snapshot_every, probe_every=probe_every)
+
+
+def _changed(changes: list[tuple[int, dict[str, float]]], initial: dict[str, float]) -> str:
+    """'lr 0.1 -> 0.01': the last of ``changes`` against the one before (or ``initial``)."""
+    new = changes[-1][1]
+    old = changes[-2][1] if len(changes) > 1 else initial
+    return ", ".join(f"{k} {old[k]:g} -> {v:g}" for k, v in new.items() if old[k] != v)
 
 
 def _format_summary(s: dict[str, Any], first_step: int) -> str:

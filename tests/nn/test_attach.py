@@ -192,3 +192,38 @@ def test_torch_sgd_wrong_group_names_the_groups_that_hold_the_si_parameters():
     mon = ThermoMonitor("lr", 10, lr=0.1, wd=0.01)
     with pytest.raises(ValueError, match=r"call record_step \(an attached monitor: observe\)"):
         mon.stationary_state()
+
+
+def test_a_torch_scheduler_is_followed_and_t_uses_the_final_lr(digits):  # noqa: F811
+    """StepLR on torch SGD: lr 0.3 -> 0.09 -> 0.027 at steps 200 and 400. The attached monitor
+    reads the param group at every observe, so the state is that of the last constant stretch:
+    its window lies after the last change, the reported lr is 0.027, and T is the fixed-LR
+    temperature sqrt(eta lambda sigma^2 / (2 (d-1))) at eta = 0.027 with the window's measured
+    sigma^2 (computed here from the formula, not by the code under test). A window that reaches
+    back over the change is flagged."""
+    x, y = digits
+    torch.manual_seed(0)
+    model = bn_mlp(64, (16, 16), 10)
+    si = si_parameters(model)
+    sgd = torch.optim.SGD(si, lr=0.3, weight_decay=0.01)
+    sched = torch.optim.lr_scheduler.StepLR(sgd, step_size=200, gamma=0.3)
+    mon = ThermoMonitor.attach(model, sgd, loss_fn=F.cross_entropy, x=x, y=y, n_batches=8,
+                               probe_every=25, snapshot_every=5)
+    gen = torch.Generator().manual_seed(1)
+    for step, idx in enumerate(iid_batches(x.shape[0], 128, gen, num_batches=600)):
+        loss = F.cross_entropy(model(x[idx]), y[idx])
+        sgd.zero_grad()
+        loss.backward()
+        sgd.step()
+        mon.observe(step, loss.detach())  # after optimizer.step(), before scheduler.step()
+        sched.step()
+    s = mon.stationary_state()
+    assert s["lr"] == pytest.approx(0.3 * 0.3**2, rel=1e-12) and s["wd"] == 0.01
+    assert s["window_start"] >= 400
+    d = s["dim"]
+    t_final = math.sqrt(s["lr"] * s["wd"] * s["sigma2"] / (2 * (d - 1)))
+    assert s["temperature"] == pytest.approx(t_final, rel=1e-12)
+    assert s["n_snapshots"] >= 3 and len(mon.monitor.queue) <= 40  # the queue restarted
+    spanning = mon.stationary_state(window_start=300)
+    assert any("hyperparameters changed at step 400 inside the window (lr 0.09 -> 0.027)" in r
+               for r in spanning["reasons"])

@@ -125,13 +125,14 @@ def _combine_probes(v: np.ndarray, se: np.ndarray) -> tuple[float, float]:
 # --------------------------------------------------------------------------- the window
 
 
-def select_window(steps: np.ndarray, window_start: Any = None) -> int:
+def select_window(steps: np.ndarray, window_start: Any = None, since: int = 0) -> int:
     """The window's first step: ``window_start`` (an integer <= the last step) or, by default,
-    the start of the second half of the recorded steps, (first + last + 1) // 2."""
+    the start of the second half of the recorded steps from ``since`` on (the last change of
+    the hyperparameters; 0: all of them), (max(first, since) + last + 1) // 2."""
     if steps.size == 0:
         raise ValueError("no steps recorded: call record_step (an attached monitor: observe) "
                          "before stationary_state")
-    first, last = int(steps[0]), int(steps[-1])
+    first, last = max(int(steps[0]), since), int(steps[-1])
     if window_start is None:
         return (first + last + 1) // 2
     return check_int("window_start", window_start, max_val=last)
@@ -189,21 +190,24 @@ def divergence(
 
 
 def _window_checks(
-    window_start: int, last: int, tau: float, dynamics: bool, c: StationarityCriteria
+    window_start: int, last: int, tau: float, dynamics: bool, c: StationarityCriteria,
+    origin: int = 0,
 ) -> tuple[dict[str, float], list[str]]:
-    """window_tau = (last - window_start) / tau and burn_in_tau = window_start / tau, and the
-    reasons when the radius has dynamics and either is below its criterion."""
+    """window_tau = (last - window_start) / tau and burn_in_tau = (window_start - origin) / tau
+    (origin: the step from which the radius relaxes, 0 or the last hyperparameter change), and
+    the reasons when the radius has dynamics and either is below its criterion."""
     reasons: list[str] = []
     span = float(last - window_start)
     out = {
         "window_tau": span / tau if tau and np.isfinite(tau) and tau > 0 else _NAN,
-        "burn_in_tau": window_start / tau if tau and np.isfinite(tau) and tau > 0 else _NAN,
+        "burn_in_tau": (window_start - origin) / tau if tau and np.isfinite(tau) and tau > 0
+        else _NAN,
     }
     if dynamics and np.isfinite(tau) and tau > 0:
         if out["burn_in_tau"] < c.burn_in_tau:
             reasons.append(
                 f"window starts too early: {out['burn_in_tau']:.2g} relaxation times after "
-                f"step 0 (< {c.burn_in_tau:g}; tau = {tau:.3g} steps)"
+                f"step {origin} (< {c.burn_in_tau:g}; tau = {tau:.3g} steps)"
             )
         if out["window_tau"] < c.min_window_tau:
             reasons.append(
@@ -301,6 +305,7 @@ def verdict(
     radius_set: float | None = None,
     pressure_blocks: np.ndarray | None = None,
     criteria: StationarityCriteria | None = None,
+    origin: int = 0,
 ) -> dict[str, Any]:
     """The stationarity tests of `StationarityCriteria` on the window [window_start, last].
 
@@ -309,7 +314,8 @@ def verdict(
     ``noise_steps``, ``trace_sigma(_se)``: the probes in the window. ``radius_set`` None: the
     radius has dynamics (lr, elr), tested for drift and against ``relaxation_time``; a number
     (the sphere's radius): ``pressure_blocks`` (block means of the pre-projection norm r') are
-    tested for a drift of the excess r' - r. A diverged run gets no further test.
+    tested for a drift of the excess r' - r. A diverged run gets no further test. ``origin``:
+    the step the radius relaxes from (0, or the last change of the hyperparameters).
 
     Returns window_tau, burn_in_tau, radius_drift, pressure_drift, loss_change, noise_change
     (NaN when not tested), ``reasons`` (failed tests) and ``warnings`` (tests not run).
@@ -317,7 +323,7 @@ def verdict(
     c = StationarityCriteria() if criteria is None else criteria
     dynamics = radius_set is None
     out: dict[str, Any]
-    out, reasons = _window_checks(window_start, last, relaxation_time, dynamics, c)
+    out, reasons = _window_checks(window_start, last, relaxation_time, dynamics, c, origin)
     warnings: list[str] = []
     out["radius_drift"] = out["pressure_drift"] = out["loss_change"] = _NAN
     if blocks is not None and not diverged:

@@ -37,6 +37,9 @@ class Monitor(Protocol):
     """What an `AttachedMonitor` needs of its monitor (`thermosgd.monitor.ThermoMonitor`)."""
 
     protocol: str
+    hyper: dict[str, float]
+
+    def set_hyperparameters(self, step: int, **values: float) -> None: ...
 
     def record_step(self, step: int, *, radius: float, loss: float,
                     preprojection_norm: float | None = None) -> None: ...
@@ -233,8 +236,22 @@ class AttachedMonitor:
         if self.x is not None:
             self.generator = _make_generator(self.seed, self.x.device)
 
+    def hyperparameters(self) -> dict[str, float]:
+        """The protocol's hyperparameters as the optimizer's param group holds them now
+        (torch SGD: lr and weight_decay; a thermosgd optimizer: its own keys)."""
+        pg = self.optimizer.param_groups[self.group]
+        if self.kind == "sgd":
+            return {"lr": float(pg["lr"]), "wd": float(pg["weight_decay"])}
+        return {k: float(pg[k]) for k in HYPERPARAMETERS[self.monitor.protocol]}
+
     def observe(self, step: int, loss) -> None:
-        """Record step ``step`` (after ``optimizer.step()``); also snapshot / probe on cadence."""
+        """Record step ``step`` (after ``optimizer.step()``, before a scheduler's step: the
+        hyperparameters read from the param group are those of the update just made, and a
+        change is passed to the monitor's ``set_hyperparameters``); also snapshot / probe on
+        cadence."""
+        hyper = self.hyperparameters()
+        if hyper != self.monitor.hyper:
+            self.monitor.set_hyperparameters(step, **hyper)
         opt = self.optimizer
         if self.kind == "protocol":
             r = opt.last_radius(self.group)
