@@ -120,3 +120,51 @@ def test_format_track_lines():
 def test_bad_track_config(kw, match):
     with pytest.raises(ValueError, match=match):
         S.TrackConfig(**kw)
+
+
+def test_track_runs_the_training_engine_wiring(tmp_path):
+    """A constant schedule tracked = the engine's own run of `TrackConfig.train_config`: the
+    records are its metrics rows after the burn-in, bit for bit (wiring: the same engine)."""
+    torch = pytest.importorskip("torch")
+    torch.set_num_threads(1)
+    from thermosgd.io import read_csv
+    from thermosgd.train import train
+
+    cfg = S.TrackConfig(schedule="constant", lr=1.0, wd=0.01, steps=100, burn_in=40,
+                        hidden=(8,), log_every=10, noise_every=20, noise_batches=4,
+                        batch_size=32)
+    res = S.track(cfg, run_dir=tmp_path / "track")
+    train(cfg.train_config(), tmp_path / "plain", progress=False)
+    rows = read_csv(tmp_path / "plain" / "metrics.csv")
+    after = rows["step"] > cfg.burn_in
+    np.testing.assert_array_equal(res["records"]["radius"], rows["radius"][after])
+    np.testing.assert_array_equal(res["records"]["loss"], rows["loss"][after])
+    np.testing.assert_array_equal(res["records"]["step"], rows["step"][after] - 50)
+    assert (tmp_path / "track" / "stationary.json").is_file()
+
+
+def test_track_follows_the_schedule():
+    """The hook sets the scheduled lr before each update: after a step decay by gamma = 0.1
+    the radius relaxes to the fixed-LR equilibrium of the new lr. The SDE equation of state
+    lambda r^2 / 2 = (d-1) (eta / r^2) sigma^2 / 4 gives r_after / r_before =
+    (gamma sigma2_after / sigma2_before)^(1/4) with sigma^2 measured by the run's own probes.
+    Tolerance 15%: the sigma^2 ratio from 2 + 3 probes of 16 minibatches has a relative error of
+    about sqrt(2 / (2 * 16) + 2 / (3 * 16)) = 32%, 8% after the fourth root, plus the O(eta lambda) = 0.09
+    finite-step correction before the drop (tau_before = 1 / (4 eta lambda) = 3 steps,
+    tau_after = 28 steps: both windows are more than 3 tau after the change)."""
+    torch = pytest.importorskip("torch")
+    torch.set_num_threads(1)
+    cfg = S.TrackConfig(schedule="step", lr=3.0, wd=0.03, milestones=(200,), gamma=0.1,
+                        steps=500, burn_in=200, hidden=(8,), log_every=10, noise_every=50,
+                        noise_batches=16, batch_size=32)
+    res = S.track(cfg)
+    r, step = res["records"]["radius"], res["records"]["step"]
+    p = res["probes"]
+    before, after = (step >= 100) & (step < 200), step >= 350
+    pb, pa = (p["step"] >= 100) & (p["step"] < 200), p["step"] >= 350
+    measured = r[after].mean() / r[before].mean()
+    predicted = (0.1 * p["sigma2"][pa].mean() / p["sigma2"][pb].mean()) ** 0.25
+    assert measured == pytest.approx(predicted, rel=0.15)
+    assert measured < 0.7  # the drop happened (without it the ratio is 1)
+    with pytest.raises(ValueError, match="multiple of log_every"):
+        S.TrackConfig(steps=405, log_every=10)

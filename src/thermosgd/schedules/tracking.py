@@ -6,20 +6,16 @@ ran, `analyze_track` / `analyze_trajectory` are the pure comparison, `track_summ
 `fit_relaxation` its numbers and `format_track` a few printable lines of them. Writing the
 result (CSV, figures, schedule.json) is `thermosgd.workflows.schedules.write_track`.
 
-`track` keeps its own short loop rather than `thermosgd.train.engine` because the engine
-cannot reproduce its seeded records bit for bit: the engine rescales the initial weights with
-`set_group_radius` (per-tensor vector norms, squared and summed; the tracker sums squares, and
-the two radii differ in the last bit for the BN-MLPs tracked here), records block means rather
-than the radius before step t and that step's loss, probes the noise after a step with its own
-generator (`probe_seed`, not seed + 7919) and also during the burn-in, and writes checkpoints
-and stationary.json into a run directory.
+`track` trains through `thermosgd.train.engine` (the engine of every other training run): the
+schedule is the engine's per-step hyperparameter hook, the records and probes are those of the
+run's `ThermoMonitor`. A step record is the engine's block mean over ``log_every`` updates.
 """
 
 from __future__ import annotations
 
-import math
 import warnings
 from dataclasses import asdict, dataclass, replace
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -91,6 +87,10 @@ class TrackConfig:
             raise ValueError(f"noise_every == {self.noise_every!r}, must be a multiple of "
                              f"log_every == {self.log_every!r}")
         check_int("noise_batches", self.noise_batches, min_val=3)
+        for field_name in ("burn_in", "steps"):  # records are whole logging blocks
+            if getattr(self, field_name) % self.log_every:
+                raise ValueError(f"{field_name} == {getattr(self, field_name)!r}, must be a "
+                                 f"multiple of log_every == {self.log_every!r}")
         object.__setattr__(self, "milestones", tuple(int(m) for m in self.milestones))
         object.__setattr__(self, "hidden", tuple(int(h) for h in self.hidden))
         self.process()  # validates the schedule parameters
@@ -109,6 +109,25 @@ class TrackConfig:
                            **kw)
         return Process(self.protocol, rate, wd, f"{self.schedule} {self.protocol}")
 
+    def train_config(self):  # -> thermosgd.train.TrainConfig (torch-side)
+        """The `thermosgd.train.TrainConfig` the engine trains: ``burn_in + steps`` steps at
+        the initial hyperparameters (the schedule is applied by `track`'s hook), the BN-MLP
+        on digits with ``label_noise`` (data seed 1), no test evaluations, three snapshots
+        (the entropy is not tracked) and one checkpoint at the end."""
+        from thermosgd.train.config import TrainConfig  # torch-side; schedules is numpy-only
+
+        total = self.burn_in + self.steps
+        proc = self.process()
+        return TrainConfig(protocol=self.protocol,
+                           **{rate_name(self.protocol): float(proc.rate[0])},
+                           wd=float(proc.wd[0]), steps=total, model="mlp",
+                           hidden=self.hidden, data="digits", label_noise=self.label_noise,
+                           batch_size=self.batch_size, seed=self.seed,
+                           init_radius=self.init_radius, log_every=self.log_every,
+                           noise_every=self.noise_every, noise_batches=self.noise_batches,
+                           queue_size=3, window=total, checkpoint_every=total, test_evals=0,
+                           device="cpu")
+
     def to_dict(self) -> dict:
         """A JSON-ready dict of the fields (tuples as lists)."""
         d = asdict(self)
@@ -117,78 +136,76 @@ class TrackConfig:
 
 
 def track(config: TrackConfig, noise: NoiseCurve | None = None, *, exact: bool = True,
-          data=None, angular_rate: float | None = None) -> dict[str, Any]:
+          data=None, angular_rate: float | None = None, run_dir=None,
+          progress: bool | None = None) -> dict[str, Any]:
     """Train ``config`` and compare its measured (T, V) trajectory with the schedule's
     equilibrium path and the predicted lagged path.
 
-    The rate/wd of the protocol optimizer's param group are set before every step. ``noise``:
-    the model's sigma2(elr), Q(elr) curve (e.g. `fit_noise_curve` of the cpu sweep); None fits
-    one to this run's own probes (log-log quadratic in elr). Returns {"config", "noise",
-    "records": per-log columns (step, lr, elr, wd, radius, loss, volume, volume_eq,
-    volume_lag, temperature_eq, temperature_lag, tau, quasi_static, gap, gap_lag;
-    volume_lag_q: the lagged path driven by the measured Q), "probes": per-probe columns
-    (step, elr, trace_sigma, trace_sigma_se, grad_norm2, sigma2, temperature, temperature_se,
-    temperature_eq, temperature_lag), "summary"}. Steps count from the start of the schedule
-    (the burn-in has negative steps and is not recorded).
+    The run is `TrackConfig.train_config` trained by `thermosgd.train.engine` with the
+    schedule as its hyperparameter hook: ``burn_in`` steps at the initial hyperparameters, then
+    update t of the schedule sets rate[t], wd[t]. ``noise``: the model's sigma2(elr), Q(elr)
+    curve (e.g. `fit_noise_curve` of the cpu sweep); None fits one to this run's own probes
+    (log-log quadratic in elr). ``data``: a `thermosgd.nn.data.Dataset` instead of the
+    config's digits. ``run_dir``: where the engine writes the training run (metrics.csv,
+    stationary.json, checkpoint.pt); None: a temporary directory.
+
+    Returns {"config", "noise", "records": per-log columns (step, lr, elr, wd, radius, loss,
+    volume, volume_eq, volume_lag, temperature_eq, temperature_lag, tau, quasi_static, gap,
+    gap_lag; volume_lag_q: the lagged path driven by the measured Q), "probes": per-probe
+    columns (step, elr, trace_sigma, trace_sigma_se, grad_norm2, sigma2, temperature,
+    temperature_se, temperature_eq, temperature_lag), "summary"}. Steps count from the start
+    of the schedule (the burn-in is not recorded): the record of step t is the mean over
+    updates t .. t + log_every - 1 (the radius before each update and its minibatch loss), a
+    probe at step t measures the weights before update t.
     """
+    import tempfile
+
     # torch and the torch-side modules load only when a run is trained (the rest of the
     # schedules package is numpy-only)
     import torch
-    import torch.nn.functional as F
 
-    from thermosgd.monitor import ThermoMonitor
-    from thermosgd.nn.data import load_digits
-    from thermosgd.nn.models import bn_mlp, si_dim, si_parameters
-    from thermosgd.nn.optim import FixedELR, FixedLR
-    from thermosgd.nn.probes import estimate_gradient_noise
+    from thermosgd.train.engine import single_engine
+    from thermosgd.train.nets import load_data
 
     c = config
     proc = c.process()
-    ds = data if data is not None else load_digits(label_noise=c.label_noise, seed=1)
-    model = bn_mlp(int(np.prod(ds.input_shape)), c.hidden, ds.num_classes)
-    params = si_parameters(model)
-    dim = si_dim(model)
-    with torch.no_grad():
-        r = math.sqrt(sum(float(p.double().square().sum()) for p in params))
-        for p in params:
-            p.mul_(c.init_radius / r)
-    if c.protocol == "lr":
-        opt = FixedLR(params, lr=float(proc.rate[0]), wd=float(proc.wd[0]))
-    else:
-        opt = FixedELR(params, elr=float(proc.rate[0]), wd=float(proc.wd[0]))
-    group = opt.param_groups[0]
+    tc = c.train_config()
     key = rate_name(c.protocol)
-    gen = torch.Generator().manual_seed(c.seed)
-    probe_gen = torch.Generator().manual_seed(c.seed + 7919)
 
-    def step(rate: float, wd: float) -> float:
-        idx = torch.randint(0, ds.n_train, (c.batch_size,), generator=gen)
-        group[key], group["wd"] = rate, wd
-        opt.zero_grad(set_to_none=True)
-        loss = F.cross_entropy(model(ds.x_train[idx]), ds.y_train[idx])
-        loss.backward()
-        opt.step()
-        return float(loss.detach())
+    def schedule_hook(step: int, _config) -> dict[str, float]:
+        t = max(0, step - c.burn_in)
+        return {key: float(proc.rate[t]), "wd": float(proc.wd[t])}
 
-    for _ in range(c.burn_in):
-        step(float(proc.rate[0]), float(proc.wd[0]))
-    # the run's records go through a ThermoMonitor (its initial hyperparameters; the schedule
-    # is in proc); step t = the state before the t-th scheduled update
-    monitor = ThermoMonitor(c.protocol, dim, wd=float(proc.wd[0]),
-                            **{key: float(proc.rate[0])})
-    for t in range(c.steps):
-        if t % c.noise_every == 0:
-            monitor.record_noise(t, estimate_gradient_noise(
-                model, F.cross_entropy, ds.x_train, ds.y_train, params,
-                n_batches=c.noise_batches, batch_size=c.batch_size, generator=probe_gen))
-        radius = opt.radius()
-        loss = step(float(proc.rate[t]), float(proc.wd[t]))
-        if t % c.log_every == 0:
-            monitor.record_step(t, radius=radius, loss=loss)
-        if not math.isfinite(loss):
-            raise ValueError(f"track: training diverged at step {t} (loss {loss})")
-    return analyze_track(c, proc, monitor.history(), monitor.noise_history(), dim, noise,
-                         exact=exact, angular_rate=angular_rate)
+    ds = data if data is not None else load_data(tc)
+    with tempfile.TemporaryDirectory(prefix="thermosgd-track-") as tmp:
+        out = Path(run_dir) if run_dir is not None else Path(tmp)
+        out.mkdir(parents=True, exist_ok=True)
+        engine = single_engine(tc, out, ds, None, torch.device("cpu"), hook=schedule_hook)
+        engine.run(None, progress, f"track {c.schedule} {c.protocol}")
+    run = engine.runs[0]
+    if run.diverged_at is not None:
+        raise ValueError(f"track: training diverged at step {run.diverged_at - c.burn_in} "
+                         "of the schedule")
+    records, probes = _schedule_records(run.monitor, c)
+    return analyze_track(c, proc, records, probes, run.dim, noise, exact=exact,
+                         angular_rate=angular_rate)
+
+
+def _schedule_records(monitor, c: TrackConfig) -> tuple[dict, dict]:
+    """The monitor's step records and probes of the scheduled part of a `track` run, with
+    steps counted from the start of the schedule: a record ending at engine step k covers the
+    updates k - log_every .. k - 1 and gets step k - burn_in - log_every; a probe at engine step
+    k (after k updates) gets step k - burn_in; probes outside [0, steps) are dropped."""
+    hist, noise = monitor.history(), monitor.noise_history()
+    start = hist["step"] - c.burn_in - c.log_every
+    keep = start >= 0
+    records = {k: v[keep] for k, v in hist.items()}
+    records["step"] = start[keep]
+    t = noise["step"] - c.burn_in
+    keep = (t >= 0) & (t < c.steps)
+    probes = {k: v[keep] for k, v in noise.items()}
+    probes["step"] = t[keep]
+    return records, probes
 
 
 def follow(monitor, process: Process, noise: NoiseCurve | None = None, *, exact: bool = True,
