@@ -150,8 +150,9 @@ def test_track_follows_the_schedule():
     (gamma sigma2_after / sigma2_before)^(1/4) with sigma^2 measured by the run's own probes.
     Tolerance 15%: the sigma^2 ratio from 2 + 3 probes of 16 minibatches has a relative error of
     about sqrt(2 / (2 * 16) + 2 / (3 * 16)) = 32%, 8% after the fourth root, plus the
-    O(eta lambda) = 0.09 finite-step correction before the drop (tau_before = 1 / (4 eta lambda) = 3 steps,
-    tau_after = 28 steps: both windows are more than 3 tau after the change)."""
+    O(eta lambda) = 0.09 finite-step correction before the drop (tau_before = 1 / (4 eta
+    lambda) = 3 steps, tau_after = 28 steps: both windows are more than 3 tau after the
+    change)."""
     torch = pytest.importorskip("torch")
     torch.set_num_threads(1)
     cfg = S.TrackConfig(schedule="step", lr=3.0, wd=0.03, milestones=(200,), gamma=0.1,
