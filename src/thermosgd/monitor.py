@@ -37,6 +37,7 @@ from thermosgd.estimators.stationarity import (
     select_window,
     step_blocks,
     verdict,
+    window_mean_se,
 )
 from thermosgd.nn.attach import AttachedMonitor, attach
 from thermosgd.nn.probes import LossFn
@@ -299,9 +300,7 @@ class ThermoMonitor:
                 w["reasons"].append(
                     f"the hyperparameters changed at step {since} inside the window "
                     f"({_changed(self._changes, self._hyper0)}): it holds two states")
-            pred = predict(self.protocol, self.optimizer, dim=self.dim, **self.hyper,
-                           momentum=self.momentum, beta2=self.beta2, **w["noise"],
-                           radius_measured=out["radius"], **w["preprojection"])
+            pred = w["prediction"]
             out["elr_measured"] = pred.elr_measured
             out.update((k, getattr(pred, k)) for k in _PREDICTED)
             out.update(self._entropy(entropy, w["warnings"]))
@@ -319,8 +318,10 @@ class ThermoMonitor:
         return out
 
     def _measure(self, window_start: int | None) -> tuple[dict, dict]:
-        """The window's measured means (the state's first keys) and what the predictions and
-        the verdict need: noise means, probes, block means, reasons and warnings so far."""
+        """The window's measured means (the state's first keys), the prediction at the
+        measured noise and what the verdict needs: noise means, probes, block means, reasons
+        and warnings so far. radius_se: `window_mean_se` of the radius block means with the
+        predicted relaxation time (batch means where it is unknown)."""
         c, h, nz = self.criteria, self.history(), self.noise_history()
         steps = h["step"]
         since = self._changes[-1][0] if self._changes else 0
@@ -341,10 +342,9 @@ class ThermoMonitor:
             "window_end": int(steps[-1]), "n_records": int(sel.sum()),
             "n_noise": int(nsel.sum()), "n_snapshots": len(self.queue), "diverged": diverged,
             "radius": rbar, "volume": rbar**2 / 2, "energy": float(loss.mean()),
-            "radius_se": _NAN if blocks is None else _mean_se(blocks.radius),
-            "energy_se": _NAN if blocks is None else _mean_se(blocks.loss),
+            "radius_se": _NAN, "energy_se": _NAN if blocks is None else _mean_se(blocks.loss),
+            "volume_se": _NAN,  # radius_se and volume_se: below, with the relaxation time
         }
-        out["volume_se"] = rbar * out["radius_se"]
         noise = {}
         for k in ("trace_sigma", "grad_norm2", "trace_total"):
             noise[k], noise[k + "_se"] = (
@@ -374,6 +374,15 @@ class ThermoMonitor:
                     w["pressure_blocks"], _ = _batch_means(pn[fin], t[fin], kp)
                 w["preprojection"] = {"preprojection_norm": pn[fin].mean(), "preprojection_norm_se":
                                       None if kp < 4 else _mean_se(w["pressure_blocks"])}
+        w["prediction"] = pred = predict(
+            self.protocol, self.optimizer, dim=self.dim, **self.hyper, momentum=self.momentum,
+            beta2=self.beta2, **w["noise"], radius_measured=rbar, **w["preprojection"])
+        # the radius relaxes over tau = the prediction's relaxation time: its block means are
+        # correlated when tau reaches the block (exp(-|t|/tau) model; the sphere: no dynamics)
+        tau = None if sphere else pred.relaxation_time
+        out["radius_se"] = _NAN if blocks is None else window_mean_se(blocks.radius,
+                                                                       blocks.window, tau)
+        out["volume_se"] = rbar * out["radius_se"]
         return out, w
 
     def _entropy(self, entropy: bool, warnings: list[str]) -> dict[str, float]:

@@ -3,6 +3,11 @@
 A window of step records (step t, radius r, loss) is cut into k consecutive, nearly
 equal-count blocks; the block means carry the error bars (batch means: the SE of a mean is the
 SD of the k block means over sqrt(k), valid when a block is longer than the correlation time).
+When the relaxation time tau of a series is known and reaches the block length, its
+autocorrelation is modelled as exp(-|t|/tau) (Ornstein-Uhlenbeck: `ou_mean_variance`,
+`ou_adjacent_covariance`, `block_process_variance`) and the SE of the window mean
+(`window_mean_se`) and of the difference between the window's halves (`halves_difference`)
+follow from the block means without assuming the blocks independent.
 Noise probes in the window are combined by `_combine_probes` (the larger of the propagated
 estimator SE and the spread between probes). The verdict (`verdict`) applies the tests of
 `StationarityCriteria` and returns each failing test as a reason (a sentence) and each test
@@ -29,11 +34,16 @@ from thermosgd._validate import check_int
 __all__ = [
     "Blocks",
     "StationarityCriteria",
+    "block_process_variance",
     "divergence",
     "even_blocks",
+    "halves_difference",
+    "ou_adjacent_covariance",
+    "ou_mean_variance",
     "select_window",
     "step_blocks",
     "verdict",
+    "window_mean_se",
 ]
 
 _NAN = float("nan")
@@ -70,11 +80,14 @@ class StationarityCriteria:
 
 @dataclass(frozen=True)
 class Blocks:
-    """Batch means of a window's step records: block-mean step, radius and loss (k,)."""
+    """Batch means of a window's step records: block-mean step, radius and loss (k,), and
+    ``window``, the steps the records cover ((last - first) n / (n - 1) for n records; NaN:
+    unknown, the block means are then treated as independent)."""
 
     step: np.ndarray
     radius: np.ndarray
     loss: np.ndarray
+    window: float = _NAN
 
 
 # --------------------------------------------------------------------------- series statistics
@@ -98,6 +111,71 @@ def _halves(b: np.ndarray) -> tuple[float, float, float]:
     b1, b2 = b[:h], b[h:]
     se = math.hypot(_mean_se(b1), _mean_se(b2))
     return float(b1.mean()), float(b2.mean()), se
+
+
+def ou_mean_variance(length, tau) -> np.ndarray:
+    """Variance of the mean over ``length`` steps of a stationary process with autocorrelation
+    exp(-|t|/tau), in units of the process variance: v = 2 (y - 1 + e^{-y}) / y^2, y = L/tau
+    (-> 2 tau/L for L >> tau, -> 1 - y/3 for L << tau; Taylor form below y = 1e-3)."""
+    y = np.asarray(length, dtype=float) / np.asarray(tau, dtype=float)
+    small = y < 1e-3
+    ys = np.where(small, 1.0, y)
+    with np.errstate(over="ignore", invalid="ignore"):
+        big = 2.0 * (ys + np.expm1(-ys)) / ys**2
+    return np.where(small, 1.0 - y / 3.0 + y * y / 12.0, big)
+
+
+def ou_adjacent_covariance(length, tau) -> np.ndarray:
+    """Covariance of the means over two adjacent windows of ``length`` steps of the same process,
+    in units of its variance: (tau/L)^2 (1 - e^{-L/tau})^2."""
+    y = np.asarray(length, dtype=float) / np.asarray(tau, dtype=float)
+    return (np.expm1(-y) / y) ** 2
+
+
+def block_process_variance(means: np.ndarray, window, tau) -> np.ndarray:
+    """Process variance sigma^2 implied by n_b block means (last axis) over ``window`` steps
+    when the autocorrelation is exp(-|t|/tau): E[s^2] = n_b/(n_b - 1) sigma^2 (v(B) - v(W)),
+    B = W/n_b, exact for a stationary process (the blocks' mutual correlation included)."""
+    n_b = means.shape[-1]
+    tau = np.maximum(np.asarray(tau, dtype=float), 1e-12)
+    gap = ou_mean_variance(np.asarray(window, dtype=float) / n_b, tau) - ou_mean_variance(
+        window, tau)
+    return means.var(axis=-1, ddof=1) * (n_b - 1) / (n_b * gap)
+
+
+def _ou_known(window: float, tau: float | None) -> bool:
+    """Whether the exp(-|t|/tau) model applies: a finite positive tau and window."""
+    return (tau is not None and math.isfinite(tau) and tau > 0 and math.isfinite(window)
+            and window > 0)
+
+
+def window_mean_se(b: np.ndarray, window: float, tau: float | None = None) -> float:
+    """SE of the mean of a window of ``window`` steps from its k block means b: with the
+    relaxation time ``tau`` (steps), sqrt(sigma^2 v(W)), sigma^2 = `block_process_variance`
+    (= SD(b)/sqrt(k), batch means, when tau << W/k; larger when tau reaches the block);
+    without (None, NaN, <= 0): batch means SD(b)/sqrt(k). NaN below 2 blocks."""
+    if b.size < 2:
+        return _NAN
+    if not _ou_known(window, tau):
+        return _mean_se(b)
+    return float(np.sqrt(block_process_variance(b, window, tau) * ou_mean_variance(window, tau)))
+
+
+def halves_difference(b: np.ndarray, window: float, tau: float | None = None
+                      ) -> tuple[float, float, float]:
+    """Means m1, m2 of the first and second half of k block means b (k even) over ``window``
+    steps and the SE of m2 - m1. With the relaxation time ``tau``: Var = sigma^2 2 (v(H) -
+    c(H)), H = W/2, c = `ou_adjacent_covariance`, sigma^2 the mean of the halves'
+    `block_process_variance` (-> the batch-means hypot(SE1, SE2) when tau << W/k); without:
+    hypot of the halves' batch-means SEs."""
+    m1, m2, se = _halves(b)
+    if _ou_known(window, tau) and b.size >= 4:
+        h, half = b.size // 2, window / 2.0
+        s2 = (block_process_variance(b[:h], half, tau)
+              + block_process_variance(b[h:], half, tau)) / 2.0
+        se = float(np.sqrt(s2 * 2.0 * (ou_mean_variance(half, tau)
+                                       - ou_adjacent_covariance(half, tau))))
+    return m1, m2, se
 
 
 def _slope(b: np.ndarray, t: np.ndarray) -> tuple[float, float]:
@@ -155,7 +233,8 @@ def step_blocks(
         return None, [f"too few step records in the window ({t.size} < {max(c.min_records, 4)})"]
     rb, tb = _batch_means(radius, t, k)
     lb, _ = _batch_means(loss, t, k)
-    return Blocks(step=tb, radius=rb, loss=lb), []
+    window = float(t[-1] - t[0]) * t.size / (t.size - 1)
+    return Blocks(step=tb, radius=rb, loss=lb, window=window), []
 
 
 def divergence(
@@ -217,9 +296,11 @@ def _window_checks(
     return out, reasons
 
 
-def _radius_drift(rb: np.ndarray, rbar: float, c: StationarityCriteria) -> tuple[float, list]:
-    """Relative change (m2 - m1) / rbar of the mean radius between the window's halves."""
-    m1, m2, se = _halves(rb)
+def _radius_drift(rb: np.ndarray, rbar: float, c: StationarityCriteria, window: float = _NAN,
+                  tau: float | None = None) -> tuple[float, list]:
+    """Relative change (m2 - m1) / rbar of the mean radius between the window's halves (its
+    SE from `halves_difference` with the radius relaxation time ``tau``)."""
+    m1, m2, se = halves_difference(rb, window, tau)
     drift = (m2 - m1) / rbar
     if abs(drift) > c.max_radius_drift and abs(m2 - m1) > c.z * se:
         return drift, [
@@ -314,7 +395,9 @@ def verdict(
     ``noise_steps``, ``trace_sigma(_se)``: the probes in the window. ``radius_set`` None: the
     radius has dynamics (lr, elr), tested for drift and against ``relaxation_time``; a number
     (the sphere's radius): ``pressure_blocks`` (block means of the pre-projection norm r') are
-    tested for a drift of the excess r' - r. A diverged run gets no further test. ``origin``:
+    tested for a drift of the excess r' - r; the radius drift's SE models the blocks'
+    correlation as exp(-|t|/tau), tau = ``relaxation_time`` (`halves_difference`; batch
+    means when it is NaN). A diverged run gets no further test. ``origin``:
     the step the radius relaxes from (0, or the last change of the hyperparameters).
 
     Returns window_tau, burn_in_tau, radius_drift, pressure_drift, loss_change, noise_change
@@ -328,7 +411,8 @@ def verdict(
     out["radius_drift"] = out["pressure_drift"] = out["loss_change"] = _NAN
     if blocks is not None and not diverged:
         if dynamics:
-            out["radius_drift"], why = _radius_drift(blocks.radius, radius, c)
+            out["radius_drift"], why = _radius_drift(blocks.radius, radius, c, blocks.window,
+                                                     relaxation_time)
             reasons += why
         elif pressure_blocks is not None and pressure_blocks.size >= 4:
             out["pressure_drift"], why = _pressure_drift(pressure_blocks, radius_set, c)

@@ -42,6 +42,11 @@ from thermosgd._validate import (
     positive_array,
 )
 from thermosgd.estimators.entropy import sphere_entropy
+from thermosgd.estimators.stationarity import (
+    block_process_variance,
+    ou_adjacent_covariance,
+    ou_mean_variance,
+)
 from thermosgd.sim._kernels import (
     COL_COUNT,
     COL_GRAD_NORM2,
@@ -52,12 +57,7 @@ from thermosgd.sim._kernels import (
     SGD_COLUMNS,
     sgd_kernel,
 )
-from thermosgd.sim.blocks import (
-    block_process_variance,
-    ou_adjacent_covariance,
-    ou_mean_variance,
-    pooled_mean_and_stderr,
-)
+from thermosgd.sim.blocks import pooled_mean_and_stderr
 from thermosgd.spec import check_protocol, hyperparameters
 from thermosgd.theory import vmf
 
