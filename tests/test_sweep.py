@@ -53,7 +53,14 @@ def test_expand_names_and_validation():
     ({"kind": "isotropic", "grid": {}, "executor": "slurm"},
      "executor == 'slurm', must be one of local, ray"),
     ({"kind": "isotropic", "grid": {"seed": [1]}, "base": {"seed": 2}}, "both in 'base'"),
-    ({"kind": "isotropic", "grid": {}, "colour": 1}, "unknown sweep config keys"),
+    ({"kind": "isotropic", "grid": {}, "colour": 1},
+     r"unknown top-level key\(s\) \['colour'\]; known \(dashes or underscores\): kind, grid"),
+    ({"kind": "isotropic", "grid": {}, "base": {"seed": 1, "sead": 2}},
+     r"unknown isotropic setting\(s\) 'sead' in base; isotropic runs accept"),
+    ({"kind": "train", "grid": [{"elr": [0.1]}, {"lr": [0.1], "threadz": [1]}]},
+     r"'threadz' in grid\[1\]; train runs accept .*threads, keep_checkpoints"),
+    ({"kind": "train", "grid": {}, "base": {"batch-size": 8, "batch_size": 8}},
+     "'batch_size' is given twice"),
     ({"grid": {}}, "needs 'kind'"),
 ])
 def test_bad_spec(tmp_path, doc, msg):
@@ -303,3 +310,40 @@ def test_sweep_imports_no_run_kind():
             "'thermosgd.sim', 'thermosgd.isotropic', 'thermosgd.workflows', 'torch'))]; "
             "assert not bad, bad")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_settings_are_the_cli_option_names_with_dashes_or_underscores(tmp_path):
+    """A train sweep's settings are `thermosgd train`'s options, dashes or underscores (the
+    spec holds underscores); `threads` and `keep_checkpoints` are run options."""
+    p = tmp_path / "s.yaml"
+    p.write_text(textwrap.dedent("""\
+        kind: train
+        max-batch: 8
+        base: {protocol: elr, label-noise: 0.3, batch-size: 32, threads: 1, device: cpu}
+        grid: {elr: [0.01], noise-batches: [4, 8], wd: [0.01]}
+    """))
+    s = load_spec(p)
+    assert s.max_batch == 8
+    assert s.base == {"protocol": "elr", "label_noise": 0.3, "batch_size": 32, "threads": 1,
+                      "device": "cpu"}
+    assert list(s.grid) == ["elr", "noise_batches", "wd"]
+    runs = expand(s)  # every config builds its TrainConfig
+    assert [c["noise_batches"] for _, c in runs] == [4, 8]
+    # a Python spec gets the same spelling
+    assert SweepSpec(kind="train", base={"batch-size": 8}).base == {"batch_size": 8}
+    with pytest.raises(ValueError, match="threads == 0, must be >= 1"):
+        expand(SweepSpec(kind="train", base={"protocol": "elr", "threads": 0},
+                         grid={"elr": [0.01], "wd": [0.01]}))
+
+
+def test_run_options_do_not_change_a_runs_identity(tmp_path):
+    """A stored run whose config differs only in a runner's options (how it runs) is the same
+    run: not refused, not redone; any other difference is refused."""
+    runners = {"sq": sweep.Runner(_square, keys=("x", "threads"), options=("threads",))}
+    spec = SweepSpec(kind="sq", base={"threads": 1}, grid={"x": [2]})
+    assert execute(spec, tmp_path, progress=False, runners=runners) == {"done": 1}
+    other = SweepSpec(kind="sq", base={"threads": 4}, grid={"x": [2]})
+    batches, counts = sweep.plan(other, tmp_path, runners)
+    assert batches == [] and counts == {"done": 1}
+    with pytest.raises(ValueError, match="unknown sq setting"):
+        expand(SweepSpec(kind="sq", base={"y": 1}, grid={"x": [2]}), runners)

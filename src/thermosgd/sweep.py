@@ -30,7 +30,7 @@ import json
 import os
 import time
 import traceback
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -78,7 +78,10 @@ class Runner:
     * ``batch(configs, run_dirs) -> records`` (optional): run several configs at once (the
       sweep groups runs whose configs agree except in ``batchable`` keys);
     * ``check(config)`` (optional): raise ValueError / TypeError for an invalid config, so that
-      `expand` refuses a bad grid before any run starts.
+      `expand` refuses a bad grid before any run starts;
+    * ``keys`` (optional): the setting names a config may hold (`expand` refuses any other,
+      listing these); ``options``: those of them that change how a run executes, not its
+      result (e.g. threads), ignored when a config is compared with the run's stored one.
 
     Functions must be importable module-level functions for the process-pool and Ray
     executors (they are pickled by reference).
@@ -88,6 +91,8 @@ class Runner:
     batch: Callable[[list[dict], list[Path]], list[dict]] | None = None
     batchable: tuple[str, ...] = ()
     check: Callable[[dict], Any] | None = None
+    keys: tuple[str, ...] | None = None
+    options: tuple[str, ...] = ()
 
 
 def _runner(kind: str, runners: Mapping[str, Runner]) -> Runner:
@@ -147,7 +152,27 @@ class SweepSpec:
     max_batch: int = 64
 
     def __post_init__(self) -> None:
+        # one spelling: setting names with dashes (the CLI's --batch-size) become underscores
+        if isinstance(self.base, dict):
+            object.__setattr__(self, "base", _underscored(self.base))
+        if isinstance(self.grid, dict):
+            object.__setattr__(self, "grid", _underscored(self.grid))
+        elif isinstance(self.grid, list | tuple):
+            object.__setattr__(self, "grid", [_underscored(g) if isinstance(g, dict) else g
+                                              for g in self.grid])
         validate_spec(self)
+
+
+def _underscored(d: dict) -> dict:
+    """``d`` with dashes in its keys replaced by underscores (ValueError when two keys then
+    collide, e.g. batch-size and batch_size)."""
+    out: dict = {}
+    for k, v in d.items():
+        name = k.replace("-", "_") if isinstance(k, str) else k
+        if name in out:
+            raise ValueError(f"setting {name!r} is given twice (with dashes and underscores)")
+        out[name] = v
+    return out
 
 
 def validate_spec(s: SweepSpec, runners: Mapping[str, Runner] | None = None) -> None:
@@ -194,15 +219,20 @@ def load_spec(path: str | os.PathLike, *, runners: Mapping[str, Runner],
         raise ValueError(f"cannot parse sweep config {path}: {e}".splitlines()[0]) from None
     if not isinstance(doc, dict):
         raise ValueError(f"sweep config {path} must be a mapping with 'kind' and 'grid'")
+    doc = _underscored(doc)
     doc.update({k: v for k, v in overrides.items() if v is not None})
-    fields = {f.name for f in dataclasses.fields(SweepSpec)}
-    unknown = set(doc) - fields
+    fields = [f.name for f in dataclasses.fields(SweepSpec)]
+    unknown = [k for k in doc if k not in fields]
     if unknown:
-        raise ValueError(f"unknown sweep config keys {sorted(unknown)}; known: {sorted(fields)}")
+        raise ValueError(f"sweep config {path}: unknown top-level key(s) {unknown}; known "
+                         f"(dashes or underscores): {', '.join(fields)} (a run's settings go "
+                         "in 'base' and 'grid')")
     if "kind" not in doc:
         raise ValueError("sweep config needs 'kind' (the run kind, e.g. train or isotropic)")
     spec = SweepSpec(**doc)
-    _runner(spec.kind, runners)
+    keys = _runner(spec.kind, runners).keys
+    if keys is not None:
+        _check_keys(spec, keys)
     return spec
 
 
@@ -222,7 +252,10 @@ def expand(spec: SweepSpec, runners: Mapping[str, Runner]
     """All runs as (run_id, full config) in grid order; validates each config with its kind's
     ``check``. A list of grids gives the union of their outer products (e.g. one grid per
     protocol)."""
-    check = _runner(spec.kind, runners).check
+    runner = _runner(spec.kind, runners)
+    check = runner.check
+    if runner.keys is not None:
+        _check_keys(spec, runner.keys)
     runs = []
     for grid in spec.grid if isinstance(spec.grid, list | tuple) else [spec.grid]:
         keys = list(grid)
@@ -239,6 +272,19 @@ def expand(spec: SweepSpec, runners: Mapping[str, Runner]
             except (TypeError, ValueError) as e:
                 raise ValueError(f"run {rid}: {e}") from None
     return runs
+
+
+def _check_keys(spec: SweepSpec, keys: Sequence[str]) -> None:
+    """ValueError naming every setting of ``base`` and ``grid`` that a run of the kind does
+    not accept, and listing those it accepts."""
+    grids = spec.grid if isinstance(spec.grid, list | tuple) else [spec.grid]
+    where = {"base": list(spec.base)}
+    for i, g in enumerate(grids):
+        where["grid" if len(grids) == 1 else f"grid[{i}]"] = list(g)
+    bad = [f"{k!r} in {w}" for w, names in where.items() for k in names if k not in keys]
+    if bad:
+        raise ValueError(f"unknown {spec.kind} setting(s) {', '.join(bad)}; {spec.kind} runs "
+                         f"accept (dashes or underscores): {', '.join(keys)}")
 
 
 # --------------------------------------------------------------------------------------------
@@ -302,6 +348,11 @@ def plan(spec: SweepSpec, sweep_dir: Path, runners: Mapping[str, Runner],
          ) -> tuple[list[list[tuple[str, dict, str]]], dict[str, int]]:
     """Runs still to do, grouped into batches, and the count of runs per current state."""
     runs = expand(spec, runners)
+    options = _runner(spec.kind, runners).options
+
+    def result_settings(config: dict) -> dict:
+        return {k: v for k, v in json.loads(json.dumps(config)).items() if k not in options}
+
     counts: dict[str, int] = {}
     todo = []
     for rid, config in runs:
@@ -309,7 +360,7 @@ def plan(spec: SweepSpec, sweep_dir: Path, runners: Mapping[str, Runner],
         state = read_status(d)["state"]
         if state != "pending" and (d / "spec.json").is_file():
             old = json.loads((d / "spec.json").read_text())
-            if old != json.loads(json.dumps(config)):
+            if result_settings(old) != result_settings(config):
                 raise ValueError(f"run {rid} in {sweep_dir} was made with another configuration; "
                                  "use a new sweep directory")
         counts[state] = counts.get(state, 0) + 1

@@ -72,3 +72,17 @@ def test_a_resumed_run_says_from_which_step(tmp_path):
     res = run_main(args)
     assert res.rc == 0, res.err
     assert "thermosgd: elr1.00e-02_wd1.00e-02: resuming from step 30 of 60" in res.err
+
+
+def test_keep_checkpoints(tmp_path):
+    args = ["train", "--protocol", "elr", "--elr", "0.01", "--wd", "0.01", "--steps", "40",
+            *TINY]
+    assert run_main([*args, "--out", str(tmp_path / "a")]).rc == 0
+    assert run_main([*args, "--out", str(tmp_path / "b"), "--keep-checkpoints"]).rc == 0
+    name = "elr1.00e-02_wd1.00e-02"
+    assert not (tmp_path / "a" / name / "checkpoint.pt").exists()
+    assert (tmp_path / "b" / name / "checkpoint.pt").is_file()
+    # the finished run is recognised without its checkpoint: not retrained
+    before = (tmp_path / "a" / name / "stationary.json").read_bytes()
+    res = run_main([*args, "--out", str(tmp_path / "a")])
+    assert res.rc == 0 and (tmp_path / "a" / name / "stationary.json").read_bytes() == before

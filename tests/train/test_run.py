@@ -10,7 +10,7 @@ import pytest
 import torch
 from torch import nn
 
-from tests.train.common import TINY_ARGS, docs_equal, tiny
+from tests.train.common import TINY_ARGS, crash_after, docs_equal, tiny
 from thermosgd.cli import main
 from thermosgd.io import read_csv
 from thermosgd.nn.models import frozen_linear
@@ -26,9 +26,8 @@ def test_every_protocol_runs_and_writes_its_files(tmp_path, protocol):
     c = tiny(protocol)
     doc = train(c, tmp_path / "run")
     out = tmp_path / "run"
-    assert {p.name for p in out.iterdir()} >= {
-        "config.json", "metrics.csv", "stationary.json", "checkpoint.pt"
-    }
+    # the checkpoint of a finished run is removed (keep_checkpoints=False)
+    assert {p.name for p in out.iterdir()} == {"config.json", "metrics.csv", "stationary.json"}
     assert TrainConfig.from_json((out / "config.json").read_text()) == c
     m = read_csv(out / "metrics.csv")
     assert list(m["step"]) == list(range(5, 121, 5))
@@ -63,10 +62,35 @@ def test_every_protocol_runs_and_writes_its_files(tmp_path, protocol):
     # every key of the document is one of the record schema's (or its standard error)
     assert set(saved) <= set(field_names(with_se=True)), set(saved) - set(field_names(
         with_se=True))
-    ckpt = torch.load(out / "checkpoint.pt", weights_only=False)
-    assert ckpt["step"] == 120 and ckpt["status"] == "complete"
     # a finished run is not retrained: the same document comes back
     docs_equal(train(c, out), doc)
+
+
+def test_finished_runs_keep_their_checkpoint_only_when_asked(tmp_path, monkeypatch):
+    c = tiny()
+    doc = train(c, tmp_path / "a")
+    assert not (tmp_path / "a" / "checkpoint.pt").exists()
+    kept = train(c, tmp_path / "b", keep_checkpoints=True)
+    docs_equal(kept, doc)
+    ckpt = torch.load(tmp_path / "b" / "checkpoint.pt", weights_only=False)
+    assert ckpt["step"] == 120 and ckpt["status"] == "complete"
+    # an interrupted run keeps its checkpoint and resumes from it; once it ends the checkpoint
+    # goes, and it ends as the uninterrupted run did
+    part = train(c, tmp_path / "c", max_steps_this_call=53)
+    assert part["status"] == "interrupted" and (tmp_path / "c" / "checkpoint.pt").is_file()
+    docs_equal(train(c, tmp_path / "c"), doc)
+    assert not (tmp_path / "c" / "checkpoint.pt").exists()
+    # finished runs, with or without their checkpoint, are recognised and not retrained
+    # (a training step now raises); a kept checkpoint stays
+    crash_after(monkeypatch, 0)
+    for d in ("a", "b", "c"):
+        docs_equal(train(c, tmp_path / d), doc)
+    assert (tmp_path / "b" / "checkpoint.pt").is_file()
+    # without a readable stationary.json a run without checkpoint is not known to be
+    # finished: it starts again
+    (tmp_path / "a" / "stationary.json").write_text("{")
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        train(c, tmp_path / "a")
 
 
 def _mlp_factory(affine: bool):

@@ -37,6 +37,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
                    help="how the network runs execute: local processes or a Ray cluster")
     p.add_argument("--workers", type=int, default=1, help="local executor: worker processes")
     p.add_argument("--ray-address", default=None, help="Ray cluster address (auto or HOST:PORT)")
+    p.add_argument("--keep-checkpoints", action="store_true",
+                   help="keep each finished network run's checkpoint.pt (removed by default: "
+                        "it is only needed to resume an interrupted run)")
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                    help="progress bars (default: only when stderr is a terminal)")
     p.set_defaults(func=run)
@@ -47,5 +50,6 @@ def run(args: argparse.Namespace) -> int:
     """Run the preset into OUT (default runs/<preset>)."""
     out = args.out or Path("runs") / args.preset
     reproduce(args.preset, out, data_dir=args.data_dir, executor=args.executor,
-              workers=args.workers, ray_address=args.ray_address, progress=args.progress)
+              workers=args.workers, ray_address=args.ray_address, progress=args.progress,
+              keep_checkpoints=args.keep_checkpoints)
     return 0

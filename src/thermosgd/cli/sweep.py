@@ -10,7 +10,44 @@ from thermosgd.cli._common import UsageError, add_optimizer_options, parse_varia
 from thermosgd.sweep import EXECUTORS
 from thermosgd.workflows.sweep import override_train_spec, run_sweep, sweep_spec
 
-__all__ = ["add_parser", "run"]
+__all__ = ["EPILOG", "add_parser", "run"]
+
+#: the sweep file format, shown under ``thermosgd sweep --help`` (README: "Sweep files")
+EPILOG = """\
+sweep file (YAML or JSON; keys with dashes or underscores, one spelling: sweep.json is
+written with underscores):
+  kind:     train | isotropic
+  name:     a label (optional)
+  base:     settings shared by every run
+  grid:     settings -> lists of values; every combination is one run (or a list of
+            such mappings, whose runs are united, e.g. one grid per protocol)
+  and optionally the options of this command: executor, workers, ray-address,
+  cpus-per-task, gpus-per-task, batch (false: one run at a time), max-batch.
+settings of a train run: the options of `thermosgd train` (protocol, lr, elr, wd,
+  radius, optimizer, momentum, beta2, steps, model, hidden, width, variant, data,
+  data-dir, label-noise, test-fraction, batch-size, seed, init-radius, log-every,
+  noise-every, noise-batches, queue-size, window, checkpoint-every, test-evals,
+  device, threads, keep-checkpoints) and data-seed, init-seed; a grid lists single
+  values (elr: [0.01, 0.03], not LIST strings). Settings of an isotropic run (one
+  study; its lr, elr, wd, radius are lists of values): protocol, lr, elr, wd, radius,
+  dim, sigma, steps, seed, replicas, burn-in, queue-size, init-radius, n-blocks,
+  trace-points. Any other key is refused with the list of valid ones.
+example:
+  kind: train
+  base: {protocol: elr, data: digits, label-noise: 0.3, hidden: [32, 32],
+         steps: 20000, device: cpu, threads: 1}
+  grid: {elr: [0.01, 0.03], wd: [0.003, 0.01, 0.03]}
+"""
+
+
+class _Formatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
+    """Option defaults shown, the description wrapped, the epilog (the file format) as
+    written."""
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        if text is EPILOG:
+            return "".join(indent + line for line in text.splitlines(keepends=True))
+        return argparse.HelpFormatter._fill_text(self, text, width, indent)
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -25,7 +62,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
             "finished runs and resumes interrupted ones; failed runs are recorded and the sweep "
             "goes on. Ends with `collect` (OUT/results.csv and results.parquet)."
         ),
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        epilog=EPILOG,
+        formatter_class=_Formatter,
     )
     p.add_argument("config", type=Path, help="sweep config file (.json, .yaml or .yml)")
     p.add_argument("--out", type=Path, required=True, help="sweep directory (the result store)")
@@ -45,6 +83,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
                         "si,bn-affine,head) as a grid axis of every grid, replacing any "
                         "'variant' of the config (which may also list it in 'grid')")
     add_optimizer_options(p)
+    p.add_argument("--keep-checkpoints", action="store_true",
+                   help="train sweeps: keep each finished run's checkpoint.pt (removed by "
+                        "default: it is only needed to resume an interrupted run); the same as "
+                        "'keep_checkpoints: true' in the config's base")
     p.add_argument("--retry-failed", action="store_true", help="run failed runs again")
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                    help="progress bar over runs (default: only when stderr is a terminal)")
@@ -59,11 +101,14 @@ def run(args: argparse.Namespace) -> int:
                       gpus_per_task=args.gpus_per_task)
     if args.variant and spec.kind != "train":
         raise UsageError("--variant is for train sweeps (kind: train)")
-    if (args.optimizer or args.momentum or args.beta2 is not None) and spec.kind != "train":
-        raise UsageError("--optimizer, --momentum and --beta2 are for train sweeps")
+    if (args.optimizer or args.momentum or args.beta2 is not None
+            or args.keep_checkpoints) and spec.kind != "train":
+        raise UsageError("--optimizer, --momentum, --beta2 and --keep-checkpoints are for "
+                         "train sweeps")
     if spec.kind == "train":
         spec = override_train_spec(spec, variant=args.variant, optimizer=args.optimizer,
-                                   momentum=args.momentum, beta2=args.beta2)
+                                   momentum=args.momentum, beta2=args.beta2,
+                                   keep_checkpoints=args.keep_checkpoints or None)
     counts = run_sweep(spec, args.out, retry_failed=args.retry_failed, progress=args.progress)
     label = "sweep" if spec.name in ("", "sweep") else f"sweep {spec.name}"
     print(f"{label}: " + ", ".join(f"{n} {k}" for k, n in sorted(counts.items())))

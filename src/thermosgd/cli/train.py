@@ -31,8 +31,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
             "gradient noise (tr Sigma, |grad L|^2, sigma^2), the temperature T, pressure p, "
             "volume V, energy U and entropy S, with the SDE and discretization-corrected "
             "predictions and a stationarity verdict. Every combination of the given LISTs is one "
-            "run in OUT/<name>/ (config.json, metrics.csv, stationary.json, checkpoint.pt); BN-MLP "
-            "grids train as one batched model. Interrupted runs resume from their checkpoints "
+            "run in OUT/<name>/ (config.json, metrics.csv, stationary.json; checkpoint.pt while "
+            "it runs, kept with --keep-checkpoints); BN-MLP grids train as one batched model. "
+            "Interrupted runs resume from their checkpoints "
             "when the same command is run again. OUT/results.csv gets one row per run in OUT."
         ),
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
@@ -103,6 +104,10 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
                    help="torch CPU threads (1 suits small models on a shared machine)")
     p.add_argument("--no-batch", action="store_true",
                    help="train the grid one run at a time instead of as one batched BN-MLP")
+    p.add_argument("--keep-checkpoints", action="store_true",
+                   help="keep each finished run's checkpoint.pt (by default it is removed when "
+                        "the run ends: it is only needed to resume an interrupted run; "
+                        "stationary.json marks a run finished, so it is not retrained)")
     p.add_argument("--no-resume", action="store_true",
                    help="start every run from step 0 even if OUT/<name> holds a checkpoint")
     p.add_argument("--overwrite", action="store_true",
@@ -132,7 +137,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         results = run_grid(configs, args.out, batched=not args.no_batch,
                            progress=args.progress, resume=not args.no_resume,
-                           overwrite=args.overwrite, threads=args.threads)
+                           overwrite=args.overwrite, threads=args.threads,
+                           keep_checkpoints=args.keep_checkpoints)
     except KeyboardInterrupt:
         print("thermosgd: interrupted; run the same command again to resume from the last "
               "checkpoints", file=sys.stderr)

@@ -3,7 +3,10 @@ a directory resumes, starts fresh or is refused.
 
 ``checkpoint.pt`` holds everything needed to continue a run (model, optimizer, generator
 states, monitor with its snapshot queue, metrics rows, partial-block sums, step) in format
-`CHECKPOINT_FORMAT`; the engine writes it atomically (`thermosgd.io.atomic_torch_save`).
+`CHECKPOINT_FORMAT`; the engine writes it atomically (`thermosgd.io.atomic_torch_save`). A
+finished run's checkpoint may be removed (`remove_checkpoint`; `thermosgd.train.train` does so
+unless ``keep_checkpoints``): its ``stationary.json`` (status "complete" or "diverged") then
+says that the run is finished (`inspect_dir`).
 """
 
 from __future__ import annotations
@@ -23,12 +26,15 @@ __all__ = [
     "config_diff",
     "inspect_dir",
     "read_checkpoint",
+    "remove_checkpoint",
     "start_fresh",
 ]
 
 CHECKPOINT_FORMAT = 1
 #: the files a run writes besides config.json
 RUN_FILES = ("checkpoint.pt", "metrics.csv", "stationary.json")
+#: the states of a finished run (stationary.json, checkpoint)
+_FINISHED = ("complete", "diverged")
 
 
 def read_checkpoint(path: Path) -> dict:
@@ -85,8 +91,10 @@ def inspect_dir(config: TrainConfig, out: Path, resume: bool, overwrite: bool) -
             f"{out} holds a run with a different config ({'; '.join(diff[:3])}); use another "
             "directory or overwrite=True (--overwrite)"
         )
-    if not resume or not (out / "checkpoint.pt").is_file():
+    if not resume:
         return None
+    if not (out / "checkpoint.pt").is_file():
+        return _finished_without_checkpoint(out)
     ckpt = read_checkpoint(out / "checkpoint.pt")
     if config_diff(ckpt.get("config", {}), config):
         raise ValueError(f"{out}/checkpoint.pt belongs to a different config than config.json")
@@ -100,3 +108,21 @@ def start_fresh(c: TrainConfig, out: Path) -> None:
     for f in RUN_FILES:
         (out / f).unlink(missing_ok=True)
     write_json(out / "config.json", c.to_dict())
+
+
+def _finished_without_checkpoint(out: Path) -> dict | None:
+    """A run whose checkpoint was removed after it ended: {"status", "step"} from its
+    readable stationary.json (status complete or diverged), else None (start fresh)."""
+    try:
+        doc = json.loads((out / "stationary.json").read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(doc, dict) or doc.get("status") not in _FINISHED:
+        return None
+    return {"status": doc["status"], "step": doc.get("steps_done")}
+
+
+def remove_checkpoint(out: Path) -> None:
+    """Remove ``out/checkpoint.pt`` of a finished run (its stationary.json, written before,
+    marks it finished)."""
+    (Path(out) / "checkpoint.pt").unlink(missing_ok=True)

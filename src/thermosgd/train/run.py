@@ -21,7 +21,7 @@ from torch import nn
 from thermosgd._validate import check_int
 from thermosgd.nn.data import Dataset
 from thermosgd.records import stationary_table
-from thermosgd.train.checkpoint import inspect_dir, start_fresh
+from thermosgd.train.checkpoint import inspect_dir, remove_checkpoint, start_fresh
 from thermosgd.train.config import TrainConfig
 from thermosgd.train.document import finished_doc
 from thermosgd.train.engine import Engine, HyperparameterHook, batched_engine, single_engine
@@ -117,6 +117,7 @@ def train_grid(
     model_fn: Callable[[TrainConfig, Dataset], nn.Module] | None = None,
     max_steps_this_call: int | None = None,
     hook: HyperparameterHook | None = None,
+    keep_checkpoints: bool = False,
 ) -> list[dict]:
     """Train every config into its directory; returns their stationary.json documents.
 
@@ -131,7 +132,10 @@ def train_grid(
     ``max_steps_this_call`` stops after that many steps (with a checkpoint; the document then
     has ``status: "interrupted"``). ``model_fn(config, dataset)`` replaces the built-in model
     (trained one config at a time; its trainable parameters must be jointly SI). ``hook``:
-    the per-step hyperparameters (see `thermosgd.train.engine`).
+    the per-step hyperparameters (see `thermosgd.train.engine`). A run that ends (complete or
+    diverged) has its ``checkpoint.pt`` removed unless ``keep_checkpoints`` (it is only
+    needed to resume; ``stationary.json`` then says the run is finished, and a rerun does not
+    retrain it); interrupted runs always keep theirs.
     """
     configs = list(configs)
     outs = [Path(o) for o in out_dirs]
@@ -176,6 +180,10 @@ def train_grid(
                         "steps_done": engine.step,
                         "steps": configs[i].steps,
                     }
+            if not keep_checkpoints:
+                for i in idxs:
+                    if results[i]["status"] in ("complete", "diverged"):
+                        remove_checkpoint(outs[i])
     finally:
         torch.set_num_threads(prev)
     return results  # type: ignore[return-value]
@@ -192,13 +200,15 @@ def train(
     model_fn: Callable[[TrainConfig, Dataset], nn.Module] | None = None,
     max_steps_this_call: int | None = None,
     hook: HyperparameterHook | None = None,
+    keep_checkpoints: bool = False,
 ) -> dict:
     """Train one config into ``out_dir`` and return its stationary.json document.
 
     See `thermosgd.train` for the files; `train_grid` for the options. With ``resume`` (the
     default) a directory holding a checkpoint of the same config continues from it, and a
     finished run is not retrained. A run whose loss or radius becomes non-finite stops and is
-    recorded with ``status: "diverged"``; it does not raise.
+    recorded with ``status: "diverged"``; it does not raise. A finished run's checkpoint is
+    removed unless ``keep_checkpoints``.
     """
     return train_grid(
         [config],
@@ -211,6 +221,7 @@ def train(
         model_fn=model_fn,
         max_steps_this_call=max_steps_this_call,
         hook=hook,
+        keep_checkpoints=keep_checkpoints,
     )[0]
 
 

@@ -51,15 +51,19 @@ def run_isotropic_preset(name: str, out_dir: str | os.PathLike, *, figures: bool
 
 def reproduce(name: str, out_dir: str | os.PathLike, *, data_dir: str | None = None,
               executor: str = "local", workers: int = 1, ray_address: str | None = None,
-              progress: bool | None = None, log: Callable[[str], object] = print) -> Path:
+              progress: bool | None = None, log: Callable[[str], object] = print,
+              keep_checkpoints: bool = False) -> Path:
     """Run a preset end to end (isotropic study, network sweep, analysis, report); resumable.
-    Returns the path of the report."""
+    A finished network run's checkpoint.pt is removed unless ``keep_checkpoints``. Returns
+    the path of the report."""
     if name not in PRESETS:
         raise ValueError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
     out = Path(out_dir)
     p = PRESETS[name]
     spec = nn_spec(name, data_dir=data_dir, executor=executor, workers=workers,
                    ray_address=ray_address)
+    if keep_checkpoints:  # a run option: rerunning without it does not redo anything
+        spec = dataclasses.replace(spec, base={**spec.base, "keep_checkpoints": True})
     if p.isotropic:
         for c in isotropic_configs(p.isotropic):
             d = out / "isotropic" / c.protocol

@@ -28,13 +28,20 @@ def _grids(spec: SweepSpec) -> list[dict]:
 
 def override_train_spec(spec: SweepSpec, *, variant: Sequence[str] | None = None,
                         optimizer: str | None = None, momentum: Sequence[float] | None = None,
-                        beta2: float | None = None) -> SweepSpec:
+                        beta2: float | None = None,
+                        keep_checkpoints: bool | None = None) -> SweepSpec:
     """A train sweep with the given settings replacing the config's, wherever the config has
     them (its base or its grids): ``variant`` and ``momentum`` become grid axes of every grid,
-    ``optimizer`` and ``beta2`` shared settings; None (or empty) leaves a setting as it is."""
+    ``optimizer``, ``beta2`` and ``keep_checkpoints`` shared settings; None (or empty) leaves
+    a setting as it is."""
     if spec.kind != "train":
         raise ValueError(f"kind == {spec.kind!r}, must be 'train' to set the variant, "
-                         "optimizer, momentum or beta2")
+                         "optimizer, momentum, beta2 or keep_checkpoints")
+    if keep_checkpoints is not None:
+        spec = dataclasses.replace(
+            spec, base={**spec.base, "keep_checkpoints": bool(keep_checkpoints)},
+            grid=[{k: v for k, v in g.items() if k != "keep_checkpoints"}
+                  for g in _grids(spec)])
     if variant:
         spec = dataclasses.replace(
             spec, base={k: v for k, v in spec.base.items() if k != "variant"},

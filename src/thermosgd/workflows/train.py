@@ -56,9 +56,11 @@ def write_grid_table(out_dir: str | os.PathLike) -> Path | None:
 
 def run_grid(configs: Sequence[TrainConfig], out_dir: str | os.PathLike, *,
              batched: bool = True, progress: bool | None = None, resume: bool = True,
-             overwrite: bool = False, threads: int | None = 1) -> list[tuple[str, dict]]:
+             overwrite: bool = False, threads: int | None = 1,
+             keep_checkpoints: bool = False) -> list[tuple[str, dict]]:
     """Train every config into ``out_dir/<run name>/`` (`thermosgd.train.run_name`;
-    `thermosgd.train.train_grid` with these options), then `write_grid_table`. Returns
+    `thermosgd.train.train_grid` with these options: a finished run's checkpoint.pt is
+    removed unless ``keep_checkpoints``), then `write_grid_table`. Returns
     (run name, stationary document) per config. Two configs with one run name raise
     ValueError before anything is written."""
     names = [run_name(c) for c in configs]
@@ -67,6 +69,6 @@ def run_grid(configs: Sequence[TrainConfig], out_dir: str | os.PathLike, *,
     out = Path(out_dir)
     results = train_grid(configs, [out / n for n in names], batched=batched,
                          progress=progress, resume=resume, overwrite=overwrite,
-                         threads=threads)
+                         threads=threads, keep_checkpoints=keep_checkpoints)
     write_grid_table(out)
     return list(zip(names, results, strict=True))
