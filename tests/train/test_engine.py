@@ -297,7 +297,11 @@ def test_hook_rate_zero_freezes_the_weights_single_and_batched(tmp_path):
     def freeze_second(step, config):
         return {"lr": 0.0} if config == cs[1] else {}
 
-    train(cs[1], tmp_path / "single", hook=freeze_second)
+    frozen = train(cs[1], tmp_path / "single", hook=freeze_second)
+    # lr = 0 is no state of the theory: the monitor keeps the config's, the verdict says so
+    assert frozen["stationary"] is False and frozen["lr"] == 0.1
+    assert any("hyperparameter hook holds lr = 0 from step 1 on: no stationary state" in r
+               for r in frozen["reasons"])
     ck = torch.load(tmp_path / "single" / "checkpoint.pt", weights_only=False)
     assert _weights(ck["model"]).keys() == expected.keys()
     assert all(torch.equal(_weights(ck["model"])[k], expected[k]) for k in expected)
@@ -324,3 +328,71 @@ def test_hook_rate_zero_freezes_the_weights_single_and_batched(tmp_path):
 def test_bad_hook_values_are_one_line_errors(tmp_path, protocol, values, msg):
     with pytest.raises(ValueError, match=msg):
         train(tiny(protocol), tmp_path / "run", hook=lambda step, config: values)
+
+
+def _step_lr(step, config):
+    """StepLR(step_size=200, gamma=0.3) as a hook: update ``step`` (from 0) uses
+    lr0 0.3^(step // 200), a pure function of (step, config)."""
+    return {"lr": config.lr * 0.3 ** (step // 200)}
+
+
+def test_step_lr_hook_temperature_is_the_fixed_lr_one_at_the_final_lr(tmp_path, monkeypatch):
+    """A StepLR-like hook through `thermosgd.train.train`: lr 0.3 -> 0.09 -> 0.027 from updates
+    200 and 400 (the engine tells the monitor from step 201 / 401 on, the first records made
+    with them). stationary.json reports the hyperparameters in force at the end (lr = 0.027)
+    and T = sqrt(eta lambda sigma^2 / (2 (d-1))) at eta = 0.027 with the window's measured
+    sigma^2 (the formula computed here, as the scheduler test of attached monitors does), the
+    probes' temperatures in metrics.csv likewise at the lr of their step; the window after the
+    last change is not flagged, one that reaches back over it is. A crash after the change
+    resumes to the same run bit for bit (the monitor's changes and the values in force are
+    checkpointed)."""
+    c = tiny("lr", steps=600, window=150)
+    doc = train(c, tmp_path / "a", hook=_step_lr)
+    assert doc["lr"] == pytest.approx(0.3 * 0.3**2, rel=1e-12) and doc["wd"] == 0.01
+    assert doc["window_start"] == 450 and doc["n_noise"] >= 3
+    d = doc["dim"]
+    t_final = math.sqrt(doc["lr"] * doc["wd"] * doc["sigma2"] / (2 * (d - 1)))
+    assert doc["temperature"] == pytest.approx(t_final, rel=1e-12)
+    assert doc["relaxation_time"] == pytest.approx(1 / (4 * doc["lr"] * doc["wd"]), rel=1e-12)
+    assert not any("hyperparameters changed" in r for r in doc["reasons"])
+    assert doc["n_snapshots"] >= 3
+    m = read_csv(tmp_path / "a" / "metrics.csv")
+    probed = np.isfinite(m["temperature"])
+    lr_of_row = 0.3 * 0.3 ** ((m["step"][probed] - 1) // 200)  # a probe after update step-1
+    np.testing.assert_allclose(
+        m["temperature"][probed],
+        np.sqrt(lr_of_row * 0.01 * m["sigma2"][probed] / (2 * (d - 1))), rtol=1e-12)
+    spanning = train(tiny("lr", steps=600, window=300), tmp_path / "span", hook=_step_lr)
+    assert spanning["stationary"] is False and spanning["lr"] == doc["lr"]
+    assert any("hyperparameters changed at step 401 inside the window (lr 0.09 -> 0.027)" in r
+               for r in spanning["reasons"])
+    crash_after(monkeypatch, 470)  # checkpoint at step 440, after the last change
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        train(c, tmp_path / "b", hook=_step_lr)
+    monkeypatch.undo()
+    ck = torch.load(tmp_path / "b" / "checkpoint.pt", weights_only=False)
+    assert ck["step"] == 440 and ck["hyper_since"] == 401
+    assert ck["hyper_in_force"]["lr"] == pytest.approx(0.027, rel=1e-12)
+    train(c, tmp_path / "b", hook=_step_lr)
+    assert_same_run(tmp_path / "a", tmp_path / "b")
+
+
+def test_batched_hook_that_omits_keys_resumes_identically(tmp_path, monkeypatch):
+    """A hook that sets elr for the first 30 updates and then omits it (the value stays): the
+    batched optimizer is rebuilt from the configs on resume, so the engine writes the values
+    in force back from the checkpoint; the resumed grid equals the uninterrupted one."""
+    cs = [tiny(elr=0.01, wd=0.01), tiny(elr=0.02, wd=0.03, init_radius=0.5)]
+
+    def early(step, config):
+        return {"elr": 2 * config.elr} if step < 30 else {}
+
+    train_grid(cs, [tmp_path / "a0", tmp_path / "a1"], hook=early)
+    crash_after(monkeypatch, 90)
+    with pytest.raises(RuntimeError):
+        train_grid(cs, [tmp_path / "b0", tmp_path / "b1"], hook=early)
+    monkeypatch.undo()
+    train_grid(cs, [tmp_path / "b0", tmp_path / "b1"], hook=early)
+    for i in (0, 1):
+        assert_same_run(tmp_path / f"a{i}", tmp_path / f"b{i}")
+        doc = json.loads((tmp_path / f"a{i}" / "stationary.json").read_text())
+        assert doc["elr"] == 2 * cs[i].elr  # in force at the end, not the config's

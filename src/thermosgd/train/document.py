@@ -1,8 +1,11 @@
 """What one run records and the stationary document it writes (``stationary.json``).
 
 `RunRecord` is the book-keeping of one config inside an engine (monitor, metrics rows,
-whole-set evaluations, divergence, wall time, output directory); `stationary_doc` assembles the
-document from it (the keys are those of `thermosgd.records.FIELDS`) and `write_doc` writes it.
+whole-set evaluations, divergence, wall time, output directory, the hyperparameters in force
+under a per-step hook); `stationary_doc` assembles the document from it (the keys are those of
+`thermosgd.records.FIELDS`) and `write_doc` writes it. Under a hook the document's lr / elr /
+wd and every prediction are those of the monitor's last state (the values in force at the
+end, or the last positive ones when the hook ends with a 0, which is then a reason).
 The engine writes documents when a run ends (or diverges); `finished_doc` re-reads or rebuilds
 the document of a run that ended earlier.
 """
@@ -62,11 +65,19 @@ SI_LOSS_KEYS = (
 
 
 class RunRecord:
-    """One config inside an engine: monitor, metrics rows, status, output directory."""
+    """One config inside an engine: monitor, metrics rows, status, output directory.
+
+    ``hyper``: the rate and weight decay in force (the config's, or what the engine's hook
+    set last, >= 0), ``hyper_since``: the step from which they hold (0: from the start); both
+    are checkpointed. The monitor is told every change to positive values
+    (`ThermoMonitor.set_hyperparameters`)."""
 
     def __init__(self, config: TrainConfig, out: Path, dim: int, ckpt: dict | None) -> None:
         self.config, self.out, self.dim = config, out, dim
         self.schedule = config.schedule
+        self.hyper = dict(config.hyperparameters)
+        self.hyper_since = 0
+        self._monitored: tuple[tuple, TrainConfig] = (tuple(self.hyper.items()), config)
         self.monitor = ThermoMonitor(
             config.protocol,
             dim,
@@ -87,11 +98,29 @@ class RunRecord:
             self.diverged_at = ckpt["diverged_at"]
             self.seconds = float(ckpt["seconds"])
             self.si_loss = dict(ckpt.get("si_loss", {}))
+            self.hyper.update(ckpt.get("hyper_in_force", {}))
+            self.hyper_since = int(ckpt.get("hyper_since", 0))
 
     @property
     def active(self) -> bool:
         """Still training (not diverged)."""
         return self.diverged_at is None
+
+    def zero_in_force(self) -> list[str]:
+        """The hyperparameters the hook holds at 0 now (lr = 0 freezes the weights, wd = 0
+        has no stationary radius): no state of the theory; empty for a positive state."""
+        return [k for k, v in self.hyper.items() if v == 0]
+
+    def monitored_config(self) -> TrainConfig:
+        """The config with the hyperparameters of the monitor's state (the values in force,
+        or the last positive ones while one is 0): what the predictions of the metrics rows
+        and the document use. The config itself when they are its own (no hook)."""
+        key = tuple((k, self.monitor.hyper[k]) for k in self.hyper)
+        if key != self._monitored[0]:
+            changed = {k: v for k, v in key if v != getattr(self.config, k)}
+            self._monitored = (key, dataclasses.replace(self.config, **changed)
+                               if changed else self.config)
+        return self._monitored[1]
 
 
 def metrics_columns(rows: list[dict]) -> dict[str, np.ndarray]:
@@ -137,6 +166,14 @@ def _state(run: RunRecord) -> dict:
         reasons = list(state.get("reasons") or [])
         reasons.append(f"diverged (non-finite loss or radius) by step {run.diverged_at}")
         state["reasons"] = reasons
+    zero = run.zero_in_force()
+    if zero:
+        state["stationary"] = False
+        held = ", ".join(f"{k} = 0" for k in zero)
+        last = ", ".join(f"{k}={run.monitor.hyper[k]:g}" for k in run.hyper)
+        state["reasons"] = [*(state.get("reasons") or []), (
+            f"the hyperparameter hook holds {held} from step {run.hyper_since} on: no "
+            f"stationary state (T, p and the predictions are those of {last})")]
     return state
 
 
@@ -165,7 +202,9 @@ def stationary_doc(run: RunRecord, steps_done: int, device: torch.device) -> dic
         "protocol": c.protocol,
         "variant": c.variant,
         # hyperparameters as set; the sphere's radius as radius_set (radius is measured)
-        **{(f"{k}_set" if k == "radius" else k): v for k, v in c.hyperparameters.items()},
+        # (under a hook: those of the monitor's last state)
+        **{(f"{k}_set" if k == "radius" else k): v
+           for k, v in run.monitored_config().hyperparameters.items()},
         "dim": run.dim,
         "steps": c.steps,
         "steps_done": steps_done,
@@ -176,7 +215,7 @@ def stationary_doc(run: RunRecord, steps_done: int, device: torch.device) -> dic
         "device": str(device),
         "seconds": run.seconds,
         **state,
-        **steps_noise(c, run.dim, run.rows, run.schedule.window_start),
+        **steps_noise(run.monitored_config(), run.dim, run.rows, run.schedule.window_start),
         **generalization(run),
         **{k: run.si_loss.get(k, math.nan) for k in SI_LOSS_KEYS},
         "summary": summary,

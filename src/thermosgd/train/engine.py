@@ -28,6 +28,18 @@ optimizer are built with; a resumed run calls the hook again from the checkpoint
 the hook must be a pure function of (step, config). Without a hook (None) nothing is set and
 the run is that of the config's constant hyperparameters.
 
+The run's monitor follows the hook: when the values in force change at update ``step``, the
+engine calls ``run.monitor.set_hyperparameters(step + 1, ...)`` (the first record made with
+them is that of step + 1; a change starts a new state: default window, burn-in, snapshot
+queue, a window reaching back over it flagged in stationary.json), and the metrics rows'
+probe temperature and the document's predictions use the values in force. Only a change is
+passed on (a schedule that changes every step makes every state one step long: no window is
+stationary then). A value of 0 is no state of the theory: it is not passed to the monitor,
+whose state stays the last positive one; a run that ends with a 0 in force is not
+stationary (a reason in stationary.json), and a probe under it has no temperature (NaN).
+The values in force and the step from which they hold are checkpointed
+(``hyper_in_force``, ``hyper_since``) and written back into the optimizer on resume.
+
 `_training_step` is the module-level function that takes one optimizer step of every config:
 tests replace it to inject crashes.
 """
@@ -114,6 +126,7 @@ class Engine:
         self.docs: dict[int, dict] = {}
         if ckpts[0] is not None:
             self._restore(ckpts)
+            self._restore_hyperparameters()
         self.snap_steps = self.s.snapshot_steps(c0.steps)
         self.snap_i = int(np.searchsorted(self.snap_steps, self.step, side="right"))
         self.eval_steps = self.s.eval_steps(c0.steps)
@@ -133,6 +146,14 @@ class Engine:
             )
         self.block_n = int(ckpts[0]["block"]["n"])
         torch.set_rng_state(ckpts[0]["rng"]["torch"])
+
+    def _restore_hyperparameters(self) -> None:
+        """The values a hook had set (checkpointed in force) back into the optimizer (the
+        batched one is rebuilt from the configs)."""
+        for g, run in enumerate(self.runs):
+            for name in self._hook_keys:
+                if run.hyper[name] != getattr(run.config, name):
+                    self.net.set_hyperparameter(g, name, run.hyper[name])
 
     def _checkpoint(self, g: int) -> dict:
         run = self.runs[g]
@@ -162,6 +183,8 @@ class Engine:
             "evals": [dict(r) for r in run.evals],
             "seconds": run.seconds,
             "si_loss": dict(run.si_loss),
+            "hyper_in_force": dict(run.hyper),
+            "hyper_since": run.hyper_since,
         }
 
     def save(self, g: int) -> None:
@@ -213,10 +236,20 @@ class Engine:
         """Set every active config's hyperparameters of the coming step (see the module
         docstring)."""
         for g in active:
-            values = self.hook(self.step, self.runs[g].config)
+            run = self.runs[g]
+            values = self.hook(self.step, run.config)
+            changed = False
             for name, value in values.items():
                 check_choice("hyperparameter hook key", name, self._hook_keys)
-                self.net.set_hyperparameter(g, name, check_number(name, value, min_val=0.0))
+                v = check_number(name, value, min_val=0.0)
+                self.net.set_hyperparameter(g, name, v)
+                if run.hyper[name] != v:
+                    run.hyper[name], changed = v, True
+            if changed:  # the first record made with the new values is that of step + 1
+                run.hyper_since = self.step + 1
+                if not run.zero_in_force():
+                    run.monitor.set_hyperparameters(
+                        self.step + 1, **{k: run.hyper[k] for k in self._hook_keys})
 
     # -- measurements -------------------------------------------------------------------------
 
@@ -316,9 +349,9 @@ class Engine:
                 grad_norm2_se=float(est.grad_norm2_se),
                 sigma2=sigma2,
             )
-            if sigma2 > 0:
-                row["temperature"] = probe_temperature(run.config, run.dim,
-                                                       float(est.trace_sigma))
+            if sigma2 > 0:  # at the hyperparameters in force (NaN while the hook holds a 0)
+                row["temperature"] = math.nan if run.zero_in_force() else probe_temperature(
+                    run.monitored_config(), run.dim, float(est.trace_sigma))
 
     # -- loop ----------------------------------------------------------------------------------
 
