@@ -79,7 +79,8 @@ def init_radius_section(a, elr_row) -> list[str]:
             f"{fmt(sw['radius_max_rel_error_discrete'], True)} | {mw['normalized']:+.4f} +- "
             f"{mw['normalized_std']:.4f} | {el:.0f} s |", "",
             "Radius error bars model the radius autocorrelation exp(-t/tau) with the "
-            "linearized relaxation time (`thermosgd.estimators.stationarity.ou_mean_variance`): plain batch means over "
+            "linearized relaxation time "
+            "(`thermosgd.estimators.stationarity.ou_mean_variance`): plain batch means over "
             "20 blocks are several times too small where tau exceeds the block length."]
 
 
