@@ -343,3 +343,106 @@ def test_convnet_variants(variant, extra):
     with pytest.raises(ValueError,
                        match=r"variant == 'layernorm', must be one of si, bn-affine, bias, head$"):
         convnet(2, 1, 10, input_size=8, variant="layernorm")
+
+
+# ------------------------------------------------------------------ conv layouts (issue 10)
+
+
+def _legacy_order(model):
+    """The ConvNet as before issue 10: ReLU before each max-pool (an independent build of
+    the old layer order from the same modules)."""
+    layers = list(model.conv_layers)
+    for i in range(len(layers) - 1):
+        if isinstance(layers[i], nn.MaxPool2d) and isinstance(layers[i + 1], nn.ReLU):
+            layers[i], layers[i + 1] = layers[i + 1], layers[i]
+    model.conv_layers = nn.Sequential(*layers)
+    return model
+
+
+def _fwd_bwd(model, x, y):
+    out = model(x)
+    F.cross_entropy(out, y).backward()
+    grads = [p.grad.clone() for p in model.parameters() if p.requires_grad]
+    return out.detach(), grads, [b.clone() for b in model.buffers()]
+
+
+@pytest.mark.parametrize("variant", ["si", "bias"])
+def test_convnet_pool_before_relu_is_exact(variant):
+    """relu(maxpool(z)) == maxpool(relu(z)) for monotone relu: outputs, gradients and BN
+    statistics are bit-identical to the old order (no tolerance: the same float ops)."""
+    gen = torch.Generator().manual_seed(3)
+    x, y = torch.randn(8, 3, 16, 16, generator=gen), torch.randint(0, 10, (8,), generator=gen)
+    new = convnet(2, input_size=16, variant=variant)
+    old = _legacy_order(convnet(2, input_size=16, variant=variant))
+    assert [type(m) for m in new.conv_layers] != [type(m) for m in old.conv_layers]
+    a, b = _fwd_bwd(new, x, y), _fwd_bwd(old, x, y)
+    assert torch.equal(a[0], b[0])
+    assert all(torch.equal(p, q) for p, q in zip(a[1], b[1], strict=True))
+    assert all(torch.equal(p, q) for p, q in zip(a[2], b[2], strict=True))
+    # the state_dict keys did not move (ReLU and MaxPool hold no state)
+    assert list(new.state_dict()) == list(old.state_dict())
+
+
+# channels-last vs NCHW: the same float32 function summed in another order inside the conv
+# kernels (oneDNN picks other blockings). Round-off ~ eps * sqrt(fan_in) per layer (6e-8 * 24 for
+# fan_in 576) over <= 20 layers, BN-normalised: measured <= 2e-6 of the largest entry (logits,
+# gradients) at equal weights. LAYOUT_TOL = 3e-5 of the largest entry leaves a 15x margin, while
+# a wrong layout (permuted channels / pixels) changes them at the 1e-1 level.
+LAYOUT_TOL = 3e-5
+
+
+def _close_to_scale(a, b):
+    err, scale = float((a - b).abs().max().detach()), float(b.abs().max().detach())
+    assert err <= LAYOUT_TOL * scale, (err, scale)
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda mf: convnet(2, 3, 10, input_size=16, memory_format=mf),
+        lambda mf: convnet(8, 1, 10, input_size=8, memory_format=mf),
+        lambda mf: preact_resnet18(2, 3, 10, input_size=16, memory_format=mf),
+    ],
+    ids=["convnet2", "convnet8", "resnet2"],
+)
+def test_channels_last_is_the_same_function(make):
+    """Outputs, SI gradients and BN running statistics of the channels-last model equal the
+    NCHW model's at the same weights, at init and after 3 fixed-ELR steps (the weights copied
+    over each time: the function is compared, not two diverging trajectories)."""
+    from thermosgd.nn.optim import FixedELR
+
+    cl, ref = make("channels_last"), make("contiguous")
+    assert cl.memory_format == "channels_last" and ref.memory_format == "contiguous"
+    for p in cl.si_parameters():
+        if p.shape[1] > 1 and p.shape[2] * p.shape[3] > 1:  # else both layouts coincide
+            assert p.is_contiguous(memory_format=torch.channels_last)
+            assert not p.is_contiguous()
+    for p, q in zip(cl.parameters(), ref.parameters(), strict=True):
+        assert torch.equal(p, q)  # same init, only the strides differ
+    gen = torch.Generator().manual_seed(0)
+    cin, size = cl.in_channels, cl.input_size[0]
+    opt = FixedELR(ref.si_parameters(), elr=1e-2, wd=5e-4)
+    for _ in range(4):
+        cl.load_state_dict(ref.state_dict())  # values, whatever the strides
+        x = torch.randn(16, cin, size, size, generator=gen)
+        y = torch.randint(0, 10, (16,), generator=gen)
+        opt.zero_grad(set_to_none=True)
+        cl.zero_grad(set_to_none=True)
+        a, b = _fwd_bwd(cl, x, y), _fwd_bwd(ref, x, y)
+        _close_to_scale(a[0], b[0])
+        for p, q in zip(a[1], b[1], strict=True):
+            _close_to_scale(p, q)
+        for p, q in zip(a[2], b[2], strict=True):
+            _close_to_scale(p.double(), q.double())
+        opt.step()
+    cl.load_state_dict(ref.state_dict())
+    cl.eval(), ref.eval()  # eval mode: the running statistics
+    x = torch.randn(4, cin, size, size, generator=gen)
+    _close_to_scale(cl(x), ref(x))
+
+
+def test_memory_format_is_checked():
+    with pytest.raises(ValueError, match="memory_format == 'nhwc', must be one of contiguous"):
+        convnet(2, memory_format="nhwc")
+    with pytest.raises(ValueError, match="memory_format == 'cl', must be one of"):
+        preact_resnet18(2, memory_format="cl")
