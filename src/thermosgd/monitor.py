@@ -3,7 +3,7 @@
 `ThermoMonitor` records what a run observes of one SI group: cheap per-step records (radius,
 loss, pre-projection norm), gradient-noise probes (`NoiseEstimate`, from
 `thermosgd.nn.probes.estimate_gradient_noise`), the distance from scale invariance, and weight
-snapshots (an `thermosgd.estimators.entropy.EntropyQueue`). `ThermoMonitor.stationary_state`
+snapshots (a `thermosgd.estimators.snapshots.EntropyQueue`). `ThermoMonitor.stationary_state`
 turns the records of a window (default: the second half of the recorded steps) into the
 measured state T, p, V, U, S with uncertainties (`thermosgd.estimators.stationarity`: batch
 means, probe combination), the theory's predictions from the measured noise
@@ -25,8 +25,8 @@ from torch.optim import Optimizer
 
 from thermosgd import spec
 from thermosgd._validate import check_int, check_number
-from thermosgd.estimators.entropy import EntropyQueue
 from thermosgd.estimators.noise import NoiseEstimate
+from thermosgd.estimators.snapshots import DEFAULT_MEMORY_BUDGET, EntropyQueue
 from thermosgd.estimators.stationarity import (
     StationarityCriteria,
     _batch_means,
@@ -104,15 +104,19 @@ class ThermoMonitor:
     ``record_step`` is cheap (three floats appended) and may be called at any cadence;
     ``record_noise`` stores a `NoiseEstimate` (e.g. from `estimate_gradient_noise`);
     ``push_snapshot`` feeds an `EntropyQueue` of ``queue_capacity`` snapshots stored as
-    ``dtype``. Non-finite values are recorded (the run is then reported as diverged); negative
-    radii or norms raise.
+    ``dtype`` within ``memory_budget`` bytes (default 256 MiB; beyond it, or with
+    ``snapshot_storage="sketch"``, CountSketches of the directions, see
+    `thermosgd.estimators.snapshots`). Non-finite values are recorded (the run is then
+    reported as diverged); negative radii or norms raise.
     """
 
     def __init__(self, protocol: str, dim: int, *, lr: float | None = None,
                  elr: float | None = None, wd: float | None = None,
                  radius: float | None = None, queue_capacity: int = 1000, dtype=np.float32,
                  criteria: StationarityCriteria | None = None, optimizer: str = "sgd",
-                 momentum: float | None = None, beta2: float | None = None) -> None:
+                 momentum: float | None = None, beta2: float | None = None,
+                 memory_budget: int | None = DEFAULT_MEMORY_BUDGET,
+                 snapshot_storage: str = "auto") -> None:
         self.momentum, self.beta2 = _betas(protocol, optimizer, momentum, beta2)
         self.optimizer, self.protocol = optimizer, protocol
         self.dim = check_int("dim", dim, min_val=2)
@@ -123,7 +127,8 @@ class ThermoMonitor:
         self.criteria = StationarityCriteria() if criteria is None else criteria
         if not isinstance(self.criteria, StationarityCriteria):
             raise ValueError(f"criteria == {criteria!r}, must be a StationarityCriteria")
-        self.queue = EntropyQueue(queue_capacity, self.dim, dtype=dtype)
+        self.queue = EntropyQueue(queue_capacity, self.dim, dtype=dtype,
+                                  memory_budget=memory_budget, storage=snapshot_storage)
         self._steps: list[int] = []
         self._radius: list[float] = []
         self._loss: list[float] = []
@@ -155,7 +160,7 @@ class ThermoMonitor:
                              "change)")
         self._changes.append((step, dict(hyper)))
         self._set_hyper(hyper)
-        self.queue = EntropyQueue(self.queue.capacity, self.dim, dtype=self.queue.dtype)
+        self.queue.clear()
 
     @staticmethod
     def _check_step(step: Any, last: int | None) -> int:
@@ -244,7 +249,7 @@ class ThermoMonitor:
             "history": self.history(),
             "noise": list(self._noise),
             "si_distance": list(self._si),
-            "snapshots": self.queue.snapshots(),
+            "queue": self.queue.state_dict(),
             "n_snapshots": self._n_snapshots,
         }
 
@@ -263,8 +268,10 @@ class ThermoMonitor:
         self._prenorm = [float(v) for v in h["preprojection_norm"]]
         self._noise = [tuple(t) for t in state["noise"]]
         self._si = [tuple(t) for t in state.get("si_distance", [])]  # absent in old states
-        self.queue = EntropyQueue(self.queue.capacity, self.dim, dtype=self.queue.dtype)
-        for w in state["snapshots"]:
+        self.queue.clear()
+        if "queue" in state:
+            self.queue.load_state_dict(state["queue"])
+        for w in state.get("snapshots", ()):  # a state saved before the queue had a layout
             self.queue.push(w)
         self._n_snapshots = int(state["n_snapshots"])
         self._changes = [(int(s), dict(h)) for s, h in state.get("changes", [])]
@@ -392,7 +399,7 @@ class ThermoMonitor:
         if entropy and len(self.queue) >= 3:
             try:
                 e_dir = self.queue.entropy(duplicates="drop")
-                e_full = self.queue.full_entropy(duplicates="drop")
+                e_full = self.queue.full_entropy(direction=e_dir)
             except ValueError as err:
                 warnings.append(f"entropy not computed: {err}")
             else:
@@ -406,7 +413,8 @@ class ThermoMonitor:
         """A few human-readable lines: the measured state, theory, and the verdict."""
         if not self._steps:
             return f"ThermoMonitor({self.protocol}, d={self.dim}): no steps recorded"
-        return _format_summary(self.stationary_state(window_start), self._steps[0])
+        return (_format_summary(self.stationary_state(window_start), self._steps[0])
+                + "\n  snapshot queue: " + self.queue.describe())
 
     @classmethod
     def attach(cls, model: nn.Module, optimizer: Optimizer, *, loss_fn: LossFn | None = None,
@@ -415,7 +423,7 @@ class ThermoMonitor:
                n_batches: int = 64, batch_size: int = 128, seed: int = 0,
                snapshot_every: int | None = None, probe_every: int | None = None,
                dtype=np.float32, criteria: StationarityCriteria | None = None,
-               ) -> AttachedMonitor:
+               memory_budget: int | None = DEFAULT_MEMORY_BUDGET) -> AttachedMonitor:
         """A monitor wired to ``model`` and ``optimizer`` (`thermosgd.nn.attach.attach`).
 
         ``optimizer``: a thermosgd `FixedLR` / `FixedELR` / `FixedSphere` / `MomentumLR` /
@@ -426,10 +434,11 @@ class ThermoMonitor:
         be one of its param groups' parameters). ``loss_fn``, ``x``, ``y`` (the training set)
         enable noise probes of ``n_batches`` x ``batch_size`` from a generator seeded ``seed``.
         ``snapshot_every`` / ``probe_every``: ``observe(step, ...)`` then also pushes a
-        snapshot / probes the noise when ``step`` is a multiple.
+        snapshot / probes the noise when ``step`` is a multiple. ``memory_budget``: of the
+        snapshot queue (bytes; `thermosgd.estimators.snapshots.EntropyQueue`).
         """
         make = functools.partial(cls, queue_capacity=queue_capacity, dtype=dtype,
-                                 criteria=criteria)
+                                 criteria=criteria, memory_budget=memory_budget)
         return attach(model, optimizer, make, loss_fn=loss_fn, x=x, y=y, params=params,
                       group=group, n_batches=n_batches, batch_size=batch_size, seed=seed,
                       snapshot_every=snapshot_every, probe_every=probe_every)

@@ -1,5 +1,6 @@
 """Tests of thermosgd.estimators.entropy: exact k-NN, Kozachenko-Leonenko estimators, sphere
-entropies against exact von Mises-Fisher values, error bars, the snapshot queue, bad input."""
+entropies against exact von Mises-Fisher values, error bars, bad input (the snapshot queue:
+test_snapshots.py)."""
 
 from __future__ import annotations
 
@@ -7,13 +8,12 @@ import math
 
 import numpy as np
 import pytest
-import torch
 from scipy.special import digamma, gammaln
 
 from thermosgd.estimators import entropy as ent
 from thermosgd.estimators.entropy import (
     EntropyEstimate,
-    EntropyQueue,
+    chord_entropy,
     knn_entropy,
     nearest_neighbor_distances,
     sphere_entropy,
@@ -268,6 +268,27 @@ def test_sphere_gram_path_float32_snapshots():
     assert sphere_entropy(w).value == pytest.approx(want, abs=1e-8)
 
 
+def test_chord_entropy_of_rows_with_a_larger_intrinsic_dimension():
+    """chord_entropy takes the rows as given (no normalisation) with m = dim - 1 > D' allowed:
+    the brute-force KL of the rows' own distances with the constants of S^{dim-1}; on unit
+    vectors it is the chord sphere entropy."""
+    y = np.random.default_rng(8).standard_normal((300, 40)) * 0.3
+    dim = 1000
+    eps = brute_knn(y, 2)
+    m = dim - 1
+    log_v = 0.5 * m * math.log(math.pi) - gammaln(0.5 * m + 1)
+    for k in (1, 2):
+        want = digamma(300) - digamma(k) + log_v + m * np.log(eps[:, k - 1]).mean()
+        est = chord_entropy(y, dim, k=k)
+        assert est.value == pytest.approx(want, rel=1e-12)
+        assert (est.n, est.k, est.dim, est.method) == (300, k, m, "chord")
+    u = vmf.sample(200, np.ones(30), 100.0, seed=9)
+    assert chord_entropy(u, 30).value == pytest.approx(sphere_entropy(u).value, abs=1e-9)
+    with pytest.raises(ValueError, match="y has 2 points with a duplicate"):
+        chord_entropy(np.vstack([y, y[:1]]), dim)
+    assert chord_entropy(np.vstack([y, y[:1]]), dim, duplicates="drop").n == 300
+
+
 # ----------------------------------------------------------------------------- error bars
 
 
@@ -350,59 +371,6 @@ def test_duplicates_drop_terminates_in_low_dimension(dim, method):
     finally:
         signal.alarm(0)
         signal.signal(signal.SIGALRM, old)
-
-
-# ----------------------------------------------------------------------------- queue
-
-
-def test_queue_fifo_and_entropy():
-    d, cap = 20, 50
-    rng = np.random.default_rng(17)
-    snaps = vmf.sample(80, rng.standard_normal(d), 200.0, seed=2) * (
-        2.0 + 0.1 * rng.standard_normal((80, 1))
-    )
-    q = EntropyQueue(cap, d, dtype=np.float64)
-    assert len(q) == 0 and not q.full
-    for i in range(30):
-        q.push(snaps[i] if i % 2 else torch.from_numpy(snaps[i]))
-    assert len(q) == 30 and not q.full
-    np.testing.assert_array_equal(q.snapshots(), snaps[:30])
-    for i in range(30, 80):
-        q.push(snaps[i])
-    assert len(q) == cap and q.full
-    np.testing.assert_array_equal(q.snapshots(), snaps[30:])
-    r = np.linalg.norm(snaps[30:], axis=1)
-    np.testing.assert_allclose(q.radii(), r, rtol=1e-15)
-    assert q.mean_radius() == pytest.approx(r.mean(), rel=1e-14)
-    est = q.entropy()
-    assert est.value == pytest.approx(sphere_entropy(snaps[30:]).value, abs=1e-9)
-    full = q.full_entropy()
-    assert full.value == pytest.approx(est.value + (d - 1) * np.log(r).mean(), abs=1e-9)
-    assert q.entropy(method="angles").value == pytest.approx(
-        sphere_entropy(snaps[30:], method="angles").value, abs=1e-9
-    )
-
-
-def test_queue_float32_storage_and_validation():
-    q = EntropyQueue(10, 4)
-    assert q._buf.dtype == np.float32 and q._buf.shape == (10, 4)
-    q.push(torch.ones(4, dtype=torch.float64))
-    with pytest.raises(ValueError, match="shape"):
-        q.push(np.ones(5))
-    with pytest.raises(ValueError, match="NaN or inf"):
-        q.push(np.array([1.0, np.nan, 0.0, 0.0]))
-    with pytest.raises(ValueError, match="zero vector"):
-        q.push(np.zeros(4))
-    with pytest.raises(ValueError, match="capacity == 2, must be >= 3"):
-        EntropyQueue(2, 4)
-    with pytest.raises(ValueError, match="dim == 1, must be >= 2"):
-        EntropyQueue(10, 1)
-    with pytest.raises(ValueError, match=r"dtype == <class 'numpy\.int32'>, must be float32 or"):
-        EntropyQueue(10, 4, dtype=np.int32)
-    with pytest.raises(ValueError, match="empty"):
-        EntropyQueue(10, 4).mean_radius()
-    with pytest.raises(ValueError, match="N = 1"):
-        q.entropy()
 
 
 # ----------------------------------------------------------------------------- bad input

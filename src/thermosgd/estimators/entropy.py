@@ -18,7 +18,8 @@ constants use the exact digamma function (not the log(N-1) shortcut of the paper
   from chord distances (intrinsic dimension D-1, no Jacobian) or with the paper's hyperspherical
   angles plus the mean log-Jacobian ("angles"; "scale": the authors' notebook variant, KL on
   the angles standardised per coordinate, plus sum_j log std_j).
-* `EntropyQueue`: a preallocated FIFO of weight snapshots with entropy methods.
+* `chord_entropy`: the chord estimator on rows that stand for directions (unit vectors or
+  their sketches; the snapshot queue `thermosgd.estimators.snapshots.EntropyQueue` uses it).
 
 Every value comes with a standard error: the delete-one jackknife of the estimator, computed
 exactly from the (k+1)-th neighbours (see `_kl_jackknife`); it is slightly conservative and
@@ -48,7 +49,7 @@ from thermosgd._validate import check_choice, check_int
 
 __all__ = [
     "EntropyEstimate",
-    "EntropyQueue",
+    "chord_entropy",
     "hyperspherical_angles",
     "knn_entropy",
     "log_unit_ball_volume",
@@ -186,6 +187,25 @@ def _centre_kernel(x, s, normalize, c0, q, nrm):  # pragma: no cover - compiled
         nrm[i] = acc
 
 
+@numba.njit(cache=True, fastmath=_FASTMATH, error_model="numpy")
+def _subsample_mean_kernel(x, sub, s, normalize, out):  # pragma: no cover - compiled
+    """out = mean over the rows i in sub of s_i x_i (normalize: s_i = 1/|x_i|), in float64; a
+    zero or non-finite row makes out non-finite."""
+    d = x.shape[1]
+    out[:] = 0.0
+    for i in sub:
+        si = s[i]
+        if normalize:
+            acc = 0.0
+            for j in range(d):
+                v = np.float64(x[i, j])
+                acc += v * v
+            si = 1.0 / np.sqrt(acc)
+        for j in range(d):
+            out[j] += np.float64(x[i, j]) * si
+    out /= sub.shape[0]
+
+
 @numba.njit(parallel=True, cache=True, fastmath=_FASTMATH)
 def _pair_d2_kernel(x, s, rows, cols, out):  # pragma: no cover - compiled
     d = x.shape[1]
@@ -280,15 +300,11 @@ def _knn_gram(x: np.ndarray, k: int, scale=None, block_size=None, dtype=None, no
         x = x.astype(np.float64)
     s = np.ones(n) if scale is None else np.array(scale, dtype=np.float64)
 
-    # 1. centre (fused float64 kernel: q_i = s_i x_i - c0 stored in the Gram dtype, n_i = |q_i|^2)
+    # 1. centre (fused float64 kernel: q_i = s_i x_i - c0 stored in the Gram dtype, n_i = |q_i|^2;
+    # c0 is streamed from the rows of x: no float64 copy of the subsample)
     sub = np.arange(0, n, max(1, n // 512))
-    xs = x[sub].astype(np.float64)
-    if normalize:
-        with np.errstate(divide="ignore", invalid="ignore"):
-            xs /= np.linalg.norm(xs, axis=1, keepdims=True)
-    else:
-        xs *= s[sub, None]
-    c0 = xs.mean(0)
+    c0 = np.empty(d)
+    _subsample_mean_kernel(x, sub, s, normalize, c0)
     if not np.isfinite(c0).all():  # some row is zero or non-finite: let the kernel report it
         c0 = np.zeros(d)
     qn = np.empty((n, d), dtype=gdt)
@@ -507,6 +523,28 @@ def knn_entropy(
     return _estimate_batch(x, k, dim, "knn", one, duplicates)
 
 
+def chord_entropy(
+    y, dim: int, k: int = 1, *, duplicates: Duplicates = "raise", block_size=None, dtype=None
+) -> EntropyEstimate:
+    """Kozachenko-Leonenko entropy (nats, surface measure of S^{dim-1}) of directions given by
+    rows y (..., N, D') whose Euclidean distances stand for their chord distances: unit vectors
+    u_i (D' = dim), or distance-preserving sketches of them (`thermosgd.estimators.snapshots`,
+    D' < dim). H = psi(N) - psi(k) + log V_m + m mean_i log eps_{i,k}, m = dim - 1, with eps
+    from the rows as given (no normalisation); jackknife stderr and duplicates (eps <=
+    8 sqrt(D') eps_64) as in `sphere_entropy`. Batched over the leading axes.
+    """
+    k = check_int("k", k, min_val=1)
+    duplicates = check_choice("duplicates", duplicates, _DUPLICATES)
+    dim = check_int("dim", dim, min_val=2)
+    y = _check_points("y", y, k, k + 2)
+    tiny = 8.0 * math.sqrt(y.shape[-1]) * float(np.finfo(np.float64).eps)
+
+    def one(cloud, _):
+        return (*_knn_one(cloud, k + 1, block_size=block_size, dtype=dtype), None, tiny)
+
+    return _estimate_batch(y, k, dim - 1, "chord", one, duplicates, name="y")
+
+
 def hyperspherical_angles(w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Angles (N, D-1) and log sin(phi_k), k = 1..D-2 (N, D-2), of the rows of w (N, D), float64.
 
@@ -660,88 +698,3 @@ def sphere_entropy(
     if np.ndim(value) == 0:
         value, stderr = float(value), float(stderr)
     return EntropyEstimate(value, stderr, est.n, k, m, method + "+radius")
-
-
-# ----------------------------------------------------------------------------- queue
-
-
-class EntropyQueue:
-    """Bounded FIFO of weight snapshots (preallocated ring buffer of shape (capacity, dim)).
-
-    push(w) stores a 1-D numpy array or torch tensor of length dim (finite, nonzero); once full,
-    the oldest snapshot is overwritten. The norms are kept in float64 at push time.
-    """
-
-    def __init__(self, capacity: int, dim: int, dtype=np.float32):
-        self.capacity = check_int("capacity", capacity, min_val=3)
-        self.dim = check_int("dim", dim, min_val=2)
-        dt = _check_dtype(dtype)
-        self.dtype = dt
-        self._buf = np.zeros((self.capacity, self.dim), dtype=dt)
-        self._radius = np.zeros(self.capacity)
-        self._next = 0
-        self._size = 0
-
-    def push(self, w) -> None:
-        if hasattr(w, "detach"):
-            w = w.detach().cpu().numpy()
-        w = np.asarray(w)
-        if w.shape != (self.dim,):
-            raise ValueError(f"w must have shape ({self.dim},), got {w.shape}")
-        if w.dtype.kind not in "fiu":
-            raise ValueError(f"w must be real numeric, got dtype {w.dtype}")
-        w64 = w.astype(np.float64, copy=False)
-        r = float(np.sqrt(np.dot(w64, w64)))
-        if not np.isfinite(r):
-            raise ValueError("w contains NaN or inf")
-        if r == 0.0:
-            raise ValueError("w is the zero vector (no direction on the sphere)")
-        self._buf[self._next] = w
-        self._radius[self._next] = r
-        self._next = (self._next + 1) % self.capacity
-        self._size = min(self._size + 1, self.capacity)
-
-    def __len__(self) -> int:
-        return self._size
-
-    @property
-    def full(self) -> bool:
-        return self._size == self.capacity
-
-    def _stored(self) -> tuple[np.ndarray, np.ndarray]:
-        """Stored snapshots and radii in buffer order (no copy when full)."""
-        if self.full:
-            return self._buf, self._radius
-        return self._buf[: self._size], self._radius[: self._size]
-
-    def snapshots(self) -> np.ndarray:
-        """Copy of the stored snapshots in time order (oldest first), shape (len, dim)."""
-        if not self.full:
-            return self._buf[: self._size].copy()
-        return np.roll(self._buf, -self._next, axis=0)
-
-    def radii(self) -> np.ndarray:
-        """Norms of the stored snapshots in time order (float64, computed at push)."""
-        if not self.full:
-            return self._radius[: self._size].copy()
-        return np.roll(self._radius, -self._next)
-
-    def mean_radius(self) -> float:
-        """Mean norm of the stored snapshots."""
-        if self._size == 0:
-            raise ValueError("the queue is empty")
-        return float(self._stored()[1].mean())
-
-    def entropy(self, method: Method = "chord", k: int = 1, **kw) -> EntropyEstimate:
-        """Entropy of the stored directions (order-independent), see `sphere_entropy`."""
-        buf, _ = self._stored()
-        return sphere_entropy(buf, method=method, k=k, **kw)
-
-    def full_entropy(self, method: Method = "chord", k: int = 1, **kw) -> EntropyEstimate:
-        """S = S_dir + (D-1) mean log r with r the stored radii (float64), see `sphere_entropy`."""
-        est = self.entropy(method=method, k=k, **kw)
-        logr = np.log(self._stored()[1])
-        m = self.dim - 1
-        value = est.value + m * float(logr.mean())
-        err = math.hypot(est.stderr, m * float(logr.std(ddof=1)) / math.sqrt(logr.size))
-        return EntropyEstimate(value, err, est.n, est.k, est.dim, est.method + "+radius")
