@@ -76,7 +76,7 @@ def _monitor_reference(protocol, optimizer, d, hyper, momentum, ts, ts_se, g2, t
         if optimizer == "momentum":
             T = float(hb.momentum_temperature(lr, wd, float(momentum), sigma2, d))
         elif optimizer == "adamw":
-            T = float(aw.adamw_temperature(lr, wd, sigma2, d))
+            T = float(aw.adamw_temperature(lr, wd, sigma2, d, float(momentum)))
         else:
             T = float(sgd.temperature(protocol, sigma2=sigma2, dim=d, **hp))
         Tm = elr_eff * sigma2 / 2
@@ -127,7 +127,7 @@ def _monitor_reference(protocol, optimizer, d, hyper, momentum, ts, ts_se, g2, t
             if optimizer == "adamw":
                 rd = aw.adamw_radius_discrete(lr, wd, b, d, ts, max(g2, 0.0), exact=True)
             else:
-                rd = hb.momentum_radius_discrete(lr, wd, b, ts, max(g2, 0.0))
+                rd = hb.momentum_radius_discrete(lr, wd, b, ts, max(g2, 0.0), exact=True)
             out["radius_discrete"] = float(rd)
             out["radius_discrete_se"] = out["radius_discrete"] * rel_tt / power
             if optimizer == "adamw":
@@ -146,7 +146,7 @@ def _monitor_reference(protocol, optimizer, d, hyper, momentum, ts, ts_se, g2, t
     if protocol == "lr":
         b = 0.0 if optimizer == "sgd" else float(momentum)
         out["relaxation_time"] = float(
-            aw.adamw_relaxation_time(lr, wd) if optimizer == "adamw"
+            aw.adamw_relaxation_time(lr, wd, 0.999) if optimizer == "adamw"
             else hb.momentum_relaxation_time(lr, wd, b))
     elif protocol == "elr" and np.isfinite(tt) and tt > 0:
         out["relaxation_time"] = float(sgd.relaxation_time("elr", elr=elr, trace_total=tt))
@@ -188,7 +188,7 @@ def _training_reference(protocol, optimizer, d, hyper, momentum, radius, Q, Q_se
     if Q > 0 and optimizer == "adamw":
         r = aw.adamw_radius_discrete(hyper["lr"], hyper["wd"], momentum, d, Q, 0.0, exact=True)
     elif Q > 0 and optimizer == "momentum":
-        r = hb.momentum_radius_discrete(hyper["lr"], hyper["wd"], momentum, Q, 0.0)
+        r = hb.momentum_radius_discrete(hyper["lr"], hyper["wd"], momentum, Q, 0.0, exact=True)
     elif Q > 0:
         r = sgd.radius_discrete(protocol, trace_sigma=Q, grad_norm2=0.0, **hyper)
     r = float(r)
@@ -224,7 +224,7 @@ def test_predict_reproduces_the_training_probe_temperature_wiring(protocol, opti
     if optimizer == "momentum":
         ref = hb.momentum_temperature(hyper["lr"], hyper["wd"], momentum, sigma2, DIM)
     elif optimizer == "adamw":
-        ref = aw.adamw_temperature(hyper["lr"], hyper["wd"], sigma2, DIM)
+        ref = aw.adamw_temperature(hyper["lr"], hyper["wd"], sigma2, DIM, momentum)
     else:
         h = ({"lr": hyper["lr"], "wd": hyper["wd"]} if protocol == "lr"
              else {"elr": hyper["elr"]})
@@ -345,9 +345,8 @@ def test_elr_radius_discrete_is_the_one_step_map_fixed_point(elr, wd, Q):
     c = elr * elr * Q
     # 1 - sqrt(1 - c) over c / 2, expanded: 1 + c/4 + c^2/8 + ...; here c <= 0.012
     assert r2_fp / p.radius_discrete**2 == pytest.approx(1 + c / 4 + c * c / 8, rel=3 * c**3)
-    exact = theory.radius_discrete("elr", elr=elr, wd=wd, trace_sigma=Q, grad_norm2=0.0,
-                                   exact=True)
-    assert exact**2 == pytest.approx(r2_fp, rel=1e-12)
+    with pytest.raises(ValueError, match="exact == True, must be False for protocol 'elr'"):
+        theory.radius_discrete("elr", elr=elr, wd=wd, trace_sigma=Q, grad_norm2=0.0, exact=True)
 
 
 @pytest.mark.parametrize(("lr", "wd", "Q"), [(0.1, 1e-3, 20.0), (0.5, 0.2, 5.0)])
@@ -423,10 +422,14 @@ def test_predicted_pressure_holds_the_predicted_radius(protocol, optimizer, hype
     p0 = predict(protocol, optimizer, dim=DIM, **hyper, momentum=momentum, trace_sigma=ts)
     p = predict(protocol, optimizer, dim=DIM, **hyper, momentum=momentum, trace_sigma=ts,
                 radius_measured=p0.radius_sde)
-    if optimizer == "adamw":  # AdamW's gas law holds with (d-1)/d: equal moments s
-        assert p.pressure * p0.radius_sde**2 == pytest.approx((DIM - 1) * p.temperature,
-                                                              rel=1e-12)
-        assert p.temperature_measured == pytest.approx(p.temperature, rel=1e-12)
+    if optimizer == "adamw":  # AdamW's gas law holds with (d-1)/d: equal moments s, at the
+        # all-orders radius (noise only); the Langevin temperature_measured is leading order
+        f = float(aw.adamw_finite_step_factor(hyper["lr"], hyper["wd"], momentum))
+        rx = p0.radius_sde * math.sqrt(f)
+        px = predict(protocol, optimizer, dim=DIM, **hyper, momentum=momentum, trace_sigma=ts,
+                     radius_measured=rx)
+        assert px.pressure * rx**2 == pytest.approx((DIM - 1) * px.temperature, rel=1e-12)
+        assert px.temperature_measured == pytest.approx(px.temperature / f, rel=1e-12)
         return
     assert p.pressure_sde == pytest.approx(p.pressure, rel=1e-12)
     assert p.temperature_measured == pytest.approx(p.temperature, rel=1e-12)

@@ -138,12 +138,15 @@ class MomentumRun:
         return {k: np.asarray(v, dtype=float) for k, v in out.items()}
 
 
-def default_burn_in(optimizer: str, lr: ArrayLike, wd: ArrayLike, beta1: ArrayLike) -> int:
+def default_burn_in(optimizer: str, lr: ArrayLike, wd: ArrayLike, beta1: ArrayLike,
+                    beta2: ArrayLike = DEFAULT_BETA2) -> int:
     """Six radius relaxation times of the slowest point (the chains start at the SDE radius,
-    a few percent off at most, so this leaves < 0.1%), plus 5000 steps for the momentum
-    buffers and AdamW's second moment (b2 = 0.999) to settle."""
-    tau = theory.fixed_lr_forms(optimizer).relaxation_time(lr, wd, beta1)
-    return int(5000 + 6 * float(np.max(tau)))
+    a few percent off at most, so this leaves < 0.1%); heavy ball adds 5000 steps for the
+    momentum buffers, AdamW's relaxation time already holds the lag of its second-moment
+    average (~2 / (1 - b2) steps, `thermosgd.theory.adamw.adamw_relaxation_time`)."""
+    tau = theory.fixed_lr_forms(optimizer).relaxation_time(lr, wd, beta1, beta2)
+    settle = 0 if "beta2" in OPTIMIZER_HYPERPARAMETERS[optimizer] else 5000
+    return int(settle + 6 * float(np.max(tau)))
 
 
 def simulate(
@@ -182,7 +185,7 @@ def simulate(
         for v in values:
             check_fraction(name, v)
     if burn_in is None:
-        burn_in = default_burn_in(optimizer, lr_a, wd_a, b1_a)
+        burn_in = default_burn_in(optimizer, lr_a, wd_a, b1_a, b2_a)
     burn_in = check_int("burn_in", burn_in, min_val=0, max_val=steps - n_blocks)
     replicas = check_int("replicas", replicas, min_val=1)
     queue_size = check_int("queue_size", queue_size, min_val=0, max_val=steps - burn_in)

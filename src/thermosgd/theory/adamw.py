@@ -4,11 +4,15 @@ Update (torch semantics, g = stochastic gradient, tangent to w): ``m <- b1 m + (
 s <- b2 s + (1-b2) g*g;  w <- w - eta (m_hat / (sqrt(s_hat) + eps) + lambda w)`` with bias
 corrections m_hat = m / (1-b1^t), s_hat = s / (1-b2^t).
 
-Main results (leading order in eta lambda, noise-dominated gradients): r*^2 = eta d / (2 lambda)
-(independent of sigma, beta1, beta2); angular update sqrt(2 eta lambda (1-b1)/(1+b1));
-T = sigma sqrt(eta lambda / (2 (d-1))) (equal second moments in every coordinate); gas law
-p V = (d-1) T / 2 with the effective pressure p = lambda sqrt(s) (s = per-coordinate gradient
-second moment). Derivations: ``docs/theory.md`` (section "Momentum and AdamW").
+Main results (noise-dominated gradients, equal second moments in every coordinate): leading
+order in eta lambda r*^2 = eta d / (2 lambda) (independent of sigma, beta1, beta2); to all
+orders (a = 1 - eta lambda) r*^2 = eta d / (2 lambda) F with F = `adamw_finite_step_factor`
+(the decoupled decay weakens the momentum correlation, b1 -> a b1); angular update
+sqrt(2 eta lambda (1-b1)/(1+b1)); T = sigma sqrt(eta lambda / (2 (d-1))) sqrt(F), the
+temperature of the gas law p V = (d-1) T / 2 with the effective pressure p = lambda sqrt(s)
+(s = per-coordinate gradient second moment) at the all-orders radius; the radius relaxes on
+the slow mode of the coupled (r^2, s) dynamics, ~ 1/(2 eta lambda) + 2/(1-b2) steps. Derivations:
+``docs/theory.md`` (section "Momentum and AdamW").
 
 Conventions as in `thermosgd.theory.sgd`: pure, vectorized, float64, a 0-d result is a
 ``numpy.float64``; bad input raises ``ValueError``.
@@ -19,7 +23,8 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import ArrayLike
 
-from thermosgd._validate import finite_array, nonnegative_array, positive_array
+from thermosgd._validate import check_int, finite_array, nonnegative_array, positive_array
+from thermosgd.spec import DEFAULT_BETA2
 from thermosgd.theory.momentum import _beta
 from thermosgd.theory.sgd import Float, _dim, _out
 
@@ -27,9 +32,11 @@ __all__ = [
     "RADIUS_POWER",
     "adamw_angular_update",
     "adamw_elr_at_radius",
+    "adamw_finite_step_factor",
     "adamw_maxwell_slope",
     "adamw_pressure",
     "adamw_radius",
+    "adamw_radius2_path",
     "adamw_radius_discrete",
     "adamw_radius_ratio_isotropic",
     "adamw_relaxation_time",
@@ -64,6 +71,29 @@ def adamw_radius(lr: ArrayLike, wd: ArrayLike, dim: ArrayLike) -> Float:
     return _out(np.sqrt(lr * d / (2.0 * wd)))
 
 
+def adamw_finite_step_factor(lr: ArrayLike, wd: ArrayLike, beta1: ArrayLike) -> Float:
+    """F = r*^2 (all orders in eta lambda) / (eta d / (2 lambda)) =
+    2 eta lambda (1-b1) (1 + a b1) / ((1+b1) (1 - a^2) (1 - a b1)), a = 1 - eta lambda.
+
+    With w_{t+1} = a w_t - eta u_t, w_t = a^k w_{t-k} - eta sum_j a^(j-1) u_{t-j}: the decoupled
+    decay shrinks the part of w that the old gradients held in m are correlated with, and for
+    white noise E<w, u> = -eta E||u||^2 b1 / (1 - a b1). The balance (1 - a^2) E r^2 =
+    eta^2 E||u||^2 - 2 eta a E<w, u> with E||u||^2 = d (1-b1)/(1+b1) gives r*^2 =
+    eta^2 E||u||^2 (1 + a b1) / ((1 - a^2)(1 - a b1)). F -> 1 as eta lambda -> 0 and
+    F = 1 - eta lambda (1 + b1) / (1 - b1) / 2 + O((eta lambda)^2) (0.53 at eta lambda = 0.09,
+    b1 = 0.9). Raises where eta lambda >= 1 (the decay alone would flip or zero w).
+    """
+    lr = positive_array("lr", lr)
+    wd = positive_array("wd", wd)
+    b1 = _beta("beta1", beta1)
+    a = 1.0 - lr * wd
+    if np.any(a <= 0):
+        raise ValueError(f"lr * wd == {float(np.max(lr * wd))!r}, must be < 1 (all-orders "
+                         "AdamW forms)")
+    return _out(2.0 * lr * wd * (1.0 - b1) * (1.0 + a * b1)
+                / ((1.0 + b1) * (1.0 - a * a) * (1.0 - a * b1)))
+
+
 def adamw_radius_discrete(
     lr: ArrayLike, wd: ArrayLike, beta1: ArrayLike, dim: ArrayLike, trace_sigma: ArrayLike,
     grad_norm2: ArrayLike, exact: bool = False
@@ -75,14 +105,11 @@ def adamw_radius_discrete(
     The second moment s counts noise and mean gradient alike (the 1 / (ts + gn) factor); the
     harmonic AR(2) velocity variance adds the (1-b1)/(1+b1) gn term as for heavy ball.
 
-    ``exact=True`` keeps every order in eta lambda. With a = 1 - eta lambda, w_{t+1} = a w_t -
-    eta u_t, so w_t = a^k w_{t-k} - eta sum_j a^(j-1) u_{t-j}: the decoupled decay shrinks the
-    part of w that the old gradients held in m are correlated with, and for white noise
-    E<w, u> = -eta E||u||^2 b1 / (1 - a b1). The balance (1 - a^2) E r^2 = eta^2 E||u||^2 -
-    2 eta a E<w, u> then gives r*^2 = eta^2 E||u||^2 (1 + a b1) / ((1 - a^2) (1 - a b1)), with
-    E||u||^2 = d (1-b1)/(1+b1) times the grad_norm2 factor above: the momentum correlation
-    b1 -> a b1 lowers r*^2 by ~ eta lambda / (1 - b1) relative (-45% in r*^2 at eta lambda =
-    0.09, b1 = 0.9), which the eta lambda -> 0 form misses.
+    ``exact=True`` keeps every order in eta lambda: times `adamw_finite_step_factor` F, i.e.
+    r*^2 = eta^2 E||u||^2 (1 + a b1) / ((1 - a^2)(1 - a b1)) with E||u||^2 = d (1-b1)/(1+b1)
+    times the grad_norm2 factor above: the momentum correlation b1 -> a b1 lowers r*^2 by
+    ~ eta lambda / (1 - b1) relative (-47% in r*^2 at eta lambda = 0.09, b1 = 0.9), which the
+    eta lambda -> 0 form misses.
     """
     lr = positive_array("lr", lr)
     wd = positive_array("wd", wd)
@@ -92,12 +119,7 @@ def adamw_radius_discrete(
     gn = nonnegative_array("grad_norm2", grad_norm2)
     factor = (ts + gn * (1.0 - b1) / (1.0 + b1)) / (ts + gn)
     if exact:
-        a = 1.0 - lr * wd
-        if np.any(a <= 0):
-            raise ValueError(f"lr * wd == {float(np.max(lr * wd))!r}, must be < 1 (exact "
-                             "AdamW radius)")
-        u2 = d * factor * (1.0 - b1) / (1.0 + b1)
-        return _out(np.sqrt(lr * lr * u2 * (1.0 + a * b1) / ((1.0 - a * a) * (1.0 - a * b1))))
+        factor = factor * adamw_finite_step_factor(lr, wd, b1)
     return _out(np.sqrt(lr * d * factor / (2.0 * wd)))
 
 
@@ -141,20 +163,28 @@ def adamw_angular_update(lr: ArrayLike, wd: ArrayLike, beta1: ArrayLike) -> Floa
     return _out(np.sqrt(2.0 * lr * wd * (1.0 - b1) / (1.0 + b1)))
 
 
-def adamw_temperature(lr: ArrayLike, wd: ArrayLike, sigma2: ArrayLike, dim: ArrayLike) -> Float:
-    """AdamW temperature T = sigma sqrt(eta lambda / (2 (d-1))), assuming equal second moments
-    s = (d-1) sigma2 / (d r^2) in every coordinate (a preconditioner proportional to I).
+def adamw_temperature(lr: ArrayLike, wd: ArrayLike, sigma2: ArrayLike, dim: ArrayLike,
+                      beta1: ArrayLike, exact: bool = True) -> Float:
+    """AdamW temperature T = sigma sqrt(eta lambda / (2 (d-1))) sqrt(F), F =
+    `adamw_finite_step_factor` (``exact=False``: F = 1, the eta lambda -> 0 limit), assuming
+    equal second moments s = (d-1) sigma2 / (d r^2) in every coordinate.
 
-    The direction moves by -(eta / (sqrt(s) r^2)) (grad_S L + sigma xi) per step on the unit
-    sphere, a Langevin step eta-tilde = eta / (sqrt(s) r^2); T = eta-tilde sigma2 / 2 at
-    r*^2 = eta d / (2 lambda). With unequal second moments the preconditioned dynamics is not
-    reversible w.r.t. exp(-L/T) and T is only an effective temperature.
+    T = p r*^2 / (d-1): the ideal-gas law with the coupled-equivalent pressure p = lambda sqrt(s)
+    = lambda sigma sqrt((d-1)/d) / r at the all-orders radius r*^2 = eta d F / (2 lambda), i.e.
+    T = lambda sigma r* / sqrt(d (d-1)). As eta lambda -> 0 it is the Langevin value
+    eta-tilde sigma2 / 2 of the direction's step eta-tilde = eta / (sqrt(s) r^2) on the unit
+    sphere; at finite eta lambda that step is larger (r* is smaller) but the temperature read
+    off the energy is lower, by sqrt(F) as the gas law says (measured, docs/theory.md: the
+    momentum filter and the decay act together, not through eta-tilde alone). With unequal
+    second moments the preconditioned dynamics is not reversible w.r.t. exp(-L/T) and T is only
+    an effective temperature.
     """
     lr = positive_array("lr", lr)
     wd = positive_array("wd", wd)
     sigma2 = positive_array("sigma2", sigma2)
     d = _dim(dim)
-    return _out(np.sqrt(sigma2 * lr * wd / (2.0 * (d - 1.0))))
+    f = adamw_finite_step_factor(lr, wd, beta1) if exact else _beta("beta1", beta1) * 0.0 + 1.0
+    return _out(np.sqrt(sigma2 * lr * wd * f / (2.0 * (d - 1.0))))
 
 
 def adamw_pressure(wd: ArrayLike, radius: ArrayLike, sigma2: ArrayLike, dim: ArrayLike) -> Float:
@@ -168,12 +198,60 @@ def adamw_pressure(wd: ArrayLike, radius: ArrayLike, sigma2: ArrayLike, dim: Arr
     return _out(wd * np.sqrt(sigma2 * (d - 1.0) / d) / r)
 
 
-def adamw_relaxation_time(lr: ArrayLike, wd: ArrayLike) -> Float:
-    """Relaxation time of r^2 under AdamW, in steps: 1 / (2 eta lambda) (the update is
-    scale-free, so d r^2/dt = -2 eta lambda r^2 + eta^2 d is linear in r^2)."""
+def _relaxation_rates(lr, wd, beta2) -> tuple[np.ndarray, np.ndarray]:
+    """(k, c): the per-step rate 1 - a^2 of r^2 under the decay and the EMA rate 1 - b2."""
     lr = positive_array("lr", lr)
     wd = positive_array("wd", wd)
-    return _out(1.0 / (2.0 * lr * wd))
+    b2 = _beta("beta2", beta2)
+    a = 1.0 - lr * wd
+    return 1.0 - a * a, 1.0 - b2
+
+
+def adamw_relaxation_time(lr: ArrayLike, wd: ArrayLike, beta2: ArrayLike = DEFAULT_BETA2
+                          ) -> Float:
+    """Relaxation time of r^2 under AdamW, in steps: -1 / log(mu), mu the slow eigenvalue of
+    the linearized (r^2, s) map (`adamw_radius2_path`),
+
+    mu = (tr + sqrt(tr^2 - 4 det)) / 2, tr = 2 - 2k + kc - c, det = b2 (1 - 2k),
+
+    k = 1 - (1 - eta lambda)^2, c = 1 - b2. The update is normalized by sqrt(s), and s, an
+    average of g^2 ~ 1/r^2 over ~1/(1-b2) steps, lags the radius: with x = r^2 / r*^2 and
+    y = s r*^2 (y = 1/x at rest), x' = (1-k) x + k / (x y), y' = b2 y + c / x'. The continuous
+    limit is tau = (2 k + c + sqrt(4 k^2 + c^2)) / (2 k c): 1 / (2 eta lambda) for c >> k
+    (s follows r), 2 / (1-b2) for k >> c (r follows s: x^2 y stays 1 and y relaxes at c / 2).
+    At eta lambda = 0.005, b2 = 0.999: ~2050 steps, not 100.
+    """
+    k, c = _relaxation_rates(lr, wd, beta2)
+    tr = 2.0 - 2.0 * k + k * c - c
+    det = (1.0 - c) * (1.0 - 2.0 * k)
+    mu = 0.5 * (tr + np.sqrt(np.maximum(tr * tr - 4.0 * det, 0.0)))
+    with np.errstate(divide="ignore"):
+        return _out(-1.0 / np.log(mu))
+
+
+def adamw_radius2_path(lr: float, wd: float, beta2: float, start: float, steps: int
+                       ) -> np.ndarray:
+    """Mean-field path of r^2 / r*^2 over ``steps`` AdamW steps from r^2 = ``start`` r*^2 with
+    zero buffers (r* the stationary radius): x_0 = start, then for t = 1..steps
+
+    y_t = (b2 (1 - b2^(t-1)) y_(t-1) + (1-b2) / x_(t-1)) / (1 - b2^t),  (bias-corrected s)
+    x_t = (1-k) x_(t-1) + k / (x_(t-1) y_t),  k = 1 - (1 - eta lambda)^2:
+
+    the balance (1 - a^2) r*^2 = eta^2 E||u||^2 (1 + momentum correlation) with E||u||^2
+    scaled by (1/r^2) / s, the current squared gradient over its running average. Returns
+    x_1..x_steps; it decays as exp(-t / `adamw_relaxation_time`) at late times, faster early
+    while the bias-corrected average spans only t steps.
+    """
+    k, c = (float(v) for v in _relaxation_rates(lr, wd, beta2))
+    steps = check_int("steps", steps, min_val=1)
+    x = float(positive_array("start", start))
+    b2, y = 1.0 - c, 0.0
+    out = np.empty(steps)
+    for t in range(1, steps + 1):
+        y = (b2 * (1.0 - b2 ** (t - 1)) * y + c / x) / (1.0 - b2**t)
+        x = (1.0 - k) * x + k / (x * y)
+        out[t - 1] = x
+    return out
 
 
 def adamw_elr_at_radius(

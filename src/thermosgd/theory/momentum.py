@@ -7,8 +7,9 @@ w, E||g||^2 = Q / r^2 with Q = trace_sigma + grad_norm2 on the unit sphere):
 Main results (leading order in eta lambda, noise-dominated gradients): r*^4 = eta (d-1) sigma2 /
 (2 lambda (1-beta)), i.e. plain SGD with eta -> eta / (1-beta) (the momentum correlation factor
 is exactly 1); T = sqrt(eta lambda sigma2 / (2 (d-1) (1-beta))); angular update per step
-sqrt(2 eta lambda / (1+beta)). Derivations: ``docs/theory.md`` (section "Momentum and AdamW");
-the isotropic simulator checks them.
+sqrt(2 eta lambda / (1+beta)); to all orders in eta lambda (white noise) r*^4 is larger by
+1 / (1 - eta lambda / (2 (1+beta))) (`momentum_finite_step_factor`). Derivations:
+``docs/theory.md`` (section "Momentum and AdamW"); the isotropic simulator checks them.
 
 Conventions as in `thermosgd.theory.sgd`: pure, vectorized, float64, a 0-d result is a
 ``numpy.float64``; bad input raises ``ValueError``.
@@ -27,6 +28,7 @@ __all__ = [
     "momentum_angular_update",
     "momentum_effective_lr",
     "momentum_elr_at_radius",
+    "momentum_finite_step_factor",
     "momentum_maxwell_slope",
     "momentum_noise_factor",
     "momentum_radius",
@@ -82,8 +84,28 @@ def momentum_radius(
     return _out((lr * (d - 1.0) * sigma2 / (2.0 * wd * (1.0 - b))) ** 0.25)
 
 
+def momentum_finite_step_factor(lr: ArrayLike, wd: ArrayLike, momentum: ArrayLike) -> Float:
+    """r*^4 (all orders in eta lambda) / r*^4 (leading order): 1 / (1 - eta lambda / (2 (1+beta)));
+    NaN where eta lambda >= 2 (1+beta) (no stationary radius).
+
+    With V_t = w_(t-1) - w_t the update is w_(t+1) = A w_t - beta w_(t-1) - eta g_t,
+    A = 1 + beta - eta lambda. For white noise tangent to w_t (E<w_t, g_t> = E<w_(t-1), g_t> = 0)
+    the lag-one moment is E<w_(t+1), w_t> = A E r^2 / (1+beta), and the stationary second
+    moment solves E r^2 (1-beta) (1+beta-A) (1+beta+A) / (1+beta) = eta^2 E||g||^2, i.e.
+    lambda E[r^2] (1 - eta lambda / (2 (1+beta))) = eta (d-1) sigma^2 E[1/r^2] / (2 (1-beta)).
+    beta = 0 gives SGD's exact 2 / (2 - eta lambda) (`thermosgd.theory.sgd.radius_discrete`);
+    the AR(2) map is stable for eta lambda < 2 (1+beta).
+    """
+    el = positive_array("lr", lr) * positive_array("wd", wd)
+    b = _beta("momentum", momentum)
+    den = 1.0 - el / (2.0 * (1.0 + b))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return _out(np.where(den > 0, 1.0 / np.where(den > 0, den, 1.0), np.nan))
+
+
 def momentum_radius_discrete(
-    lr: ArrayLike, wd: ArrayLike, momentum: ArrayLike, trace_sigma: ArrayLike, grad_norm2: ArrayLike
+    lr: ArrayLike, wd: ArrayLike, momentum: ArrayLike, trace_sigma: ArrayLike,
+    grad_norm2: ArrayLike, exact: bool = False
 ) -> Float:
     """Heavy-ball radius with the mean-gradient (finite step) term:
     r*^4 = eta (trace_sigma + grad_norm2 (1-beta)/(1+beta)) / (2 lambda (1-beta)).
@@ -94,13 +116,20 @@ def momentum_radius_discrete(
     (G / (1-beta^2)) / (1 - eta-tilde_eff h (1-beta) / (2 (1+beta))), and at low temperature
     grad_norm2 / trace_sigma = eta-tilde_eff h / 2. beta = 0 gives back the plain-SGD "discr."
     radius r*^4 = eta (trace_sigma + grad_norm2) / (2 lambda).
+
+    ``exact=True`` keeps every order in eta lambda: r*^4 times `momentum_finite_step_factor`
+    1 / (1 - eta lambda / (2 (1+beta))) (NaN where eta lambda >= 2 (1+beta)); beta = 0 is
+    `thermosgd.theory.sgd.radius_discrete` ("lr", exact=True).
     """
     lr = positive_array("lr", lr)
     wd = positive_array("wd", wd)
     b = _beta("momentum", momentum)
     q = positive_array("trace_sigma", trace_sigma) + nonnegative_array("grad_norm2", grad_norm2) * (
         (1.0 - b) / (1.0 + b))
-    return _out((lr * q / (2.0 * wd * (1.0 - b))) ** 0.25)
+    r4 = lr * q / (2.0 * wd * (1.0 - b))
+    if exact:
+        r4 = r4 * momentum_finite_step_factor(lr, wd, b)
+    return _out(r4**0.25)
 
 
 def momentum_temperature(

@@ -61,7 +61,8 @@ class Prediction:
 
     * ``temperature`` T from the set hyperparameters and the measured sigma2 (SGD: lr
       sqrt(eta lambda sigma2 / (2 (d-1))), elr / sphere eta-tilde sigma2 / 2; heavy ball with
-      eta / (1-beta); AdamW sqrt(sigma2 eta lambda / (2 (d-1)))), ``temperature_measured`` =
+      eta / (1-beta); AdamW sqrt(sigma2 eta lambda F / (2 (d-1))), F the all-orders radius
+      factor `thermosgd.theory.adamw.adamw_finite_step_factor`), ``temperature_measured`` =
       elr_measured sigma2 / 2 at the measured radius;
     * ``elr_measured``: the direction's Langevin step on the unit sphere at the measured radius
       (lr: eta / r^2; heavy ball eta / ((1-beta) r^2); AdamW eta / (sqrt(s) r^2); elr and
@@ -71,8 +72,10 @@ class Prediction:
       without it); ``pressure_sde`` = elr_measured trace_sigma / (2 r^2) (the ideal-gas
       pressure at the measured volume); ``pressure_discrete`` with the mean-gradient term
       (elr_measured Q_eff / (2 r^2); AdamW: pressure (radius_discrete / r)^2);
-    * ``radius_sde`` and ``radius_discrete`` (NaN on the sphere);
-    * ``relaxation_time`` of the radius in iterations (0 on the sphere);
+    * ``radius_sde`` and ``radius_discrete`` (NaN on the sphere; heavy ball and AdamW to all
+      orders in eta lambda);
+    * ``relaxation_time`` of the radius in iterations (0 on the sphere; AdamW: the slow mode
+      of r^2 coupled to the second-moment average, `thermosgd.theory.adamw.adamw_relaxation_time`);
     * ``maxwell_slope``, the landscape-independent entropy slope, and ``maxwell_relation``,
       the relation it is the value of (text).
 
@@ -115,12 +118,14 @@ class FixedLRForms:
     * ``radius_sde(lr, wd, sigma2, dim, momentum)``: SGD r*^4 = eta (d-1) sigma2 / (2 lambda);
       heavy ball the same with eta / (1-beta); AdamW r*^2 = eta d / (2 lambda);
     * ``radius_discrete(lr, wd, dim, trace_sigma, grad_norm2, momentum)``: with the
-      mean-gradient term (AdamW: all orders in eta lambda);
+      mean-gradient term (heavy ball and AdamW: all orders in eta lambda);
     * ``radius_power``: k with r*^k linear in the noise (4; AdamW 2);
-    * ``temperature(lr, wd, sigma2, dim, momentum)``; ``elr_at_radius(lr, radius, sigma2, dim,
+    * ``temperature(lr, wd, sigma2, dim, momentum)`` (AdamW: all orders in eta lambda, the
+      gas-law temperature at the all-orders radius); ``elr_at_radius(lr, radius, sigma2, dim,
       momentum)``: the direction's Langevin step at radius r;
     * ``pressure(wd, radius, sigma2, dim)``: lambda (coupled WD); AdamW lambda sqrt(s);
-    * ``relaxation_time(lr, wd, momentum)``; ``maxwell_slope(dim)``: dS/dlog(lr) -
+    * ``relaxation_time(lr, wd, momentum, beta2=None)`` (beta2: AdamW's, default torch's
+      0.999; the others ignore it); ``maxwell_slope(dim)``: dS/dlog(lr) -
       dS/dlog(wd) ((d-1)/2; AdamW d-1).
     """
 
@@ -150,7 +155,7 @@ def _sgd_lr_radius_discrete(lr, wd, dim, trace_sigma, grad_norm2, momentum) -> F
 def _momentum_lr_radius_discrete(lr, wd, dim, trace_sigma, grad_norm2, momentum) -> Float:
     _sgd._dim(dim)
     return _momentum.momentum_radius_discrete(lr, wd, _needs("momentum", momentum),
-                                              trace_sigma, grad_norm2)
+                                              trace_sigma, grad_norm2, exact=True)
 
 
 def _adamw_lr_radius_sde(lr, wd, sigma2, dim, momentum) -> Float:
@@ -162,6 +167,10 @@ def _coupled_lr_pressure(wd, radius, sigma2, dim) -> Float:
     return _sgd._out(positive_array("wd", wd))
 
 
+def _adamw_lr_relaxation_time(lr, wd, momentum, beta2=None) -> Float:
+    return _adamw.adamw_relaxation_time(lr, wd, spec.DEFAULT_BETA2 if beta2 is None else beta2)
+
+
 FIXED_LR_FORMS: dict[str, FixedLRForms] = {
     "sgd": FixedLRForms(
         radius_sde=lambda lr, wd, sigma2, dim, m: _sgd.radius_sde(
@@ -171,7 +180,7 @@ FIXED_LR_FORMS: dict[str, FixedLRForms] = {
         temperature=lambda lr, wd, sigma2, dim, m: _sgd.temperature_lr(lr, wd, sigma2, dim),
         elr_at_radius=lambda lr, radius, sigma2, dim, m: _sgd.elr_at_radius(lr, radius),
         pressure=_coupled_lr_pressure,
-        relaxation_time=lambda lr, wd, m: _sgd.relaxation_time("lr", lr=lr, wd=wd),
+        relaxation_time=lambda lr, wd, m, b2=None: _sgd.relaxation_time("lr", lr=lr, wd=wd),
         maxwell_slope=lambda dim: _sgd.maxwell_slope("lr", dim),
     ),
     "momentum": FixedLRForms(
@@ -184,7 +193,7 @@ FIXED_LR_FORMS: dict[str, FixedLRForms] = {
         elr_at_radius=lambda lr, radius, sigma2, dim, m: _momentum.momentum_elr_at_radius(
             lr, radius, _needs("momentum", m)),
         pressure=_coupled_lr_pressure,
-        relaxation_time=lambda lr, wd, m: _momentum.momentum_relaxation_time(
+        relaxation_time=lambda lr, wd, m, b2=None: _momentum.momentum_relaxation_time(
             lr, wd, _needs("momentum", m)),
         maxwell_slope=_momentum.momentum_maxwell_slope,
     ),
@@ -193,11 +202,12 @@ FIXED_LR_FORMS: dict[str, FixedLRForms] = {
         radius_discrete=lambda lr, wd, dim, ts, g2, m: _adamw.adamw_radius_discrete(
             lr, wd, _needs("adamw", m), dim, ts, g2, exact=True),
         radius_power=_adamw.RADIUS_POWER,
-        temperature=lambda lr, wd, sigma2, dim, m: _adamw.adamw_temperature(lr, wd, sigma2, dim),
+        temperature=lambda lr, wd, sigma2, dim, m: _adamw.adamw_temperature(
+            lr, wd, sigma2, dim, _needs("adamw", m)),
         elr_at_radius=lambda lr, radius, sigma2, dim, m: _adamw.adamw_elr_at_radius(
             lr, radius, sigma2, dim),
         pressure=_adamw.adamw_pressure,
-        relaxation_time=lambda lr, wd, m: _adamw.adamw_relaxation_time(lr, wd),
+        relaxation_time=_adamw_lr_relaxation_time,
         maxwell_slope=_adamw.adamw_maxwell_slope,
     ),
 }
@@ -223,6 +233,7 @@ class _State:
     wd: float | None
     radius: float | None
     momentum: float | None
+    beta2: float | None
     ts: float
     g2: float
     tt: float
@@ -413,7 +424,7 @@ def _adamw_pressure_discrete(s: _State, elr: float, pressure: float, rd: float) 
 
 
 def _adamw_relaxation_time(s: _State) -> float:
-    return float(FIXED_LR_FORMS["adamw"].relaxation_time(s.lr, s.wd, s.momentum))
+    return float(FIXED_LR_FORMS["adamw"].relaxation_time(s.lr, s.wd, s.momentum, s.beta2))
 
 
 def _adamw_maxwell(protocol: str, dim: int) -> tuple[float, str]:
@@ -508,9 +519,10 @@ def predict(
       grad_norm2 (1-beta)/(1+beta) for heavy ball; AdamW pressure (radius_discrete / r)^2;
     * radius_sde from sigma2 (SE: rel_ts / k with r*^k linear in the noise; AdamW's does not
       depend on it: SE 0), radius_discrete from Q (SGD) or (trace_sigma, grad_norm2) (heavy
-      ball, AdamW to all orders in eta lambda) (SE: rel_tt / k);
+      ball and AdamW to all orders in eta lambda) (SE: rel_tt / k);
     * relaxation_time: lr 1 / (4 eta lambda) (heavy ball (1-beta) / (4 eta lambda), AdamW
-      1 / (2 eta lambda)); elr 1 / (eta-tilde^2 Q); sphere 0.
+      the slow mode of r^2 and the second-moment average, ~ 1 / (2 eta lambda) + 2 / (1-beta2)
+      (`thermosgd.theory.adamw.adamw_relaxation_time`)); elr 1 / (eta-tilde^2 Q); sphere 0.
     """
     spec.check_optimizer(optimizer, protocol)
     dim = check_int("dim", dim, min_val=2)
@@ -520,7 +532,8 @@ def predict(
     rbar = _measured(radius_measured)
     s = _State(
         protocol=protocol, dim=dim, lr=hp["lr"], elr=hp["elr"], wd=hp["wd"],
-        radius=hp["radius"], momentum=hp["momentum"], ts=ts, g2=_measured(grad_norm2), tt=tt,
+        radius=hp["radius"], momentum=hp["momentum"], beta2=hp["beta2"], ts=ts,
+        g2=_measured(grad_norm2), tt=tt,
         sigma2=ts / (dim - 1), rbar=rbar,
         rel_ts=_measured(trace_sigma_se) / ts if ts > 0 else _NAN,
         rel_tt=_measured(trace_total_se) / tt if tt > 0 else _NAN,
