@@ -402,3 +402,106 @@ def test_set_hyperparameters_starts_a_new_state_and_round_trips():
         mon.set_hyperparameters(400, elr=-1.0)
     with pytest.raises(ValueError, match=r"radius == 1.0, must not be given"):
         mon.set_hyperparameters(400, radius=1.0)
+
+
+def test_set_hyperparameters_takes_the_betas_and_round_trips():
+    """A heavy-ball beta change is a new state (predictions at the new beta: relaxation time
+    (1 - beta) / (4 eta lambda), computed here); state_dict keeps the initial betas, so a
+    fresh monitor built like the first one loads it; plain SGD refuses a beta."""
+    mon = ThermoMonitor("lr", 10, lr=0.1, wd=0.01, optimizer="momentum", momentum=0.9)
+    for t in range(1, 101):
+        mon.record_step(t, radius=1.0, loss=1.0)
+    mon.set_hyperparameters(101, momentum=0.9)  # no change: nothing recorded
+    assert mon.state_dict()["changes"] == []
+    mon.set_hyperparameters(101, momentum=0.5, lr=0.05)
+    assert (mon.momentum, mon.hyper) == (0.5, {"lr": 0.05, "wd": 0.01})
+    for t in range(101, 301):
+        mon.record_step(t, radius=2.0, loss=0.5)
+    s = mon.stationary_state(entropy=False)
+    assert s["momentum"] == 0.5 and s["lr"] == 0.05
+    assert s["relaxation_time"] == pytest.approx((1 - 0.5) / (4 * 0.05 * 0.01), rel=1e-12)
+    spanning = mon.stationary_state(50, entropy=False)
+    assert any("(lr 0.1 -> 0.05, momentum 0.9 -> 0.5)" in r for r in spanning["reasons"])
+    back = ThermoMonitor("lr", 10, lr=0.1, wd=0.01, optimizer="momentum", momentum=0.9)
+    back.load_state_dict(mon.state_dict())
+    assert (back.momentum, back.hyper) == (0.5, {"lr": 0.05, "wd": 0.01})
+    assert back.stationary_state(entropy=False)["relaxation_time"] == s["relaxation_time"]
+
+    adamw = ThermoMonitor("lr", 10, lr=1e-3, wd=0.1, optimizer="adamw")
+    adamw.set_hyperparameters(5, beta2=0.99)
+    assert (adamw.momentum, adamw.beta2) == (0.9, 0.99)
+    with pytest.raises(ValueError, match=r"beta2 == 1.5, must be"):
+        adamw.set_hyperparameters(6, beta2=1.5)
+    sgd = ThermoMonitor("lr", 10, lr=0.1, wd=0.01)
+    with pytest.raises(ValueError, match=r"momentum == 0.9, must be None for optimizer 'sgd'"):
+        sgd.set_hyperparameters(5, momentum=0.9)
+
+
+def test_si_tolerance_reports_a_non_si_group():
+    """Without si_tolerance (a monitor built directly, e.g. the trainer's non-SI variants) the
+    distance from SI is only measured; with it, a value above the tolerance is a reason, a
+    warning with the measured values and a summary line."""
+    mon = ThermoMonitor("elr", 101, elr=0.05, wd=0.02)
+    _fill(mon)
+    for t in range(2000, 4000, 500):
+        mon.record_si_distance(t, 0.3, 0.4)
+    mon.record_si_check("attach", 0.02)
+    s = mon.stationary_state(entropy=False)
+    assert s["stationary"] and s["si_radial_gradient"] == pytest.approx(0.3)
+    assert not any("scale-invariant" in m for m in s["warnings"])
+    mon.si_tolerance = 1e-3
+    s = mon.stationary_state(entropy=False)
+    assert s["reasons"] == ["not scale-invariant (relative radial gradient 0.3 > 0.001)"]
+    (w,) = [m for m in s["warnings"] if "scale-invariant" in m]
+    assert "is 0.02 (attach check), 0.3 (window probes), above 0.001" in w
+    assert f"  WARNING: {w}" in mon.summary()
+    back = ThermoMonitor("elr", 101, elr=0.05, wd=0.02)
+    back.load_state_dict(mon.state_dict())
+    assert back.state_dict()["si_checks"] == {"attach": 0.02}
+    with pytest.raises(ValueError, match=r"radial == -1.0, must be >= 0"):
+        mon.record_si_check("final", -1.0)
+
+
+@pytest.mark.parametrize("protocol, hyper, optimizer, betas", [
+    ("lr", {"lr": 0.1, "wd": 0.01}, "sgd", {}),
+    ("elr", {"elr": 0.05, "wd": 0.02}, "sgd", {}),
+    ("lr", {"lr": 0.1, "wd": 0.01}, "momentum", {"momentum": 0.8}),
+    ("sphere", {"elr": 0.05, "radius": 2.0}, "sgd", {}),
+])
+def test_scalars_are_the_latest_records(protocol, hyper, optimizer, betas):
+    """scalars(): the last record and the last probe, T by the closed forms computed here
+    (lr, SGD: sqrt(eta lambda sigma2 / (2 (d-1))); heavy ball: eta / (1 - beta) for eta;
+    elr and sphere: elr sigma2 / 2), without touching the snapshot queue (no entropy)."""
+    d = 101
+    mon = ThermoMonitor(protocol, d, **hyper, optimizer=optimizer, **betas)
+    with pytest.raises(ValueError, match=r"scalars\(\) needs a step"):
+        mon.scalars()
+    mon.record_step(1, radius=2.0, loss=0.7, preprojection_norm=2.01 if protocol == "sphere"
+                    else None)
+    first = mon.scalars()
+    assert np.isnan(first["temperature"]) and np.isnan(first["noise_step"])
+    mon.record_noise(1, _noise(40.0, radius=2.0))
+    mon.record_noise(5, _noise(50.0, radius=2.0))
+    mon.record_si_distance(5, 1e-6, 2e-6)
+    r = 2.0 if protocol == "sphere" else 3.0  # the sphere's radius is its set one
+    mon.record_step(7, radius=r, loss=0.5, preprojection_norm=2.02 if protocol == "sphere"
+                    else None)
+    mon.queue.entropy = mon.queue.full_entropy = None  # calling either would raise
+    sc = mon.scalars()
+    assert all(isinstance(v, float) for v in sc.values())
+    assert sc["step"] == 7.0 and sc["radius"] == r and sc["volume"] == r**2 / 2
+    assert sc["energy"] == 0.5 and sc["noise_step"] == 5.0 and sc["trace_sigma"] == 50.0
+    assert sc["si_radial_gradient"] == 1e-6
+    sigma2 = 50.0 / (d - 1)
+    if protocol == "lr":
+        eta = hyper["lr"] / (1 - betas.get("momentum", 0.0))
+        t = math.sqrt(eta * hyper["wd"] * sigma2 / (2 * (d - 1)))
+        assert sc["lr"] == hyper["lr"] and sc["pressure"] == hyper["wd"]
+    else:
+        t = hyper["elr"] * sigma2 / 2
+    assert sc["temperature"] == pytest.approx(t, rel=1e-12)
+    if protocol == "sphere":  # the set radius and the measured one are both there
+        assert sc["radius_set"] == 2.0 and sc["preprojection_norm"] == 2.02
+        # sphere pressure (r' - r) / (elr r^3) of the last record
+        assert sc["pressure"] == pytest.approx((2.02 - 2.0) / (0.05 * 2.0**3), rel=1e-9)
+    assert ("momentum" in sc) == (optimizer == "momentum") and "beta2" not in sc

@@ -26,6 +26,7 @@ from torch.optim import Optimizer
 from thermosgd import spec
 from thermosgd._validate import check_int, check_number
 from thermosgd.estimators.noise import NoiseEstimate
+from thermosgd.estimators.readout import live_scalars
 from thermosgd.estimators.snapshots import DEFAULT_MEMORY_BUDGET, EntropyQueue
 from thermosgd.estimators.stationarity import (
     StationarityCriteria,
@@ -41,11 +42,14 @@ from thermosgd.estimators.stationarity import (
 )
 from thermosgd.nn.attach import AttachedMonitor, attach
 from thermosgd.nn.probes import LossFn
+from thermosgd.nn.scale_invariance import NOT_SI, SI_RADIAL_TOLERANCE, si_findings
 from thermosgd.theory.predict import predict
 
 __all__ = ["ThermoMonitor"]
 
 _NAN = float("nan")
+#: the betas `set_hyperparameters` takes beside the protocol's hyperparameters
+_BETAS = ("momentum", "beta2")
 #: columns of `ThermoMonitor.noise_history`: the step and the fields of a `NoiseEstimate`
 _NOISE_KEYS = ("step", "trace_sigma", "trace_sigma_se", "grad_norm2", "grad_norm2_se",
                "trace_total", "trace_total_se", "radius", "n")
@@ -107,8 +111,13 @@ class ThermoMonitor:
     ``dtype`` within ``memory_budget`` bytes (default 256 MiB; beyond it, or with
     ``snapshot_storage="sketch"``, CountSketches of the directions, see
     `thermosgd.estimators.snapshots`). Non-finite values are recorded (the run is then
-    reported as diverged); negative radii or norms raise.
+    reported as diverged); negative radii or norms raise. ``si_tolerance`` (None, or set by
+    `attach`: `SI_RADIAL_TOLERANCE`): a relative radial gradient above it (`record_si_check`,
+    `record_si_distance`) reports the group as not scale-invariant in the verdict, the
+    warnings and the summary (`si_findings`).
     """
+
+    si_tolerance: float | None = None
 
     def __init__(self, protocol: str, dim: int, *, lr: float | None = None,
                  elr: float | None = None, wd: float | None = None,
@@ -135,25 +144,43 @@ class ThermoMonitor:
         self._prenorm: list[float] = []
         self._noise: list[tuple] = []  # (step, *NoiseEstimate fields), see _NOISE_KEYS
         self._si: list[tuple[int, float, float]] = []  # (step, radial mean, radial rms)
+        self._si_checks: dict[str, float] = {}  # stage -> one-batch relative radial gradient
+        self._betas0 = (self.momentum, self.beta2)
         self._n_snapshots = 0
 
     def _set_hyper(self, hyper: dict[str, float]) -> None:
+        """The hyperparameters in force (and the betas, where ``hyper`` holds them)."""
+        self.momentum, self.beta2 = (hyper.get(k, getattr(self, k)) for k in _BETAS)
+        hyper = {k: v for k, v in hyper.items() if k not in _BETAS}
         self.hyper = hyper
         self.lr, self.elr, self.wd, self.radius = (
             self.hyper.get(k) for k in ("lr", "elr", "wd", "radius"))
 
     # -- recording -----------------------------------------------------------------------------
 
+    def _betas_dict(self) -> dict[str, float]:
+        """The betas in force, as `set_hyperparameters` takes them (none for SGD)."""
+        return {k: getattr(self, k) for k in _BETAS if getattr(self, k) is not None}
+
+    def _initial(self) -> dict[str, float]:
+        """The hyperparameters and betas the monitor was built with."""
+        return self._hyper0 | {k: v for k, v in zip(_BETAS, self._betas0, strict=True)
+                               if v is not None}
+
     def set_hyperparameters(self, step: int, **values: float) -> None:
-        """The protocol's hyperparameters in force from iteration ``step`` on (a scheduler, a
+        """The protocol's hyperparameters and the optimizer's betas (``momentum``: heavy-ball
+        beta or AdamW beta1, ``beta2``) in force from iteration ``step`` on (a scheduler, a
         warm-up, a manual change; keys it omits keep their value). A change starts a new
         state: the default window is the second half of the records since the last change,
         the burn-in counts from it, predictions use the values in force, the snapshot queue
         restarts, and a window that reaches back over a change is flagged."""
         step = check_int("step", step, min_val=0)
+        betas = {k: values.pop(k, getattr(self, k)) for k in _BETAS}
+        b1, b2 = _betas(self.protocol, self.optimizer, betas["momentum"], betas["beta2"])
         hyper = _check_hyper(self.protocol, {k: None for k in ("lr", "elr", "wd", "radius")}
                              | self.hyper | values)
-        if hyper == self.hyper:
+        hyper |= {k: v for k, v in zip(_BETAS, (b1, b2), strict=True) if v is not None}
+        if hyper == self.hyper | self._betas_dict():
             return
         if self._changes and step < self._changes[-1][0]:
             raise ValueError(f"step == {step}, must be >= {self._changes[-1][0]} (the last "
@@ -211,6 +238,15 @@ class ThermoMonitor:
                 raise ValueError(f"{name} == {v!r}, must be >= 0")
         self._si.append((step, a, b))
 
+    def record_si_check(self, stage: str, radial: float) -> None:
+        """Record a one-batch relative radial gradient |<g, w>| / (|g| |w|) of the group
+        measured at ``stage`` ("attach", "final"; `thermosgd.nn.scale_invariance.si_distance`),
+        replacing an earlier one of that stage; reported against ``si_tolerance``."""
+        v = _scalar("radial", radial)
+        if v < 0:
+            raise ValueError(f"radial == {v!r}, must be >= 0")
+        self._si_checks[str(stage)] = v
+
     def push_snapshot(self, w) -> None:
         """Push the flattened SI vector (numpy or torch, length dim) into the entropy queue."""
         if isinstance(w, Tensor):
@@ -242,13 +278,14 @@ class ThermoMonitor:
         """Everything needed to resume monitoring (records and the snapshot queue)."""
         return {
             "protocol": self.protocol,
-            "optimizer": (self.optimizer, self.momentum, self.beta2),
+            "optimizer": (self.optimizer, *self._betas0),
             "dim": self.dim,
             "hyper": dict(self._hyper0),
             "changes": [(s, dict(h)) for s, h in self._changes],
             "history": self.history(),
             "noise": list(self._noise),
             "si_distance": list(self._si),
+            "si_checks": dict(self._si_checks),
             "queue": self.queue.state_dict(),
             "n_snapshots": self._n_snapshots,
         }
@@ -258,7 +295,7 @@ class ThermoMonitor:
         mine = (self.protocol, self.dim, self._hyper0)
         if (state.get("protocol"), state.get("dim"), state.get("hyper")) != mine:
             raise ValueError("state_dict is for a different protocol, dim or hyperparameters")
-        betas = (self.optimizer, self.momentum, self.beta2)
+        betas = (self.optimizer, *self._betas0)
         if tuple(state.get("optimizer", ("sgd", None, None))) != betas:
             raise ValueError("state_dict is for a different optimizer or betas")
         h = state["history"]
@@ -268,6 +305,7 @@ class ThermoMonitor:
         self._prenorm = [float(v) for v in h["preprojection_norm"]]
         self._noise = [tuple(t) for t in state["noise"]]
         self._si = [tuple(t) for t in state.get("si_distance", [])]  # absent in old states
+        self._si_checks = {str(k): float(v) for k, v in state.get("si_checks", {}).items()}
         self.queue.clear()
         if "queue" in state:
             self.queue.load_state_dict(state["queue"])
@@ -275,7 +313,7 @@ class ThermoMonitor:
             self.queue.push(w)
         self._n_snapshots = int(state["n_snapshots"])
         self._changes = [(int(s), dict(h)) for s, h in state.get("changes", [])]
-        self._set_hyper(dict(self._changes[-1][1]) if self._changes else dict(self._hyper0))
+        self._set_hyper(dict(self._changes[-1][1]) if self._changes else self._initial())
 
     # -- stationary state ----------------------------------------------------------------------
 
@@ -306,7 +344,7 @@ class ThermoMonitor:
             if out["window_start"] < since:
                 w["reasons"].append(
                     f"the hyperparameters changed at step {since} inside the window "
-                    f"({_changed(self._changes, self._hyper0)}): it holds two states")
+                    f"({_changed(self._changes, self._initial())}): it holds two states")
             pred = w["prediction"]
             out["elr_measured"] = pred.elr_measured
             out.update((k, getattr(pred, k)) for k in _PREDICTED)
@@ -315,6 +353,11 @@ class ThermoMonitor:
             si = si[si[:, 0] >= out["window_start"]]
             out["si_radial_gradient"] = float(si[:, 1].mean()) if si.size else _NAN
             out["si_radial_gradient_rms"] = float(si[:, 2].mean()) if si.size else _NAN
+            if self.si_tolerance is not None:  # a group trained as SI: is it?
+                why, warn = si_findings(self._si_checks, out["si_radial_gradient"],
+                                        self.si_tolerance)
+                w["reasons"] += why
+                w["warnings"] += warn
             v = verdict(out["window_start"], out["window_end"],
                         relaxation_time=out["relaxation_time"], blocks=w["blocks"],
                         radius=out["radius"], energy=out["energy"], diverged=out["diverged"],
@@ -409,6 +452,21 @@ class ThermoMonitor:
             warnings.append(f"only {len(self.queue)} snapshots in the queue: no entropy")
         return out
 
+    def scalars(self) -> dict[str, float]:
+        """The current state as a flat dict of floats for any logger (TensorBoard, wandb, a
+        CSV): T, p, V, radius, energy, the hyperparameters and betas in force, the latest
+        probe's noise and distance from SI (`thermosgd.estimators.readout.live_scalars`). O(1):
+        the latest records only, no window statistics, no entropy."""
+        if not self._steps:
+            raise ValueError("scalars() needs a step: call record_step (an attached monitor: "
+                             "observe) first")
+        return live_scalars(
+            self.protocol, self.optimizer, dim=self.dim, hyper=self.hyper,
+            momentum=self.momentum, beta2=self.beta2, step=self._steps[-1],
+            radius=self._radius[-1], loss=self._loss[-1], preprojection_norm=self._prenorm[-1],
+            noise=dict(zip(_NOISE_KEYS, self._noise[-1], strict=True)) if self._noise else None,
+            si_radial=self._si[-1][1] if self._si else _NAN)
+
     def summary(self, window_start: int | None = None) -> str:
         """A few human-readable lines: the measured state, theory, and the verdict."""
         if not self._steps:
@@ -423,16 +481,22 @@ class ThermoMonitor:
                n_batches: int = 64, batch_size: int = 128, seed: int = 0,
                snapshot_every: int | None = None, probe_every: int | None = None,
                dtype=np.float32, criteria: StationarityCriteria | None = None,
+               si_tolerance: float | None = SI_RADIAL_TOLERANCE,
                memory_budget: int | None = DEFAULT_MEMORY_BUDGET) -> AttachedMonitor:
         """A monitor wired to ``model`` and ``optimizer`` (`thermosgd.nn.attach.attach`).
 
         ``optimizer``: a thermosgd `FixedLR` / `FixedELR` / `FixedSphere` / `MomentumLR` /
         `AdamWLR` (protocol, optimizer, hyperparameters and the SI group ``group``, default the
-        first SI group, are read from it) or a plain ``torch.optim.SGD``, with or without
-        heavy-ball momentum (dampening 0, no Nesterov) (protocol "lr" with its lr and
-        weight_decay; the SI group is ``params``, default ``si_parameters(model)``, and must
-        be one of its param groups' parameters). ``loss_fn``, ``x``, ``y`` (the training set)
-        enable noise probes of ``n_batches`` x ``batch_size`` from a generator seeded ``seed``.
+        first SI group, are read from it), a plain ``torch.optim.SGD``, with or without
+        heavy-ball momentum (dampening 0, no Nesterov), or ``torch.optim.AdamW`` (amsgrad off)
+        (protocol "lr" with its lr and weight_decay; the SI group is ``params``, default
+        ``si_parameters(model)``; for your own model ``find_scale_invariant_groups(model,
+        loss_fn, (x, y))[0].params``; it must be one of its param groups' parameters).
+        lr, wd and the betas are read from the param group at every ``observe`` (schedulers
+        are followed). ``loss_fn``, ``x``, ``y`` (the training set) enable noise probes of
+        ``n_batches`` x ``batch_size`` from a generator seeded ``seed`` and the SI check at
+        attach and at the end: a relative radial gradient above ``si_tolerance`` (None: not
+        checked) is reported in the verdict, the warnings and the summary.
         ``snapshot_every`` / ``probe_every``: ``observe(step, ...)`` then also pushes a
         snapshot / probes the noise when ``step`` is a multiple. ``memory_budget``: of the
         snapshot queue (bytes; `thermosgd.estimators.snapshots.EntropyQueue`).
@@ -441,7 +505,8 @@ class ThermoMonitor:
                                  criteria=criteria, memory_budget=memory_budget)
         return attach(model, optimizer, make, loss_fn=loss_fn, x=x, y=y, params=params,
                       group=group, n_batches=n_batches, batch_size=batch_size, seed=seed,
-                      snapshot_every=snapshot_every, probe_every=probe_every)
+                      snapshot_every=snapshot_every, probe_every=probe_every,
+                      si_tolerance=si_tolerance)
 
 
 def _changed(changes: list[tuple[int, dict[str, float]]], initial: dict[str, float]) -> str:
@@ -491,4 +556,5 @@ def _format_summary(s: dict[str, Any], first_step: int) -> str:
         lines.append("  stationary: yes")
     else:
         lines.append("  stationary: NO (" + "; ".join(s["reasons"]) + ")")
+    lines += [f"  WARNING: {m}" for m in s["warnings"] if m.startswith(NOT_SI)]
     return "\n".join(lines)

@@ -33,6 +33,7 @@ from thermosgd.nn.scale_invariance import (
     set_batched_group_radius,
     set_group_radius,
     si_distance,
+    si_findings,
 )
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")  # see conftest.py
@@ -324,3 +325,35 @@ def test_si_distance_on_known_models():
         assert d.radial > 1e-2 and d.loss_change_max > 1e-2
     with pytest.raises(ValueError, match="scales"):
         si_distance(m, F.cross_entropy, batch, m.si_parameters(), scales=(1.0,))
+
+
+def test_si_radial_tolerance_separates_si_from_non_si_models():
+    """`SI_RADIAL_TOLERANCE` (1e-3) against `si_distance`'s radial gradient at initialization,
+    the model as it runs (eps included): the SI models measure float32 round-off plus eps,
+    ~1e-6 (asserted 10x below the tolerance), the variants with affine norms or a trainable
+    head ~3e-2 (asserted above it). The "bias" variant starts SI-like (zero biases: 7e-4) and
+    is caught in training (tests/nn/test_attach.py)."""
+    from thermosgd.nn.scale_invariance import SI_RADIAL_TOLERANCE
+
+    for variant in ("si", "layernorm", "bn-affine", "head", "layernorm-affine"):
+        m = variant_mlp(variant)
+        d = si_distance(m, F.cross_entropy, MLP_BATCH, [p for p in m.parameters()
+                                                         if p.requires_grad])
+        if variant in ("si", "layernorm"):
+            assert d.radial < SI_RADIAL_TOLERANCE / 10, variant
+        else:
+            assert d.radial > SI_RADIAL_TOLERANCE, variant
+
+
+def test_si_findings():
+    assert si_findings({"attach": 1e-6}, 2e-6) == ([], [])
+    assert si_findings({}, float("nan")) == ([], [])  # nothing measured: nothing to report
+    (reason,), (warning,) = si_findings({"attach": 0.33, "final": 1e-4}, float("nan"))
+    assert reason == "not scale-invariant (relative radial gradient 0.33 > 0.001)"
+    assert "is 0.33 (attach check), above 0.001" in warning and "final" not in warning
+    assert "find_scale_invariant_groups(model, loss_fn, (x, y))" in warning
+    assert "params=groups[0].params" in warning
+    (reason,), _ = si_findings({}, 0.05, tolerance=0.01)
+    assert reason == "not scale-invariant (relative radial gradient 0.05 > 0.01)"
+    with pytest.raises(ValueError, match=r"tolerance == 0\.0, must be > 0"):
+        si_findings({}, 0.1, tolerance=0)

@@ -7,11 +7,12 @@ thermosgd.estimators import entropy``):
   directions on the sphere, with jackknife errors; `EntropyQueue` of weight snapshots;
 * `noise`: the per-direction gradient-noise variance sigma^2 from minibatch gradients;
 * `stationarity`: window statistics and the stationarity tests of a trace;
-* `generalization`: rank correlations of the stationary state with generalization.
+* `generalization`: rank correlations of the stationary state with generalization;
+* `readout`: the latest records of a monitored run as a flat dict of floats for a logger.
 """
 
 from thermosgd._lazy import lazy_submodules
 
-__all__ = ["entropy", "generalization", "noise", "stationarity"]
+__all__ = ["entropy", "generalization", "noise", "readout", "stationarity"]
 
 __getattr__, __dir__ = lazy_submodules(__name__, __all__)
