@@ -185,9 +185,11 @@ def cpu_part(a, device: torch.device) -> dict:
     """Today's path, channels-last (and compiled) steps of both models; see the module doc."""
     quick = a.quick
     sizes = (128, 256) if quick else (256, 512, 1024, 2048)
+    if device.type == "cuda":
+        sizes = (2048, 4096, 8192)
     sgemm, sgemm_n = sgemm_gflops(device, sizes, 3 if quick else a.repeats)
-    print(f"SGEMM (torch.mm float32, n = {sgemm_n}, {a.threads} thread(s)): {sgemm:.1f} GFLOP/s",
-          flush=True)
+    where = f"{a.threads} thread(s)" if device.type == "cpu" else str(device)
+    print(f"SGEMM (torch.mm float32, n = {sgemm_n}, {where}): {sgemm:.1f} GFLOP/s", flush=True)
     batch = 16 if quick else a.batch
     draw = make_batches(device, batch, 32)
     rows = []
@@ -199,7 +201,7 @@ def cpu_part(a, device: torch.device) -> dict:
                "channels_last": single_step(mk("channels_last"), device, draw)}
         flops = step_flops(fns["today"])
         compile_s = None
-        if a.compile and not quick:
+        if a.compile and not quick and device.type == "cpu":
             fn = single_step(mk("channels_last"), device, draw, compile_model=True)
             t0 = time.perf_counter()
             fn()
@@ -222,6 +224,22 @@ def cpu_part(a, device: torch.device) -> dict:
     return {"sgemm": sgemm, "sgemm_n": sgemm_n, "batch": batch, "rows": rows}
 
 
+def step_table(res: dict) -> list[str]:
+    """The Markdown rows of the step part (one per model and path)."""
+    lines = ["| model | GFLOP/step | path | ms/step | steps/s | GFLOP/s | of SGEMM | "
+             "vs today (steps/s) | spread |",
+             "|---|---:|---|---:|---:|---:|---:|---:|---:|"]
+    for r in res["rows"]:
+        for k, s in r["med"].items():
+            label = k if r["compile_s"] is None or "compile" not in k else \
+                f"{k} (compile {r['compile_s']:.0f} s apart)"
+            lines.append(f"| {r['name']} | {r['flops'] / 1e9:.3f} | {label} | {s * 1e3:.1f} | "
+                         f"{1 / s:.2f} | {r['flops'] / s / 1e9:.1f} | "
+                         f"{r['flops'] / s / 1e9 / res['sgemm']:.0%} | "
+                         f"**{r['med']['today'] / s:.2f}x** | {r['spread'][k]:.2f} |")
+    return lines
+
+
 def cpu_section(a, res: dict, load0: str, load1: str) -> str:
     """The docs/benchmarks.md section of the CPU part, formatted from the run."""
     lines = [CPU_TITLE, "",
@@ -235,18 +253,7 @@ def cpu_section(a, res: dict, load0: str, load1: str) -> str:
              f"{a.steps} steps, median. FLOPs from `torch.utils.flop_counter.FlopCounterMode`. "
              f"SGEMM = `torch.mm` float32 at n = {res['sgemm_n']}: **{res['sgemm']:.1f} GFLOP/s**. "
              "'spread' is the largest / smallest block of a variant: ratios inside it are noise.",
-             "",
-             "| model | GFLOP/step | path | ms/step | steps/s | GFLOP/s | of SGEMM | "
-             "vs today (steps/s) | spread |",
-             "|---|---:|---|---:|---:|---:|---:|---:|---:|"]
-    for r in res["rows"]:
-        for k, s in r["med"].items():
-            label = k if r["compile_s"] is None or "compile" not in k else \
-                f"{k} (compile {r['compile_s']:.0f} s apart)"
-            lines.append(f"| {r['name']} | {r['flops'] / 1e9:.3f} | {label} | {s * 1e3:.1f} | "
-                         f"{1 / s:.2f} | {r['flops'] / s / 1e9:.1f} | "
-                         f"{r['flops'] / s / 1e9 / res['sgemm']:.0%} | "
-                         f"**{r['med']['today'] / s:.2f}x** | {r['spread'][k]:.2f} |")
+             "", *step_table(res)]
     opt = "; ".join(f"{r['name']} {r['opt_s'] * 1e3:.2f} ms "
                     f"({r['opt_s'] / r['med']['channels_last']:.1%})" for r in res["rows"])
     lines += ["", "Today's path: the models as before issue 10 (NCHW; ConvNet ReLU before its "
@@ -303,7 +310,7 @@ def grid_part(a, device: torch.device) -> dict:
     single = single_step(mk(), device, draw)
     repeats, steps = (2, 1) if quick else (a.repeats, a.steps)
     t_single = statistics.median(interleaved({"s": single}, device, repeats, steps)["s"])
-    chunk = G
+    chunk, step = G, None
     while True:
         try:
             step = batched_step(mk(), chunk, device, draw)
@@ -335,7 +342,7 @@ def grid_part(a, device: torch.device) -> dict:
     return res
 
 
-def gpu_section(a, res: dict | None, device_name: str = "") -> str:
+def gpu_section(a, res: dict | None, device_name: str = "", steps: dict | None = None) -> str:
     """The docs section of the batched grid on a GPU (``res`` None: pending)."""
     cmd = "`python benchmarks/bench_conv_step.py --device cuda --doc docs/benchmarks.md`"
     head = [GPU_TITLE, ""]
@@ -359,7 +366,10 @@ def gpu_section(a, res: dict | None, device_name: str = "") -> str:
         f"| one config at a time (`SingleNet`) | {res['single']:.1f} | 1x | "
         f"{res['study_single_h']:.0f} h |",
         f"| batched (`BatchedConvModel`, G = {res['chunk']}) | {res['batched']:.1f} | "
-        f"**{res['speedup']:.1f}x** | {res['study_batched_h']:.1f} h |", ""])
+        f"**{res['speedup']:.1f}x** | {res['study_batched_h']:.1f} h |", "",
+        *([] if steps is None else [
+            f"One config's step on the same GPU (SGEMM = `torch.mm` float32 at n = "
+            f"{steps['sgemm_n']}: {steps['sgemm']:.0f} GFLOP/s):", "", *step_table(steps), ""])])
 
 
 # ------------------------------------------------------------------ main
@@ -379,6 +389,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-compile", dest="compile", action="store_false",
                     help="skip the torch.compile variant of the CPU part")
     ap.add_argument("--quick", action="store_true", help="tiny sizes: a smoke test")
+    ap.add_argument("--gpu-flow", action="store_true",
+                    help="run the --device cuda flow and doc section on this device (tests)")
     ap.add_argument("--doc", type=Path, default=None, help="write the sections into this file")
     a = ap.parse_args(argv)
     if a.device == "cuda" and not torch.cuda.is_available():
@@ -389,12 +401,13 @@ def main(argv: list[str] | None = None) -> int:
     load0 = load()
     print(f"torch {torch.__version__}, device {device}, {a.threads} thread(s), load {load0}",
           flush=True)
-    if device.type == "cuda":
-        name = torch.cuda.get_device_name(device)
-        print(f"cuda device: {name}", flush=True)
+    if device.type == "cuda" or a.gpu_flow:
+        name = torch.cuda.get_device_name(device) if device.type == "cuda" else str(device)
+        print(f"device: {name}", flush=True)
+        steps = cpu_part(a, device)  # the single-config step part, on the GPU
         res = grid_part(a, device)
         if a.doc is not None:
-            write_heading_section(a.doc, GPU_TITLE, gpu_section(a, res, name))
+            write_heading_section(a.doc, GPU_TITLE, gpu_section(a, res, name, steps))
         return 0
     cpu = cpu_part(a, device)
     grid = grid_part(a, device) if (a.grid or a.quick) else None
