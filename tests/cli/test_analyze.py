@@ -1,5 +1,6 @@
-"""``thermosgd analyze``: an ideal-gas table analyzed; too few stationary runs: one line, exit
-2 (``--lenient``: recorded instead)."""
+"""``thermosgd analyze``: an ideal-gas table analyzed; too few stationary runs: what can be
+computed, the rest listed with the reason; runs that cannot be analyzed together: one line,
+exit 2 (``--lenient``: recorded instead)."""
 
 from __future__ import annotations
 
@@ -19,12 +20,25 @@ def test_analyze_writes_analysis_json(gas_dir, tmp_path):
     assert not (gas_dir / "analysis.json").exists()
 
 
-def test_too_few_stationary_runs(tmp_path):
+def test_too_few_stationary_runs_give_what_they_can(tmp_path):
     t = ideal_gas_table("elr")
     t["stationary"][3:] = False
     write_csv(tmp_path / "results.csv", t)
-    assert_usage_error(run_main(["analyze", str(tmp_path)]),
-                       "protocol 'elr': only 3 stationary run(s)")
+    res = run_main(["analyze", str(tmp_path)])
+    assert res.rc == 0, res.err
+    assert "== elr: 3/30 stationary runs, d=" in res.out and "radius: worst rel. error" in res.out
+    assert ("not computed: Maxwell relation (quadratic entropy fit): needs >= 6 stationary runs "
+            "on a 2-D grid (>= 3 values per axis), have 3") in res.out
+    doc = json.loads((tmp_path / "analysis.json").read_text())
+    assert doc["figures"] == ["elr-nn-equation-of-state.png"]
+    assert (tmp_path / "elr-nn-equation-of-state.png").is_file()
+
+
+def test_runs_of_several_dims_are_refused_unless_lenient(tmp_path):
+    t = ideal_gas_table("elr")
+    t["dim"][0] = 7.0
+    write_csv(tmp_path / "results.csv", t)
+    assert_usage_error(run_main(["analyze", str(tmp_path)]), "the runs have dim")
     assert not (tmp_path / "analysis.json").exists()
     res = run_main(["analyze", str(tmp_path), "--lenient", "--no-figures"])
     assert res.rc == 0 and "not analyzed" in res.out

@@ -55,10 +55,10 @@ def test_write_and_run_analysis(tmp_path):
 
 def test_run_analysis_writes_nothing_when_it_fails(tmp_path):
     t = ideal_gas_table("elr")
-    t["stationary"][5:] = False
+    t["dim"][0] = 7.0  # runs of two models: not analyzable together
     write_csv(tmp_path / "results.csv", t)
     (tmp_path / "analysis.json").write_text('{"old": 1}')
-    with pytest.raises(ValueError, match="at least 6"):
+    with pytest.raises(ValueError, match="the runs have dim"):
         run_analysis(tmp_path)
     assert (tmp_path / "analysis.json").read_text() == '{"old": 1}'
     assert not list(tmp_path.glob("*.png"))
@@ -85,11 +85,11 @@ def test_cli_analyze(tmp_path, capsys):
     assert "== elr: 30/30 stationary runs" in out and "acceptance: all checks passed" in out
     assert json.loads((tmp_path / "analysis.json").read_text())["n_runs"] == 65
     t = ideal_gas_table("elr")
-    t["stationary"][3:] = False
+    t["dim"][0] = 7.0
     write_csv(tmp_path / "bad" / "results.csv", t)
     assert main(["analyze", str(tmp_path / "bad")]) == 2
     err = capsys.readouterr().err
-    assert err.startswith("thermosgd: error: protocol 'elr': only 3 stationary run(s)")
+    assert err.startswith("thermosgd: error: protocol 'elr': the runs have dim")
     assert err.count("\n") == 1 and not (tmp_path / "bad" / "analysis.json").exists()
     assert main(["analyze", str(tmp_path / "bad"), "--lenient", "--no-figures"]) == 0
     assert "not analyzed" in capsys.readouterr().out
@@ -207,8 +207,12 @@ def test_report_of_a_failed_protocol(tmp_path):
     d = tmp_path / "sweep"
     write_csv(d / "results.csv", t)
     page = render_report(d)
-    assert "Not analyzed: protocol &#x27;elr&#x27;: only 3 stationary run(s)" in page
+    assert ("<li>Maxwell relation (quadratic entropy fit): needs &gt;= 6 stationary runs on a "
+            "2-D grid (&gt;= 3 values per axis), have 3") in page
     assert "some checks failed" in page
+    t["dim"][0] = 7.0
+    write_csv(d / "results.csv", t)
+    assert "Not analyzed: protocol &#x27;elr&#x27;: the runs have dim" in render_report(d)
 
 
 def test_nothing_to_report(tmp_path):
@@ -346,3 +350,31 @@ def test_optimizer_section(tmp_path):
         f"lr-adamw0.9-0.999-nn-{k}.png" for k in ("equation-of-state", "collapse", "entropy",
                                                    "potential"))
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(p.name for p in paths)
+
+
+@pytest.mark.parametrize("grid,n_stationary", [(((0.1,), (0.01,)), 1),
+                                               (((0.1, 0.3), (0.01, 0.03)), 1),
+                                               (((0.1, 0.3), (0.01, 0.03)), 0)])
+def test_report_of_a_small_sweep_shows_what_there_is(tmp_path, grid, n_stationary):
+    """A 1-run and a 4-run sweep: the set-up names d and the stationary count (no n/a, no
+    unlabeled column), the equation of state and every run's state are shown, the figure
+    that can be drawn is embedded, and what needs more runs is listed with the reason."""
+    t = ideal_gas_table("lr", rates=grid[0], second=grid[1])
+    n = t["radius"].size
+    t["stationary"][n_stationary:] = False
+    t["run"] = np.array([f"run{k}" for k in range(n)], dtype=object)
+    write_csv(tmp_path / "results.csv", t)
+    text = render_report(tmp_path)
+    setup = re.search(r"<h3>Set-up</h3>(.*?)</table>", text, flags=re.S).group(1)
+    assert "<th></th>" not in setup and "<th class=\"l\"></th>" not in setup
+    assert 'class="na"' not in setup
+    assert f"<td>{A.analyze(t)['protocols']['lr']['dim']}</td><td>{n}</td>" \
+           f"<td>{n_stationary}</td>" in setup
+    assert "<h4>Not computed</h4>" in text
+    assert ("Maxwell relation (quadratic entropy fit): needs &gt;= 6 stationary runs on a 2-D "
+            f"grid (&gt;= 3 values per axis), have {n_stationary}") in text
+    assert f"all {n} runs, measured state" in text
+    assert all(f"run{k}" in text for k in range(n))
+    assert ("<h4>Equation of state" in text) == (n_stationary > 0)
+    assert text.count("data:image/png;base64,") == 1  # the equation-of-state figure
+    assert "lr: equation of state</figcaption>" in text

@@ -94,38 +94,45 @@ def _maxwell_curves(coef: np.ndarray, protocol: str, x: np.ndarray, y: np.ndarra
 def protocol_figure_arrays(cols: dict, protocol: str, res: dict, optimizer: str = "sgd") -> dict:
     """The arrays of one protocol's (or optimizer group's) four figures, from the table and
     its `analyze_protocol` entry ``res``: {"protocol", "rate", "second", "x", "y" (grid values
-    of the stationary runs), "eos", "collapse", "entropy", "maxwell", "potential"}."""
+    of the stationary runs), "eos" (stationary and excluded runs), and the "collapse",
+    "entropy", "maxwell", "potential" of the parts ``res`` has (a small sweep's analysis
+    may lack some: `thermosgd.analysis.thermo.analyze_protocol`)}."""
     used, excluded = split_rows(cols, protocol)
     excl = np.array([e["row"] for e in excluded], dtype=int)
     rate, second = spec.hyperparameters(protocol)
     xv, yv = cols[rate], second_axis(cols, protocol)
     x, y = xv[used], yv[used]
     mkey, skey, dkey = EOS_COLUMNS[protocol]
-    coef = np.asarray(res["entropy_fit"]["coefficients"], float)
-    m = res["maxwell"]
-    cname, cval = collapse_variable(cols, protocol, used)
-    states = potential_states(cols, protocol, used, optimizer)
-    runs = list(cols["run"][used])
-    maps = []
-    for t in res["potential"]["targets"]:
-        i, k = runs.index(t["target_run"]), runs.index(t["argmin_run"])
-        maps.append({"target": i, "argmin": k, "target_cell": t["target_cell"],
-                     "distance": t["distance_cells"],
-                     "map": potential_map(*_potential_args(states), i,
-                                          fixed_volume=states["fixed_volume"])})
-    return {
+    out = {
         "protocol": protocol, "rate": rate, "second": second, "x": x, "y": y,
         "eos": {"quantity": mkey, "measured": cols[mkey][used], "sde": cols[skey][used],
                 "discrete": cols[dkey][used], "excluded_x": xv[excl],
                 "excluded_measured": cols[mkey][excl]},
-        "collapse": {"variable": cname, "values": cval,
-                     "quantities": {q: cols[q][used] for q in COLLAPSE_FIGURE_QUANTITIES}},
-        "entropy": {"rate": _entropy_curves(coef, x, y, cols["entropy"][used], "rate"),
-                    "second": _entropy_curves(coef, x, y, cols["entropy"][used], "second")},
-        "maxwell": {"curves": _maxwell_curves(coef, protocol, x, y, m["normalization"]),
-                    "target": m["theory"] / m["normalization"]},
-        "potential": {"cells": states["cells"], "maps": maps},
     }
+    if "collapse" in res:
+        cname, cval = collapse_variable(cols, protocol, used)
+        out["collapse"] = {"variable": cname, "values": cval,
+                           "quantities": {q: cols[q][used] for q in COLLAPSE_FIGURE_QUANTITIES}}
+    if "entropy_fit" in res:
+        coef = np.asarray(res["entropy_fit"]["coefficients"], float)
+        m = res["maxwell"]
+        out["entropy"] = {"rate": _entropy_curves(coef, x, y, cols["entropy"][used], "rate"),
+                          "second": _entropy_curves(coef, x, y, cols["entropy"][used],
+                                                    "second")}
+        out["maxwell"] = {"curves": _maxwell_curves(coef, protocol, x, y, m["normalization"]),
+                          "target": m["theory"] / m["normalization"]}
+    if "potential" in res:
+        states = potential_states(cols, protocol, used, optimizer)
+        runs = list(cols["run"][used])
+        maps = []
+        for t in res["potential"]["targets"]:
+            i, k = runs.index(t["target_run"]), runs.index(t["argmin_run"])
+            maps.append({"target": i, "argmin": k, "target_cell": t["target_cell"],
+                         "distance": t["distance_cells"],
+                         "map": potential_map(*_potential_args(states), i,
+                                              fixed_volume=states["fixed_volume"])})
+        out["potential"] = {"cells": states["cells"], "maps": maps}
+    return out
 
 
 def _same(a, b) -> bool:

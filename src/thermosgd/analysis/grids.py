@@ -184,16 +184,39 @@ def optimizer_checks(r: dict, thresholds: Mapping) -> list[dict]:
         return [{"check": "analysis", "value": None, "threshold": None, "passed": False,
                  "note": r["error"]}]
     lim = thresholds["maxwell_max_rel_error"]["lr"]
-    v = r["maxwell"]["max_rel_error"]
-    c = {"check": f"Maxwell max relative error ({r['maxwell']['relation']})", "value": v,
-         "threshold": f"<= {lim}", "passed": bool(v <= lim)}
-    if r["entropy_fit"].get("warning"):
-        c.update(passed=False, note=r["entropy_fit"]["warning"])
-    frac = r["equation_of_state"]["fraction_within_discrete"]
+    if "maxwell" in r:
+        v = r["maxwell"]["max_rel_error"]
+        c = {"check": f"Maxwell max relative error ({r['maxwell']['relation']})", "value": v,
+             "threshold": f"<= {lim}", "passed": bool(v <= lim)}
+        if r["entropy_fit"].get("warning"):
+            c.update(passed=False, note=r["entropy_fit"]["warning"])
+    else:
+        c = _not_computed("Maxwell max relative error", f"<= {lim}", r)
     lim_e = thresholds["eos_fraction_within_5pct"]
-    return [c, {"check": "radius within 5% of the discrete prediction (fraction of runs)",
-                "value": frac, "threshold": f">= {lim_e}",
+    name = "radius within 5% of the discrete prediction (fraction of runs)"
+    if "equation_of_state" not in r:
+        return [c, _not_computed(name, f">= {lim_e}", r)]
+    frac = r["equation_of_state"]["fraction_within_discrete"]
+    return [c, {"check": name, "value": frac, "threshold": f">= {lim_e}",
                 "passed": bool(frac is not None and frac >= lim_e)}]
+
+
+#: the analysis part each acceptance check needs (`thermosgd.analysis.thermo.analyze_protocol`
+#: lists the parts it could not compute under "unavailable")
+_CHECK_PART = {"Maxwell": "Maxwell relation", "radius": "equation of state",
+               "pressure": "equation of state", "potential": "potential minimization",
+               "sigma2": "collapse"}
+
+
+def _not_computed(check: str, threshold: str | None, r: dict) -> dict:
+    """A failed check (reported only when it has no threshold) whose part of the analysis
+    was not computed, with the reason as its note."""
+    part = _CHECK_PART[check.split(" ")[0]]
+    why = next((u["reason"] for u in r.get("unavailable", [])
+                if u["section"].startswith(part)), "not computed")
+    return {"check": check, "value": None, "threshold": threshold,
+            "passed": False if threshold is not None else None,
+            "note": f"not computed: {part} {why}"}
 
 
 # --------------------------------------------------------------------------------------------
@@ -212,31 +235,50 @@ def acceptance_checks(result: dict, thresholds: Mapping) -> dict:
             checks.append({"protocol": proto, "check": "analysis", "value": None,
                            "threshold": None, "passed": False, "note": r["error"]})
             continue
-        lim = thresholds["maxwell_max_rel_error"].get(proto)
-        if lim is not None:
-            v = r["maxwell"]["max_rel_error"]
-            c = {"protocol": proto, "check": "Maxwell max relative error", "value": v,
-                 "threshold": f"<= {lim}", "passed": bool(v <= lim)}
-            if r["entropy_fit"].get("warning"):  # an interpolating fit proves nothing
-                c.update(passed=False, note=r["entropy_fit"]["warning"])
-            checks.append(c)
-        frac = r["equation_of_state"]["fraction_within_discrete"]
-        lim = thresholds["eos_fraction_within_5pct"]
-        checks.append({"protocol": proto,
-                       "check": f"{r['equation_of_state']['quantity']} within 5% of the "
-                                f"discretization-corrected prediction (fraction of runs)",
-                       "value": frac, "threshold": f">= {lim}",
-                       "passed": bool(frac is not None and frac >= lim)})
-        v = r["potential"]["max_distance_cells"]
-        lim = thresholds["potential_max_distance_cells"]
-        checks.append({"protocol": proto, "check": "potential argmin distance to target (cells)",
-                       "value": v, "threshold": f"<= {lim}", "passed": bool(v <= lim)})
-        s = r["collapse"]["quantities"].get("sigma2", {})
-        checks.append({"protocol": proto,
-                       "check": f"sigma2 collapse ratio onto {r['collapse']['variable']}",
-                       "value": s.get("ratio"), "threshold": None, "passed": None})
+        checks += [{"protocol": proto, **c} for c in _protocol_checks(proto, r, thresholds)]
     return {"checks": checks,
             "all_passed": all(c["passed"] for c in checks if c["passed"] is not None)}
+
+
+def _protocol_checks(proto: str, r: dict, thresholds: Mapping) -> list[dict]:
+    """The acceptance checks of one analyzed protocol (`acceptance_checks`); a check whose
+    part was not computed fails with the reason (`_not_computed`)."""
+    checks = []
+    lim = thresholds["maxwell_max_rel_error"].get(proto)
+    if lim is not None and "maxwell" in r:
+        v = r["maxwell"]["max_rel_error"]
+        c = {"check": "Maxwell max relative error", "value": v, "threshold": f"<= {lim}",
+             "passed": bool(v <= lim)}
+        if r["entropy_fit"].get("warning"):  # an interpolating fit proves nothing
+            c.update(passed=False, note=r["entropy_fit"]["warning"])
+        checks.append(c)
+    elif lim is not None:
+        checks.append(_not_computed("Maxwell max relative error", f"<= {lim}", r))
+    lim = thresholds["eos_fraction_within_5pct"]
+    quantity = EOS_COLUMNS[proto][0]
+    name = (f"{quantity} within 5% of the discretization-corrected prediction (fraction of "
+            f"runs)")
+    if "equation_of_state" in r:
+        frac = r["equation_of_state"]["fraction_within_discrete"]
+        checks.append({"check": name, "value": frac, "threshold": f">= {lim}",
+                       "passed": bool(frac is not None and frac >= lim)})
+    else:
+        checks.append(_not_computed(name, f">= {lim}", r))
+    lim = thresholds["potential_max_distance_cells"]
+    name = "potential argmin distance to target (cells)"
+    if "potential" in r:
+        v = r["potential"]["max_distance_cells"]
+        checks.append({"check": name, "value": v, "threshold": f"<= {lim}",
+                       "passed": bool(v <= lim)})
+    else:
+        checks.append(_not_computed(name, f"<= {lim}", r))
+    if "collapse" in r:
+        s = r["collapse"]["quantities"].get("sigma2", {})
+        checks.append({"check": f"sigma2 collapse ratio onto {r['collapse']['variable']}",
+                       "value": s.get("ratio"), "threshold": None, "passed": None})
+    else:
+        checks.append(_not_computed("sigma2 collapse ratio", None, r))
+    return checks
 
 
 def _protocol_entry(cols: dict, p: str, strict: bool, targets, tolerance: float) -> dict:
@@ -258,7 +300,10 @@ def analyze(table, *, strict: bool = True, targets: Mapping[str, Sequence[int]] 
             tolerance: float = EOS_TOLERANCE, thresholds: Mapping | None = None) -> dict:
     """Analyze every protocol of the table (`analyze_protocol`).
 
-    ``strict=True`` raises the first ValueError (e.g. too few stationary runs for the fit);
+    A protocol with too few stationary runs for some parts gets the others and lists the
+    missing ones with the reason (`analyze_protocol`: ``"unavailable"``); the acceptance
+    checks of a missing part fail with that reason. ``strict=True`` raises the first
+    ValueError of a protocol that cannot be analyzed at all (e.g. runs of several dim);
     ``strict=False`` records it as {"error": message} for that protocol (with its excluded
     runs) and goes on. Rows of model variants that break scale invariance are analyzed in
     ``"non_si"`` (`analyze_non_si`); rows trained with momentum or AdamW (``optimizer``

@@ -15,7 +15,9 @@ computes:
   `thermosgd.theory.gibbs_potential` / `helmholtz_potential` (`potential_values`), its argmin
   over the measured states and the distance in grid cells (`potential_argmin`), and the map
   G - min G that the figures draw (`potential_map`);
-* the excluded runs (not stationary, diverged, or missing a value) and why.
+* the excluded runs (not stationary, diverged, or missing a value) and why, every run with
+  its measured state (`run_rows`), and the parts too few stationary runs leave out, with why
+  (``unavailable``): a small sweep gets what it can.
 """
 
 from __future__ import annotations
@@ -40,7 +42,10 @@ __all__ = [
     "COLLAPSE_QUANTITIES",
     "EOS_TOLERANCE",
     "MIN_AXIS_VALUES",
+    "MIN_COLLAPSE_RUNS",
     "MIN_FIT_RUNS",
+    "MIN_POTENTIAL_RUNS",
+    "RUN_QUANTITIES",
     "QuadraticFit",
     "analyze_protocol",
     "collapse_ratio",
@@ -57,6 +62,7 @@ __all__ = [
     "quadratic_dx",
     "quadratic_dy",
     "quadratic_surface",
+    "run_rows",
 ]
 
 #: quantities whose collapse onto the collapse variable is quantified
@@ -68,6 +74,10 @@ EOS_TOLERANCE = 0.05
 #: minimum number of stationary runs, and of distinct values per axis, for the quadratic fit
 MIN_FIT_RUNS = 6
 MIN_AXIS_VALUES = 3
+#: minimum number of stationary runs for a collapse ratio and for the potential minimization
+#: (a 2x2 grid)
+MIN_COLLAPSE_RUNS = 4
+MIN_POTENTIAL_RUNS = 4
 
 
 # --------------------------------------------------------------------------------------------
@@ -518,7 +528,7 @@ def _collapse_section(cols: dict, protocol: str, used: np.ndarray, yr: np.ndarra
     coll = {"variable": cname, "groups": second_name, "quantities": {}}
     extra = ("entropy_dir",) if "entropy_dir" in cols else ()
     for q in (*COLLAPSE_QUANTITIES, *extra):
-        if q in cols and np.isfinite(cols[q][used]).sum() >= 4:
+        if q in cols and np.isfinite(cols[q][used]).sum() >= MIN_COLLAPSE_RUNS:
             coll["quantities"][q] = collapse_ratio(cval, cols[q][used], yr)
     return coll
 
@@ -560,8 +570,12 @@ def analyze_protocol(table, protocol: str, *, targets: Sequence[int] | None = No
     the Gibbs potential (`potential_states`).
 
     ``targets``: row indices (into the table) of the potential targets; default
-    `potential_targets` of the stationary grid. Raises ValueError when there are too few
-    stationary runs for the fit, or the runs mix several ``dim``.
+    `potential_targets` of the stationary grid. Raises ValueError when the table has no run of
+    the protocol or its runs mix several ``dim``. With too few stationary runs for a part
+    (the equation of state needs 1, the fit and Maxwell checks `MIN_FIT_RUNS` on a 2-D grid,
+    collapse `MIN_COLLAPSE_RUNS`, the potential `MIN_POTENTIAL_RUNS`) that part is left out
+    and listed in ``"unavailable"`` ([{"section", "reason"}]); ``"runs_table"`` lists every
+    run (`run_rows`) whatever was computed.
     """
     cols = as_columns(table)
     spec.check_protocol(protocol)
@@ -581,17 +595,61 @@ def analyze_protocol(table, protocol: str, *, targets: Sequence[int] | None = No
     xr, yr = cols[rate][used], second_axis(cols, protocol)[used]
     out["grid"] = {rate: sorted({float(v) for v in np.unique(np.round(xr, 12))}),
                    second_name: sorted({float(v) for v in np.unique(np.round(yr, 12))})}
-    what = f"protocol {protocol!r}"
-    if used.size < MIN_FIT_RUNS:
-        fit_quadratic(np.zeros(used.size), np.zeros(used.size), np.zeros(used.size),
-                      what=what)  # raises the explanatory error
-    out["equation_of_state"] = _eos_section(cols, protocol, used, tolerance)
+    out["runs_table"] = run_rows(cols, protocol, all_rows, used, excluded)
+    unavailable: list[dict] = []
+    n = int(used.size)
+    if n:
+        out["equation_of_state"] = _eos_section(cols, protocol, used, tolerance)
+    else:
+        unavailable.append({"section": "equation of state",
+                            "reason": "needs >= 1 stationary run, have 0"})
     x, y = np.log(xr), np.log(yr)
     y_label = "log r" if protocol == "sphere" else "log wd"
-    fit = fit_quadratic(x, y, cols["entropy"][used], what=what, x_name=f"log {rate}",
-                        y_name=y_label)
-    out["entropy_fit"] = {"x": f"log {rate}", "y": y_label, **fit.to_dict()}
-    out["maxwell"] = maxwell_checks(fit, protocol, dim, x, y, optimizer=optimizer)
-    out["collapse"] = _collapse_section(cols, protocol, used, yr)
-    out["potential"] = _potential_section(cols, protocol, used, targets, optimizer)
+    try:
+        fit = fit_quadratic(x, y, cols["entropy"][used], what="fit", x_name=f"log {rate}",
+                            y_name=y_label)
+    except ValueError as e:
+        detail = ("run more grid points or longer runs so that they become stationary"
+                  if n < MIN_FIT_RUNS else str(e).removeprefix("fit: "))
+        unavailable.append({"section": "Maxwell relation (quadratic entropy fit)",
+                            "reason": f"needs >= {MIN_FIT_RUNS} stationary runs on a 2-D grid "
+                                      f"(>= {MIN_AXIS_VALUES} values per axis), have {n}; "
+                                      f"{detail}"})
+    else:
+        out["entropy_fit"] = {"x": f"log {rate}", "y": y_label, **fit.to_dict()}
+        out["maxwell"] = maxwell_checks(fit, protocol, dim, x, y, optimizer=optimizer)
+    coll = _collapse_section(cols, protocol, used, yr)
+    if coll["quantities"]:
+        out["collapse"] = coll
+    else:
+        unavailable.append({"section": "collapse",
+                            "reason": f"needs >= {MIN_COLLAPSE_RUNS} stationary runs with "
+                                      f"finite values, have {n}"})
+    if n >= MIN_POTENTIAL_RUNS:
+        out["potential"] = _potential_section(cols, protocol, used, targets, optimizer)
+    else:
+        unavailable.append({"section": "potential minimization",
+                            "reason": f"needs >= {MIN_POTENTIAL_RUNS} stationary runs, have {n}"})
+    out["unavailable"] = unavailable
+    return out
+
+
+#: the per-run quantities of `run_rows` (those the table has)
+RUN_QUANTITIES = ("radius", "pressure", "temperature", "energy", "entropy", "sigma2")
+
+
+def run_rows(cols: dict, protocol: str, rows: np.ndarray, used: np.ndarray,
+             excluded: Sequence[dict]) -> list[dict]:
+    """One entry per run of ``rows`` (stationary or not): run, the grid hyperparameters,
+    ``stationary`` (in ``used``, the rows the analysis uses), the `RUN_QUANTITIES` the table
+    has (None where missing) and, for a run of ``excluded`` (`split_rows`), why."""
+    used_set = {int(k) for k in used}
+    reasons = {e["row"]: e["reasons"] for e in excluded}
+    out = []
+    for k in rows:
+        k = int(k)
+        out.append({"run": cols["run"][k], **_hyper(cols, protocol, k),
+                    "stationary": k in used_set,
+                    **{q: _f(cols[q][k]) for q in RUN_QUANTITIES if q in cols},
+                    "reasons": reasons.get(k, "")})
     return out

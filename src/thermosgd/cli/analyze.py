@@ -22,15 +22,19 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
             "SDE and discretization-corrected predictions, fit S over (log rate, log wd) with "
             "a quadratic and report the Maxwell-relation errors as the paper does, quantify the "
             "collapse of sigma^2, U, T onto elr (lr: lr*wd), and minimize the Gibbs potential. "
-            "Non-stationary runs are excluded and listed. Writes OUT/analysis.json and figures."
+            "Non-stationary runs are excluded and listed. A small sweep gets what it can "
+            "(the equation of state from one stationary run, every run's measured state, the "
+            "figures that can be drawn); what needs more runs (the fit: 6 stationary runs on "
+            "a 2-D grid; collapse and potential: 4) is listed with the reason. Writes "
+            "OUT/analysis.json and figures."
         ),
     )
     p.add_argument("dir", type=Path, help="directory holding results.csv or results.parquet")
     p.add_argument("--out", type=Path, default=None, help="output directory (default: DIR)")
     p.add_argument("--no-figures", action="store_true", help="skip the PNG figures")
     p.add_argument("--lenient", action="store_true",
-                   help="record a protocol that cannot be analyzed (e.g. too few stationary "
-                        "runs) in analysis.json instead of stopping")
+                   help="record a protocol that cannot be analyzed at all (e.g. runs of "
+                        "several d) in analysis.json instead of stopping")
     p.set_defaults(func=run)
     return p
 

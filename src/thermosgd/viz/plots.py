@@ -156,8 +156,10 @@ def isotropic_figures(table: dict, config, out_dir: str | os.PathLike,
 
 
 def _rate_colorbar(fig, ax, rate: np.ndarray, name: str) -> None:
-    sm = plt.cm.ScalarMappable(cmap="viridis",
-                               norm=LogNorm(vmin=rate.min(), vmax=rate.max()))
+    lo, hi = float(rate.min()), float(rate.max())
+    if lo == hi:  # one value (a small sweep): a colour bar around it
+        lo, hi = lo / 2, hi * 2
+    sm = plt.cm.ScalarMappable(cmap="viridis", norm=LogNorm(vmin=lo, vmax=hi))
     fig.colorbar(sm, ax=ax, label=LABEL[name])
 
 
@@ -184,7 +186,7 @@ def nn_figures(result: dict, arrays: dict, out_dir: str | os.PathLike) -> list[P
     if result.get("optimizers"):  # per optimizer group; the paper's figures: plain SGD only
         paths += optimizer_figures(result["optimizers"], arrays["optimizers"], out)
     for proto, res in result["protocols"].items():
-        if "error" not in res:
+        if proto in arrays["protocols"]:
             paths += _protocol_figures(res, arrays["protocols"][proto], out, proto)
     if result.get("generalization"):
         paths.append(_nn_generalization(result["generalization"], arrays["generalization"],
@@ -195,10 +197,19 @@ def nn_figures(result: dict, arrays: dict, out_dir: str | os.PathLike) -> list[P
 
 
 def _protocol_figures(res: dict, d: dict, out: Path, prefix: str) -> list[Path]:
-    return [_nn_equation_of_state(res, d, out / f"{prefix}-nn-equation-of-state.png"),
-            _nn_collapse(res, d, out / f"{prefix}-nn-collapse.png"),
-            _nn_entropy(res, d, out / f"{prefix}-nn-entropy.png"),
-            _nn_potential(res, d, out / f"{prefix}-nn-potential.png")]
+    """The figures of the parts the analysis has (a small sweep's may lack some); the
+    equation of state whenever a run has a measured value (stationary or excluded)."""
+    paths = []
+    e = d["eos"]
+    if np.isfinite(e["measured"]).any() or np.isfinite(e["excluded_measured"]).any():
+        paths.append(_nn_equation_of_state(res, d, out / f"{prefix}-nn-equation-of-state.png"))
+    if "collapse" in d:
+        paths.append(_nn_collapse(res, d, out / f"{prefix}-nn-collapse.png"))
+    if "entropy" in d:
+        paths.append(_nn_entropy(res, d, out / f"{prefix}-nn-entropy.png"))
+    if "potential" in d:
+        paths.append(_nn_potential(res, d, out / f"{prefix}-nn-potential.png"))
+    return paths
 
 
 def _name(proto: str, res: dict) -> str:
@@ -278,8 +289,9 @@ def _nn_equation_of_state(res: dict, d: dict, path: Path) -> Path:
     for lv in levels:
         m = np.flatnonzero(_levels(yv) == lv)
         m = m[np.argsort(xv[m])]
-        ax.plot(xv[m], sde[m], "-", color=color[lv], lw=1)
-        ax.plot(xv[m], disc[m], "--", color=color[lv], lw=1)
+        tick = "_" if m.size == 1 else ""  # a lone point: its predictions as ticks
+        ax.plot(xv[m], sde[m], "-", color=color[lv], lw=1, marker=tick, ms=9)
+        ax.plot(xv[m], disc[m], "--", color=color[lv], lw=1, marker=tick, ms=9)
         ax.plot(xv[m], meas[m], "o", color=color[lv], ms=3.5)
     ex, em = e["excluded_x"], e["excluded_measured"]
     if ex.size:
@@ -289,16 +301,19 @@ def _nn_equation_of_state(res: dict, d: dict, path: Path) -> Path:
     ax.plot([], [], "k--", lw=1, label="discretization-corrected")
     ax.plot([], [], "ko", ms=3.5, label="measured (stationary)")
     if ex.size:
-        ax.plot([], [], "x", color="0.4", ms=4, label="excluded")
-    r = res["equation_of_state"]
+        ax.plot([], [], "x", color="0.4", ms=4, label="excluded (not stationary)")
+    r = res.get("equation_of_state")
+    title = (f"{_name(d['protocol'], res)}: equation of state, worst error "
+             f"{100 * (r['max_rel_error_discrete'] or 0):.1f}% (discr.), "
+             f"{100 * (r['max_rel_error_sde'] or 0):.1f}% (SDE)" if r is not None else
+             f"{_name(d['protocol'], res)}: measured, no stationary run to compare")
     ax.set(xscale="log", yscale="log", xlabel=LABEL[rate],
            ylabel="effective weight decay (pressure)" if key == "pressure" else "radius $r$",
-           title=f"{_name(d['protocol'], res)}: equation of state, worst error "
-                 f"{100 * (r['max_rel_error_discrete'] or 0):.1f}% (discr.), "
-                 f"{100 * (r['max_rel_error_sde'] or 0):.1f}% (SDE)")
+           title=title)
     ax.title.set_fontsize(8)
     ax.legend(fontsize=7)
-    _rate_colorbar(fig, ax, yv, second)
+    if yv.size:
+        _rate_colorbar(fig, ax, yv, second)
     return _save(fig, path)
 
 

@@ -218,6 +218,48 @@ def _nn_protocol(r: dict, figures: dict[str, Path]) -> str:
                f"{{{', '.join(_num(v, 3) for v in r['grid'][rate])}}}, {_e(second)} &isin; "
                f"{{{', '.join(_num(v, 3) for v in r['grid'][second])}}}.</p>")
 
+    if "equation_of_state" in r:
+        out.append(_eos_part(r))
+    if "maxwell" in r:
+        out.append(_maxwell_part(r))
+    if "collapse" in r:
+        out.append(_collapse_part(r))
+    if "potential" in r:
+        out.append(_potential_part(r))
+    if r.get("unavailable"):
+        out.append("<h4>Not computed</h4><ul>" + "".join(
+            f"<li>{_e(u['section'])}: {_e(u['reason'])}</li>" for u in r["unavailable"])
+            + "</ul>")
+    names = [("equation-of-state", "equation of state"), ("collapse", "collapse of T, U, sigma^2"),
+             ("entropy", "entropy, quadratic fit and Maxwell derivative"),
+             ("potential", "potential maps")]
+    figs = [_img(figures[f"{p}-nn-{k}.png"], f"{p}: {cap}") for k, cap in names
+            if f"{p}-nn-{k}.png" in figures]
+    if figs:
+        out.append("<h4>Figures</h4>" + "".join(figs))
+    if r.get("runs_table"):
+        out.append(_runs_table(r, open_=bool(r.get("unavailable"))))
+    out.append(_excluded(r["excluded"]))
+    return "".join(out)
+
+
+def _runs_table(r: dict, open_: bool) -> str:
+    """Every run of the protocol with its measured state (open when the analysis is partial:
+    on a small sweep it is what there is)."""
+    rate, second = r["axes"]
+    rows = r["runs_table"]
+    qs = [q for q in ("radius", "pressure", "temperature", "energy", "entropy", "sigma2")
+          if any(q in x for x in rows)]
+    return (f"<details{' open' if open_ else ''}><summary>all {len(rows)} runs, measured "
+            f"state</summary>" + _table(
+                ["run", rate, second, "stationary", *qs],
+                [[_e(x["run"]), _num(x[rate]), _num(x[second]), _num(x["stationary"]),
+                  *(_num(x.get(q)) for q in qs)] for x in rows]) + "</details>")
+
+
+def _eos_part(r: dict) -> str:
+    rate, second = r["axes"]
+    out = []
     e = r["equation_of_state"]
     q = e["quantity"]
     out.append(f"<h4>Equation of state: measured {_e(q)} against the predictions</h4>")
@@ -236,7 +278,12 @@ def _nn_protocol(r: dict, figures: dict[str, Path]) -> str:
         [[_e(pt["run"]), _num(pt[rate]), _num(pt[second]), _num(pt["measured"]),
           _num(pt["sde"]), _num(pt["discrete"]), _pct(pt["rel_error_sde"]),
           _pct(pt["rel_error_discrete"])] for pt in pts]) + "</details>")
+    return "".join(out)
 
+
+def _maxwell_part(r: dict) -> str:
+    p = r["protocol"]
+    out = []
     m = r["maxwell"]
     out.append(f"<h4>Entropy: quadratic fit over ({_e(r['entropy_fit']['x'])}, "
                f"{_e(r['entropy_fit']['y'])}) and the Maxwell relation {_e(m['relation'])}</h4>")
@@ -250,7 +297,11 @@ def _nn_protocol(r: dict, figures: dict[str, Path]) -> str:
     out.append(_maxwell_table(r))
     if r["entropy_fit"].get("warning"):
         out.append(f'<p class="err">{_e(r["entropy_fit"]["warning"])}</p>')
+    return "".join(out)
 
+
+def _collapse_part(r: dict) -> str:
+    out = []
     c = r["collapse"]
     out.append(f"<h4>Collapse onto {_e(c['variable'])}</h4><p>ratio = scatter across "
                f"{_e(c['groups'])} at fixed {_e(c['variable'])} (rms of the std of the "
@@ -260,22 +311,17 @@ def _nn_protocol(r: dict, figures: dict[str, Path]) -> str:
         ["quantity", "ratio", "scatter", "spread", "scale", f"{_e(c['variable'])} values compared"],
         [[_e(k), _num(v["ratio"], 3), _num(v["scatter"], 3), _num(v["spread"], 3),
           _e(v["scale"]), str(v["n_compared"])] for k, v in c["quantities"].items()]))
+    return "".join(out)
 
+
+def _potential_part(r: dict) -> str:
+    out = []
     pot = r["potential"]
     out.append(f"<h4>Potential minimization: {_e(pot['name'])}</h4>")
     out.append(_table(
         ["target run", "target", "argmin run", "argmin", "distance (cells)"],
         [[_e(t["target_run"]), _hp(t["target"]), _e(t["argmin_run"]), _hp(t["argmin"]),
           str(t["distance_cells"])] for t in pot["targets"]]))
-
-    names = [("equation-of-state", "equation of state"), ("collapse", "collapse of T, U, sigma^2"),
-             ("entropy", "entropy, quadratic fit and Maxwell derivative"),
-             ("potential", "potential maps")]
-    figs = [_img(figures[f"{p}-nn-{k}.png"], f"{p}: {cap}") for k, cap in names
-            if f"{p}-nn-{k}.png" in figures]
-    if figs:
-        out.append("<h4>Figures</h4>" + "".join(figs))
-    out.append(_excluded(r["excluded"]))
     return "".join(out)
 
 
@@ -313,7 +359,7 @@ def nn_section(result: dict, figures: Mapping[str, Path], title: str, sid: str,
     setup = [[_e(p), _e(_PROTO_NAME.get(p, p)), _num(r.get("dim")), _num(r.get("runs")),
               _num(r.get("stationary_runs"))] for p, r in result["protocols"].items()]
     out.append("<h3>Set-up</h3>" + _table(
-        ["protocol", "", "d", "runs", "stationary"], setup, left=2))
+        ["protocol", "description", "d", "runs", "stationary"], setup, left=2))
     if config_files:
         out.append(_config_block(config_files))
     out.append(_acceptance(result))
@@ -345,12 +391,13 @@ def _optimizers(groups: list[dict], figures: dict[str, Path]) -> str:
             rows.append([_e(g["label"]), _num(g.get("runs")), "&mdash;", "&mdash;", "&mdash;",
                          "&mdash;", f'<span class="fail">not analyzed: {_e(g["error"])}</span>'])
             continue
-        e, m = g["equation_of_state"], g["maxwell"]
+        e, m = g.get("equation_of_state", {}), g.get("maxwell", {})
         rows.append([_e(g["label"]), f"{g['stationary_runs']}/{g['runs']}",
-                     f"{_pct(e['max_rel_error_sde'])} / {_pct(e['median_rel_error_sde'])}",
-                     f"{_pct(e['max_rel_error_discrete'])} / "
-                     f"{_pct(e['median_rel_error_discrete'])}",
-                     _e(m["relation"]), _pct(m["max_rel_error"]),
+                     f"{_pct(e.get('max_rel_error_sde'))} / "
+                     f"{_pct(e.get('median_rel_error_sde'))}",
+                     f"{_pct(e.get('max_rel_error_discrete'))} / "
+                     f"{_pct(e.get('median_rel_error_discrete'))}",
+                     _e(m.get("relation", "not computed")), _pct(m.get("max_rel_error")),
                      "<br>".join(f"{_verdict(c['passed'])} {_e(c['check'])}"
                                  for c in g.get("checks", []))])
     out.append(_table(["optimizer", "stationary runs", "radius vs SDE: worst / median",
@@ -504,9 +551,10 @@ def isotropic_section(s: dict, figures: Sequence[Path], general: dict | None, ti
             out.append(f'<p class="meta">Reference: {ref} (paper.md section 13).</p>')
 
     # the networks' analysis applied to the same grid (quadratic fit, paper's Maxwell numbers)
-    if general and "error" not in general:
+    if general and "maxwell" in general:
         out.append("<h3>The networks' analysis on this grid (quadratic fit of S)</h3>"
                    + _maxwell_table(general))
+    if general and "collapse" in general:
         coll = general["collapse"]["quantities"]
         out.append(f"<p>Collapse ratios onto {_e(general['collapse']['variable'])}: "
                    + ", ".join(f"{_e(k)} {_num(v['ratio'], 3)}" for k, v in coll.items())

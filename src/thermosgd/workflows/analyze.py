@@ -89,38 +89,66 @@ def format_analysis(result: dict) -> str:
         if "error" in r:
             lines.append(f"== {p}: not analyzed: {r['error']}")
             continue
-        e = r["equation_of_state"]
-        m = r["maxwell"]
         lines.append(f"== {p}: {r['stationary_runs']}/{r['runs']} stationary runs, d={r['dim']}")
-        lines.append(f"   {e['quantity']}: worst rel. error {pct(e['max_rel_error_discrete'])} "
-                     f"(discretization-corrected), {pct(e['max_rel_error_sde'])} (SDE); "
-                     f"{pct(e['fraction_within_discrete'])} of runs within "
-                     f"{100 * e['tolerance']:.0f}%")
-        coef = ", ".join(f"{k} {v:+.3f}" for k, v in m["coefficients"].items())
-        lines.append(f"   entropy fit R^2 {r['entropy_fit']['r2']:.4f}; {m['relation']}: "
-                     f"max rel. error {pct(m['max_rel_error'])}; normalized {coef}")
-        coll = ", ".join(f"{q} {v['ratio']:.3f}" for q, v in r["collapse"]["quantities"].items()
-                         if v["ratio"] is not None)
-        lines.append(f"   collapse onto {r['collapse']['variable']} (scatter/spread): {coll}")
-        lines.append(f"   potential argmin: max distance to target "
-                     f"{r['potential']['max_distance_cells']} cell(s)")
+        if "equation_of_state" in r:
+            e = r["equation_of_state"]
+            lines.append(f"   {e['quantity']}: worst rel. error "
+                         f"{pct(e['max_rel_error_discrete'])} (discretization-corrected), "
+                         f"{pct(e['max_rel_error_sde'])} (SDE); "
+                         f"{pct(e['fraction_within_discrete'])} of runs within "
+                         f"{100 * e['tolerance']:.0f}%")
+        if "maxwell" in r:
+            m = r["maxwell"]
+            coef = ", ".join(f"{k} {v:+.3f}" for k, v in m["coefficients"].items())
+            lines.append(f"   entropy fit R^2 {r['entropy_fit']['r2']:.4f}; {m['relation']}: "
+                         f"max rel. error {pct(m['max_rel_error'])}; normalized {coef}")
+        if "collapse" in r:
+            coll = ", ".join(f"{q} {v['ratio']:.3f}"
+                             for q, v in r["collapse"]["quantities"].items()
+                             if v["ratio"] is not None)
+            lines.append(f"   collapse onto {r['collapse']['variable']} (scatter/spread): "
+                         f"{coll}")
+        if "potential" in r:
+            lines.append(f"   potential argmin: max distance to target "
+                         f"{r['potential']['max_distance_cells']} cell(s)")
+        lines += _unavailable_lines(r)
     for r in result.get("optimizers", []):
         if "error" in r:
             lines.append(f"== lr, {r['label']}: not analyzed: {r['error']}")
             continue
-        e, m = r["equation_of_state"], r["maxwell"]
-        lines.append(f"== lr, {r['label']}: {r['stationary_runs']}/{r['runs']} stationary runs; "
-                     f"radius worst/median error {pct(e['max_rel_error_discrete'])}/"
+        head = f"== lr, {r['label']}: {r['stationary_runs']}/{r['runs']} stationary runs"
+        if "equation_of_state" in r:
+            e = r["equation_of_state"]
+            head += (f"; radius worst/median error {pct(e['max_rel_error_discrete'])}/"
                      f"{pct(e['median_rel_error_discrete'])} (discrete), "
-                     f"{pct(e['max_rel_error_sde'])}/{pct(e['median_rel_error_sde'])} (SDE); "
-                     f"{m['relation']}: max rel. error {pct(m['max_rel_error'])} "
+                     f"{pct(e['max_rel_error_sde'])}/{pct(e['median_rel_error_sde'])} (SDE)")
+        if "maxwell" in r:
+            m = r["maxwell"]
+            head += (f"; {m['relation']}: max rel. error {pct(m['max_rel_error'])} "
                      f"(R^2 {r['entropy_fit']['r2']:.4f})")
+        lines += [head, *_unavailable_lines(r)]
     if "acceptance" in result:
         bad = [c for c in result["acceptance"]["checks"] if c["passed"] is False]
         lines.append("acceptance: " + ("all checks passed" if not bad else
                                        "FAILED " + "; ".join(f"{c['protocol']} {c['check']}"
                                                              for c in bad)))
     return "\n".join(lines)
+
+
+def _unavailable_lines(r: dict) -> list[str]:
+    """The parts of a protocol's analysis that were not computed, one line each, and the
+    per-run states when the analysis is partial (a small sweep)."""
+    lines = [f"   not computed: {u['section']}: {u['reason']}" for u in r.get("unavailable", [])]
+    if lines and r.get("runs_table"):
+        rate, second = r["axes"]
+        lines.append(f"   runs ({rate}, {second}: stationary, radius, T, S):")
+        for row in r["runs_table"]:
+            state = ", ".join("n/a" if row.get(q) is None else f"{row[q]:.4g}"
+                              for q in ("radius", "temperature", "entropy"))
+            lines.append(f"     {row['run']}: {row[rate]:.3g}, {row[second]:.3g}: "
+                         f"{'yes' if row['stationary'] else 'no'}, {state}"
+                         + (f" ({row['reasons']})" if row["reasons"] else ""))
+    return lines
 
 
 # --------------------------------------------------------------------------------------------
