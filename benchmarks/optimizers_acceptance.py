@@ -408,7 +408,7 @@ def main() -> None:
     timing = None
     if not a.no_run:
         t0, c0 = time.perf_counter(), _cpu_seconds()
-        reproduce(PRESET, a.out)
+        reproduce(PRESET, a.out, keep_checkpoints=True)  # --refresh rebuilds from them
         timing = {"wall_seconds": time.perf_counter() - t0, "cpu_seconds": _cpu_seconds() - c0}
         (a.out / "timing.json").write_text(json.dumps(timing))
     elif (a.out / "timing.json").is_file():

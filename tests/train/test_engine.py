@@ -13,9 +13,22 @@ from tests.reference import assert_matches_reference
 from tests.train.common import OPT_HYPER, assert_same_run, crash_after, docs_equal, tiny
 from thermosgd.io import read_csv
 from thermosgd.nn.models import frozen_linear
-from thermosgd.train import build_model, load_data, train, train_grid
+from thermosgd.train import build_model, load_data
+from thermosgd.train import train as _train
+from thermosgd.train import train_grid as _train_grid
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+
+def train(*args, **kwargs):
+    """`thermosgd.train.train` keeping the final checkpoint.pt: these tests compare runs
+    through it (model weights, optimizer state, step)."""
+    return _train(*args, keep_checkpoints=True, **kwargs)
+
+
+def train_grid(*args, **kwargs):
+    """`thermosgd.train.train_grid` keeping the final checkpoints (see `train`)."""
+    return _train_grid(*args, keep_checkpoints=True, **kwargs)
 
 
 @pytest.mark.parametrize("protocol", ["elr", "sphere"])

@@ -19,7 +19,8 @@ directory:
 * ``checkpoint.pt``   everything needed to continue (model, optimizer, generator states,
   monitor with its snapshot queue, metrics rows, partial-block sums, step), written atomically
   every ``checkpoint_every`` steps: an interrupted run resumes and ends exactly as an
-  uninterrupted one would.
+  uninterrupted one would. Removed when the run ends (complete or diverged) unless
+  ``keep_checkpoints=True``; ``stationary.json`` then marks the run as finished.
 
 `train_grid(configs, out_dirs)` trains many configs and writes the same directories. BN-MLP
 configs that share data, architecture, protocol and schedule train at once as one
