@@ -19,7 +19,9 @@ from pathlib import Path
 import numpy as np
 
 from docsection import write_heading_section
-from thermosgd.sim.momentum import simulate
+from thermosgd.sim.momentum import simulate, temperature_from_energy
+from thermosgd.theory import adamw as aw
+from thermosgd.theory import momentum as hb
 from thermosgd.theory.adamw import adamw_radius_ratio_isotropic
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "theory.md"
@@ -89,6 +91,17 @@ update sees). So T = eta-tilde_eff sigma^2 / 2 and at r*:
 **T = sqrt(eta lambda sigma^2 / (2 (d-1) (1 - beta)))**, and the gas law lambda r*^2 = (d-1) T
 holds unchanged. Radius relaxation time (1-beta)/(4 eta lambda) steps.
 
+*All orders in eta lambda (white noise).* With V_t = w_(t-1) - w_t the update is the AR(2)
+w_(t+1) = A w_t - beta w_(t-1) - eta g_t, A = 1 + beta - eta lambda. White noise tangent to w_t
+has E<w_t, g_t> = E<w_(t-1), g_t> = 0, so E<w_(t+1), w_t> = A E r^2 / (1+beta) and
+E r^2 (1-beta) (1+beta-A) (1+beta+A) / (1+beta) = eta^2 E||g||^2:
+
+**lambda E[r^2] (1 - eta lambda / (2 (1+beta))) = eta (d-1) sigma^2 E[1/r^2] / (2 (1-beta))**,
+
+r*^4 larger by 1 / (1 - eta lambda / (2 (1+beta))) (`momentum_finite_step_factor`; beta = 0 is
+SGD's exact 2 / (2 - eta lambda); stable for eta lambda < 2 (1+beta)). The monitor's
+`radius_discrete` for heavy ball is `momentum_radius_discrete(..., exact=True)`.
+
 *Exact step identity and radial fluctuations.* Write V = eta v (the step, w_{t+1} = w_t - V_{t+1})
 and X = E<w_t, V_t>. Stationarity of <w, V> and of ||w||^2 gives, using only <w_t, g_t> = 0,
 (1-beta) X = eta lambda E r^2 - E||V||^2 and 2 beta X + 2 eta lambda E r^2 = E||V||^2, so
@@ -133,11 +146,29 @@ grad_norm2) (`adamw_radius_discrete`).
 
 *Temperature and gas law.* The direction moves by -(eta / (sqrt(s) r^2)) (grad_S L + sigma xi) on
 the unit sphere, with sqrt(s) = sigma sqrt((d-1)/d) / r: a Langevin step eta-tilde = eta /
-(sqrt(s) r^2), so **T = sigma sqrt(eta lambda / (2 (d-1)))** (same expression as plain SGD).
-The ideal-gas law holds with the coupled-equivalent pressure p = lambda sqrt(s) =
-lambda sigma sqrt((d-1)/d) / r (decoupled WD eta lambda w equals a coupled WD p at the gradient
-step eta / sqrt(s)): p r*^2 = (d-1) T. Radius relaxation: d r^2/dt = -2 eta lambda r^2 + eta^2 d,
-time 1/(2 eta lambda).
+(sqrt(s) r^2), so as eta lambda -> 0 **T = sigma sqrt(eta lambda / (2 (d-1)))** (same
+expression as plain SGD). The ideal-gas law holds with the coupled-equivalent pressure
+p = lambda sqrt(s) = lambda sigma sqrt((d-1)/d) / r (decoupled WD eta lambda w equals a coupled
+WD p at the gradient step eta / sqrt(s)): p r*^2 = (d-1) T.
+
+*All orders in eta lambda.* The radius is r*^2 = eta d F / (2 lambda) with
+F = 2 eta lambda (1-b1) (1 + a b1) / ((1+b1)(1 - a^2)(1 - a b1)), a = 1 - eta lambda (section
+"Momentum and AdamW on networks": the decoupled decay weakens the momentum correlation,
+b1 -> a b1). The temperature read off the energy follows the gas law at that radius, not the
+Langevin step there (which would give T / sqrt(F), hotter): **T = sigma sqrt(eta lambda F /
+(2 (d-1)))** = p r*^2 / (d-1) (`adamw_temperature`; we have not derived it from the direction's
+dynamics, the table below measures it).
+
+*Relaxation: the second-moment lag.* The update is normalized by sqrt(s), and s averages
+g^2 ~ 1/r^2 over ~1/(1-b2) steps. With x = r^2 / r*^2 and y = s r*^2 (y = 1/x at rest):
+x' = (1-k) x + k / (x y), y' = b2 y + (1-b2) / x' (bias-corrected while t < 1/(1-b2);
+`adamw_radius2_path`), k = 1 - a^2. Linearized, the slow mode has rate
+((2k + c) - sqrt(4k^2 + c^2)) / 2 (c = 1 - b2; continuous limit, k = 2 eta lambda), so
+
+**tau = (2k + c + sqrt(4k^2 + c^2)) / (2 k c)** ~ 1/(2 eta lambda) + 2/(1-b2)
+(`adamw_relaxation_time`: the exact eigenvalue of the map): 1/(2 eta lambda) only when s
+follows r (1 - b2 >> eta lambda); for eta lambda >> 1 - b2 the radius follows s
+(x^2 y = 1) and s relaxes at (1-b2)/2.
 
 *Where it fails: unequal second moments.* Adam's per-coordinate normalization is not rotation
 invariant. If the stationary direction has unequal |coordinates| (s_i ~ 1 - wbar_i^2 differ), the
@@ -220,6 +251,75 @@ def _rows(run, d: int, opt: str, mu: str) -> list[dict]:
     return out
 
 
+def _finite_step_tables(steps: int) -> str:
+    """AdamW temperature and radius, heavy-ball radius at finite eta lambda (d = 10, equal
+    second moments for AdamW), and AdamW's radius relaxation from 2 r* and r*/2."""
+    d, lr = 10, 0.3
+    el = np.array([0.009, 0.03, 0.09])
+    out = ["| eta lambda | T_U / T (eta lambda -> 0) - 1 | T_U / T (all orders) - 1 | "
+           "p r^2 / ((d-1) T_U) - 1 | r_bal / r* (eta lambda -> 0, grad_norm2 term) - 1 | "
+           "r_bal / r* (all orders) - 1 |", "|---|---|---|---|---|---|"]
+    run = simulate("adamw", dim=d, lr=lr, wd=el / lr, beta1=0.9, steps=steps, replicas=8,
+                   seed=3, mu="diagonal",
+                   init_radius=np.repeat(aw.adamw_radius_discrete(lr, el / lr, 0.9, d, d - 1.0,
+                                                                  0.0, exact=True), 8))
+    t_u = temperature_from_energy(d, run.energy)
+    rb = run.radius_balance
+    for k in range(el.size):
+        wd = el[k] / lr
+        t0 = aw.adamw_temperature(lr, wd, 1.0, d, 0.9, exact=False)
+        t1 = aw.adamw_temperature(lr, wd, 1.0, d, 0.9)
+        gas = aw.adamw_pressure(wd, run.radius[k], 1.0, d) * run.radius[k] ** 2 / (
+            (d - 1) * t_u[k]) - 1
+        r0, r1 = (aw.adamw_radius_discrete(lr, wd, 0.9, d, d - 1.0, run.grad_norm2[k], exact=x)
+                  for x in (False, True))
+        out.append(f"| {el[k]:g} | {100 * (t_u[k] / t0 - 1):+.2f}% | "
+                   f"{100 * (t_u[k] / t1 - 1):+.2f}% | {100 * gas:+.2f}% | "
+                   f"{100 * (rb[k] / r0 - 1):+.2f}% | {100 * (rb[k] / r1 - 1):+.2f}% |")
+    hb_lines = ["| beta | eta lambda | r_bal / r* (leading order) - 1 | "
+                "r_bal / r* (all orders) - 1 | r_bal SE |", "|---|---|---|---|---|"]
+    betas = np.array([0.0, 0.5, 0.9])
+    for e in (0.009, 0.09):
+        run = simulate("momentum", dim=d, lr=lr, wd=e / lr, beta1=betas, steps=2 * steps,
+                       replicas=8, seed=3)
+        for k, b in enumerate(betas):
+            r0, r1 = (hb.momentum_radius_discrete(lr, e / lr, b, d - 1.0, run.grad_norm2[k],
+                                                  exact=x) for x in (False, True))
+            rbk = run.radius_balance[k]
+            hb_lines.append(f"| {b:g} | {e:g} | {100 * (rbk / r0 - 1):+.3f}% | "
+                            f"{100 * (rbk / r1 - 1):+.3f}% | "
+                            f"{100 * run.radius_se[k] / run.radius[k]:.3f}% |")
+    lr, wd = 0.05, 0.1
+    tau0, tau = 1 / (2 * lr * wd), float(aw.adamw_relaxation_time(lr, wd))
+    x_sde = lr * d / (2 * wd)
+    x_all = float(aw.adamw_radius_discrete(lr, wd, 0.9, d, d - 1.0, 0.0, exact=True)) ** 2
+    rl = [f"eta = {lr:g}, lambda = {wd:g} (eta lambda = {lr * wd:g}): 1/(2 eta lambda) = "
+          f"{tau0:.0f} steps, `adamw_relaxation_time` = {tau:.0f} steps. Mean r^2 / r*^2 - 1 "
+          "(r*^2 = eta d / (2 lambda); 200 chains, mean over the 20 steps before t) against the "
+          "mean-field path `adamw_radius2_path` (which settles at the all-orders r*^2 without "
+          f"the grad_norm2 term, here {100 * (x_all / x_sde - 1):+.1f}%):", "",
+          "| start | t | t / (1/(2 eta lambda)) | t / tau | simulated | mean field |",
+          "|---|---|---|---|---|---|"]
+    for label, f in (("2 r*", 2.0), ("r*/2", 0.5)):
+        mf = aw.adamw_radius2_path(lr, wd, 0.999, f * f * x_sde / x_all, int(3 * tau) + 1)
+        for t in (int(3 * tau0), int(10 * tau0), int(3 * tau)):
+            run = simulate("adamw", dim=d, lr=lr, wd=wd, beta1=0.9, steps=t, burn_in=t - 20,
+                           n_blocks=1, replicas=200, seed=7, mu="diagonal",
+                           init_radius=f * np.sqrt(x_sde))
+            rl.append(f"| {label} | {t} | {t / tau0:.0f} | {t / tau:.2f} | "
+                      f"{100 * (run.radius2[0] / x_sde - 1):+.1f}% | "
+                      f"{100 * (mf[t - 1] * x_all / x_sde - 1):+.1f}% |")
+    return "\n".join([
+        "#### Finite eta lambda (d = 10, lr = 0.3; AdamW b1 = 0.9, b2 = 0.999, "
+        "mu = (1,...,1)/sqrt(d); heavy ball random mu)", "",
+        f"AdamW, {steps} steps x 8 replicas, chains started at the all-orders radius. T_U: the "
+        "temperature at which the exact vMF mean loss equals the measured one.", "",
+        "\n".join(out), "", f"Heavy ball, {2 * steps} steps x 8 replicas: r_bal = "
+        "(E r^2 / E[1/r^2])^(1/4) against `momentum_radius_discrete` with the measured "
+        "grad_norm2, leading order and `exact=True`.", "", "\n".join(hb_lines), "",
+        "#### AdamW radius relaxation", "", "\n".join(rl)])
+
+
 def _table(rows: list[dict], linresp: bool = False) -> str:
     head = ("| d | eta | lambda | beta | T | r* (SDE) | r_bal err | r_bal err (grad_norm2 term) "
             "| mean r err | std(r)/r | step/r err | RMS angle err | U vs vMF(T) err |"
@@ -261,6 +361,7 @@ def main() -> None:
     hb_extra = _hb_extra_rows(int(1.5 * a.steps))
     adam = _adam_rows(a.steps, "diagonal")
     adam_rand = _adam_rows(a.steps, None)
+    finite = _finite_step_tables(a.steps)
     secs = time.perf_counter() - t0
     hb_ok = [r for r in hb if r["beta"] < 0.99]
     hb_99 = [r for r in hb if r["beta"] >= 0.99]
@@ -298,7 +399,8 @@ def main() -> None:
         "",
         f"Generated by `python benchmarks/momentum_adamw_isotropic.py` on "
         f"{datetime.date.today().isoformat()} ({a.steps} steps, 2 replicas per point, burn-in "
-        f"5000 steps + 6 radius relaxation times, chains started at the SDE radius; "
+        f"6 radius relaxation times (heavy ball + 5000 steps; AdamW's include the "
+        f"second-moment lag), chains started at the SDE radius; "
         f"{secs:.0f} s). sigma = 1. Columns: r* the SDE prediction; r_bal the radius the "
         "balance fixes, (E[r^2]/E[1/r^2])^(1/4) for heavy ball and sqrt(E[r^2]) for AdamW, "
         "against r* and against the formula with the measured grad_norm2 term (AdamW: the "
@@ -312,6 +414,8 @@ def main() -> None:
         "\n".join(lines),
         "",
         _acceptance(summary),
+        "",
+        finite,
         "",
         "#### Heavy ball, strong momentum at lower temperature (1.5x steps)",
         "",
