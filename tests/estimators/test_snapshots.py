@@ -114,22 +114,23 @@ def test_budget_and_storage_switch():
     assert EntropyQueue(50, 3000, memory_budget=exact).storage == "exact"
     q = EntropyQueue(50, 3000, memory_budget=exact - 1)
     assert q.storage == "sketch" and q.sketch_dim % 64 == 0
-    assert q.nbytes == 50 * q.sketch_dim * 4 + 8 * 50 + 4 * 3000 <= exact - 1
-    assert 50 * (q.sketch_dim + 64) * 4 + 8 * 50 + 4 * 3000 > exact - 1  # the largest
+    # rows, radii, hash codes, reference row
+    assert q.nbytes == 50 * q.sketch_dim * 4 + 8 * 50 + 4 * 3000 + 8 * q.sketch_dim <= exact - 1
+    assert 50 * (q.sketch_dim + 64) * 4 + 8 * 50 + 4 * 3000 + 8 * (q.sketch_dim + 64) > exact - 1
     assert q._buf.shape == (50, q.sketch_dim) and q._buf.dtype == np.float32
     for cap, dim, budget in [(4000, 10_000_000, DEFAULT_MEMORY_BUDGET), (1000, 250_000, 2**26),
                              (3, 10**6, 2**23), (200, 5000, 100_000)]:
         q = EntropyQueue(cap, dim, memory_budget=budget)
         assert q.nbytes <= budget, (cap, dim, budget)
     # the target: N = 4000 at d = 1e7 in the default budget
-    assert EntropyQueue(4000, 10_000_000).sketch_dim == 14_272
+    assert EntropyQueue(4000, 10_000_000).sketch_dim == 14_208
     assert EntropyQueue(10, 4, memory_budget=None).storage == "exact"
     with pytest.raises(ValueError, match=r"memory_budget == 1000, must be >= 4080 for exact"):
         EntropyQueue(10, 100, memory_budget=1000, storage="exact")
-    with pytest.raises(ValueError, match=r"memory_budget == 1000, must be >= 3040 for "
+    with pytest.raises(ValueError, match=r"memory_budget == 1000, must be >= 3552 for "
                                          r"capacity=10, dim=100 \(a 64-dim sketch\)"):
         EntropyQueue(10, 100, memory_budget=1000)
-    with pytest.raises(ValueError, match="sketch_dim == 64, needs 3040 bytes > memory_budget"):
+    with pytest.raises(ValueError, match="sketch_dim == 64, needs 3552 bytes > memory_budget"):
         EntropyQueue(10, 100, memory_budget=3000, storage="sketch", sketch_dim=64)
     with pytest.raises(ValueError, match="sketch_dim == None, must be given"):
         EntropyQueue(10, 100, memory_budget=None, storage="sketch")
@@ -299,7 +300,7 @@ def test_monitor_summary_states_the_queue():
     assert sk.queue.storage == "sketch" and sk.queue.sketch_dim == 192
     assert sk.summary().splitlines()[-1] == (
         "  snapshot queue: 40 of 40 snapshots kept, CountSketch of the directions to 192 of "
-        "500 dims (float32; entropy differences, not absolute values), 0.03151 MiB of "
+        "500 dims (float32; entropy differences, not absolute values), 0.03297 MiB of "
         "0.03815 MiB budget")
     s = sk.stationary_state()
     assert np.isfinite(s["entropy_dir"]) and np.isfinite(s["entropy"])

@@ -265,7 +265,8 @@ def _merge_topk(best_v, best_i, new_v, new_i, m: int):
     return vv, torch.gather(i, 1, pos)
 
 
-def _knn_gram(x: np.ndarray, k: int, scale=None, block_size=None, dtype=None, normalize=False):
+def _knn_gram(x: np.ndarray, k: int, scale=None, block_size=None, dtype=None, normalize=False,
+              centred=False):
     """Exact k-NN distances (float64, (N, k)) and indices of the rows p_i = scale_i * x_i of x.
 
     normalize=True: scale_i = 1/|x_i| (unit vectors; the norms are computed in the centring pass
@@ -283,6 +284,9 @@ def _knn_gram(x: np.ndarray, k: int, scale=None, block_size=None, dtype=None, no
        If the boundary value does not clear U_i, the row is redone against all points.
     4. The candidate distances are recomputed exactly in float64 from the coordinates (the
        difference p_i - p_j, no cancellation); the k smallest are returned, sorted.
+
+    centred=True (no scale, no normalize, x already in the Gram dtype and centred by the
+    caller, e.g. the sketched snapshot queue): step 1 uses x itself, no copy.
     """
     import torch
 
@@ -302,14 +306,18 @@ def _knn_gram(x: np.ndarray, k: int, scale=None, block_size=None, dtype=None, no
 
     # 1. centre (fused float64 kernel: q_i = s_i x_i - c0 stored in the Gram dtype, n_i = |q_i|^2;
     # c0 is streamed from the rows of x: no float64 copy of the subsample)
-    sub = np.arange(0, n, max(1, n // 512))
-    c0 = np.empty(d)
-    _subsample_mean_kernel(x, sub, s, normalize, c0)
-    if not np.isfinite(c0).all():  # some row is zero or non-finite: let the kernel report it
-        c0 = np.zeros(d)
-    qn = np.empty((n, d), dtype=gdt)
-    nr = np.empty(n)
-    _centre_kernel(x, s, normalize, c0, qn, nr)
+    if centred and scale is None and not normalize and x.dtype == gdt:
+        qn = x
+        nr = _row_norms(x) ** 2
+    else:
+        sub = np.arange(0, n, max(1, n // 512))
+        c0 = np.empty(d)
+        _subsample_mean_kernel(x, sub, s, normalize, c0)
+        if not np.isfinite(c0).all():  # a row is zero or non-finite: let the kernel report it
+            c0 = np.zeros(d)
+        qn = np.empty((n, d), dtype=gdt)
+        nr = np.empty(n)
+        _centre_kernel(x, s, normalize, c0, qn, nr)
     if not np.isfinite(nr).all():
         if normalize and np.any(s == np.inf):
             nzero = int(np.count_nonzero(s == np.inf))
@@ -394,13 +402,13 @@ def _knn_gram(x: np.ndarray, k: int, scale=None, block_size=None, dtype=None, no
     return out, idx
 
 
-def _knn_one(x: np.ndarray, k: int, scale=None, block_size=None, dtype=None):
+def _knn_one(x: np.ndarray, k: int, scale=None, block_size=None, dtype=None, centred=False):
     """(distances, indices) of the k nearest neighbours of each row of x (N, D)."""
     if x.shape[1] <= _KDTREE_MAX_DIM:
         if scale is not None:
             x = np.asarray(x, dtype=np.float64) * scale[:, None]
         return _knn_kdtree(x, k)
-    return _knn_gram(x, k, scale=scale, block_size=block_size, dtype=dtype)
+    return _knn_gram(x, k, scale=scale, block_size=block_size, dtype=dtype, centred=centred)
 
 
 def nearest_neighbor_distances(x, k: int = 1, *, block_size=None, dtype=None) -> np.ndarray:
@@ -524,14 +532,17 @@ def knn_entropy(
 
 
 def chord_entropy(
-    y, dim: int, k: int = 1, *, duplicates: Duplicates = "raise", block_size=None, dtype=None
+    y, dim: int, k: int = 1, *, duplicates: Duplicates = "raise", block_size=None, dtype=None,
+    centred: bool = False,
 ) -> EntropyEstimate:
     """Kozachenko-Leonenko entropy (nats, surface measure of S^{dim-1}) of directions given by
     rows y (..., N, D') whose Euclidean distances stand for their chord distances: unit vectors
     u_i (D' = dim), or distance-preserving sketches of them (`thermosgd.estimators.snapshots`,
     D' < dim). H = psi(N) - psi(k) + log V_m + m mean_i log eps_{i,k}, m = dim - 1, with eps
     from the rows as given (no normalisation); jackknife stderr and duplicates (eps <=
-    8 sqrt(D') eps_64) as in `sphere_entropy`. Batched over the leading axes.
+    8 sqrt(D') eps_64) as in `sphere_entropy`. Batched over the leading axes. centred=True:
+    the rows are already centred (near their mean, which bounds the Gram's rounding), so the
+    Gram path uses them without a centred copy (float32 rows: no copy at all).
     """
     k = check_int("k", k, min_val=1)
     duplicates = check_choice("duplicates", duplicates, _DUPLICATES)
@@ -540,7 +551,8 @@ def chord_entropy(
     tiny = 8.0 * math.sqrt(y.shape[-1]) * float(np.finfo(np.float64).eps)
 
     def one(cloud, _):
-        return (*_knn_one(cloud, k + 1, block_size=block_size, dtype=dtype), None, tiny)
+        return (*_knn_one(cloud, k + 1, block_size=block_size, dtype=dtype, centred=centred),
+                None, tiny)
 
     return _estimate_batch(y, k, dim - 1, "chord", one, duplicates, name="y")
 

@@ -14,9 +14,11 @@ Storage (``storage="auto"``, the default, picks the first that fits ``memory_bud
 * ``"sketch"``: a CountSketch (feature hashing) of each direction, y_t = S u_t, u_t = w_t/r_t,
   with S the k x d matrix S_{b j} = s_j [h(j) = b], h(j) uniform in {0..k-1} and s_j = +-1
   (seeded, stored as one int32 code per coordinate: 4 d bytes), in float32: capacity * k * 4
-  bytes. k (``sketch_dim``) is the largest multiple of 64 that fits the budget. A push costs
+  bytes, stored as y_t - y_ref (y_ref: the first push since the start or `clear`, float64),
+  so that the rows are centred and the Gram matrix needs no centred copy (`chord_entropy`
+  with centred=True): summary() adds one Gram block, not a second copy of the queue. k (``sketch_dim``) is the largest multiple of 64 that fits the budget. A push costs
   O(d) time and no O(d) temporary; the entropy costs O(capacity^2 k) instead of
-  O(capacity^2 d). N = 4,000 snapshots at d = 1e7 fit 256 MiB with k = 14,272 (see
+  O(capacity^2 d). N = 4,000 snapshots at d = 1e7 fit 256 MiB with k = 14,208 (see
   benchmarks/bench_snapshot_queue.py for the measured memory and accuracy).
 
 What the sketch does to the estimator. For a fixed x (here u_i - u_j), E|Sx|^2 = |x|^2 and
@@ -128,14 +130,15 @@ def _exact_nbytes(capacity: int, dim: int, itemsize: int) -> int:
 
 
 def _sketch_nbytes(capacity: int, dim: int, sketch_dim: int) -> int:
-    return capacity * sketch_dim * 4 + 8 * capacity + 4 * dim
+    return capacity * sketch_dim * 4 + 8 * capacity + 4 * dim + 8 * sketch_dim
 
 
 def sketch_dim_for_budget(capacity: int, dim: int, memory_budget: int) -> int:
     """The largest multiple k of 64 with capacity * k * 4 (float32 sketches) + 8 * capacity
-    (radii) + 4 * dim (hash codes) <= memory_budget, capped at dim; ValueError below 64."""
+    (radii) + 4 * dim (hash codes) + 8 k (the reference row) <= memory_budget, capped at dim;
+    ValueError below 64."""
     free = memory_budget - 8 * capacity - 4 * dim
-    k = (free // (4 * capacity)) // _SKETCH_QUANTUM * _SKETCH_QUANTUM
+    k = (free // (4 * capacity + 8)) // _SKETCH_QUANTUM * _SKETCH_QUANTUM
     if k < _SKETCH_QUANTUM:
         need = _sketch_nbytes(capacity, dim, _SKETCH_QUANTUM)
         raise ValueError(f"memory_budget == {memory_budget}, must be >= {need} for "
@@ -180,6 +183,7 @@ class EntropyQueue:
             self._codes = countsketch_codes(self.dim, self.sketch_dim, self.seed)
             self._buf = np.zeros((self.capacity, self.sketch_dim), dtype=np.float32)
             self._row = np.empty(self.sketch_dim)
+            self._ref = np.zeros(self.sketch_dim)  # S u of the first push: rows are centred
         self._radius = np.zeros(self.capacity)
         self._next = 0
         self._size = 0
@@ -198,9 +202,10 @@ class EntropyQueue:
 
     @property
     def nbytes(self) -> int:
-        """Bytes held: the ring buffer, the float64 radii and (sketch) the int32 hash codes."""
-        codes = 0 if self._codes is None else self._codes.nbytes
-        return int(self._buf.nbytes + self._radius.nbytes + codes)
+        """Bytes held: the ring buffer, the float64 radii and (sketch) the int32 hash codes and
+        the float64 reference row."""
+        extra = 0 if self._codes is None else self._codes.nbytes + self._ref.nbytes
+        return int(self._buf.nbytes + self._radius.nbytes + extra)
 
     def push(self, w) -> None:
         if hasattr(w, "detach"):
@@ -223,8 +228,11 @@ class EntropyQueue:
             raise ValueError("w is the zero vector (no direction on the sphere)")
         if self.storage == "exact":
             self._buf[self._next] = w
-        else:
+        else:  # stored as S u - S u_ref (u_ref: the first push since the start or clear())
             self._row /= r
+            if self._size == 0:
+                self._ref[:] = self._row
+            self._row -= self._ref
             self._buf[self._next] = self._row
         self._radius[self._next] = r
         self._next = (self._next + 1) % self.capacity
@@ -248,12 +256,18 @@ class EntropyQueue:
             return self._buf, self._radius
         return self._buf[: self._size], self._radius[: self._size]
 
-    def rows(self) -> np.ndarray:
-        """Copy of the stored rows in time order (oldest first): the snapshots (exact) or the
-        sketched directions S w / |w| (sketch), shape (len, dim or sketch_dim)."""
+    def _ordered(self) -> np.ndarray:
+        """Copy of the stored rows in time order (oldest first)."""
         if not self.full:
             return self._buf[: self._size].copy()
         return np.roll(self._buf, -self._next, axis=0)
+
+    def rows(self) -> np.ndarray:
+        """The stored rows in time order (oldest first): the snapshots (exact, ``dtype``) or
+        the sketched directions S w / |w| (sketch, float64), shape (len, dim or sketch_dim)."""
+        if self.storage == "exact":
+            return self._ordered()
+        return self._ordered() + self._ref
 
     def snapshots(self) -> np.ndarray:
         """Copy of the stored snapshots in time order (oldest first), shape (len, dim); exact
@@ -285,7 +299,7 @@ class EntropyQueue:
         if method != "chord":
             raise ValueError(f"method == {method!r}, must be 'chord' for a sketched queue "
                              "(the angle methods need the coordinates)")
-        est = chord_entropy(buf, self.dim, k=k, **kw)
+        est = chord_entropy(buf, self.dim, k=k, centred=True, **kw)
         return dataclasses.replace(est, method="chord-sketch")
 
     def full_entropy(self, method: Method = "chord", k: int = 1, *,
@@ -312,11 +326,12 @@ class EntropyQueue:
                 f"{self.nbytes / _MIB:.4g} MiB of {budget}")
 
     def state_dict(self) -> dict[str, Any]:
-        """The layout and the stored rows and radii (time order); the sketch's hash is
-        regenerated from ``seed``."""
+        """The layout and the stored rows and radii (time order; a sketch: its centred rows
+        and the reference row); the sketch's hash is regenerated from ``seed``."""
         return {"capacity": self.capacity, "dim": self.dim, "dtype": str(self.dtype),
                 "storage": self.storage, "sketch_dim": self.sketch_dim, "seed": self.seed,
-                "rows": self.rows(), "radii": self.radii()}
+                "rows": self._ordered(), "radii": self.radii(),
+                "reference": None if self._codes is None else self._ref.copy()}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore the rows saved by `state_dict` into this queue (same dim, dtype, storage,
@@ -336,5 +351,7 @@ class EntropyQueue:
         n = min(rows.shape[0], self.capacity)
         self._buf[:n] = rows[rows.shape[0] - n:]
         self._radius[:n] = radii[radii.shape[0] - n:]
+        if self._codes is not None:
+            self._ref[:] = state["reference"]
         self._size, self._next = n, n % self.capacity
 
