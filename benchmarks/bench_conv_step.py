@@ -264,7 +264,10 @@ def cpu_section(a, res: dict, load0: str, load1: str) -> str:
               "BatchNorm with fewer than 8 channels through the NCHW kernel (the channels-last "
               "kernel is ~3x slower there: the ResNet's C = 4 stage). The optimizer update and "
               f"the engine's gradient norm cost {opt} of the step: there is nothing to win "
-              "there. Targets: >= 1.5x today's steps/s; stretch 50% of SGEMM.", ""]
+              "there. `+ compile`: `torch.compile(model)` (inductor, default mode) of the "
+              "channels-last model; its compile time is the first step, measured apart (a warm "
+              "inductor cache from an earlier run shortens it). Targets: >= 1.5x today's "
+              "steps/s; stretch 50% of SGEMM.", ""]
     return "\n".join(lines)
 
 
