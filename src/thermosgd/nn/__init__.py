@@ -7,6 +7,8 @@ optim``):
   fixed-LR protocol (`MomentumLR`, `AdamWLR`) as ``torch.optim.Optimizer``s; `make_optimizer`;
 * `batched`: the same rules for G configs at once (`BatchedProtocol`, ``*_step_``);
 * `models`: the scale-invariant networks with frozen heads and their variants, `BatchedBNMLP`;
+* `conv_layout`: memory formats of the conv models (channels_last, small-channel BatchNorm);
+* `batched_conv`: G conv models as one module (vmap over stacked parameters and BN buffers);
 * `data`: offline datasets (digits, Fashion-MNIST, CIFAR, teacher-student), `iid_batches`;
 * `scale_invariance`: radius helpers, checking / finding SI groups, distance from SI;
 * `probes`: gradient-noise and full-gradient probes of a network;
@@ -16,6 +18,7 @@ optim``):
 
 from thermosgd._lazy import lazy_submodules
 
-__all__ = ["attach", "batched", "data", "models", "optim", "probes", "scale_invariance"]
+__all__ = ["attach", "batched", "batched_conv", "conv_layout", "data", "models", "optim", "probes",
+           "scale_invariance"]
 
 __getattr__, __dir__ = lazy_submodules(__name__, __all__)
