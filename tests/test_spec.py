@@ -1,5 +1,8 @@
 """The registry: every protocol's hyperparameters and every optimizer's protocols."""
 
+import subprocess
+import sys
+
 import pytest
 
 from thermosgd import spec
@@ -35,3 +38,39 @@ def test_optimizer_settings_and_torch_defaults():
         spec.check_optimizer_settings("lr", "momentum", 0.9, 0.9)
     with pytest.raises(ValueError, match=r"momentum == 1.0, must be < 1.0"):
         spec.check_optimizer_settings("lr", "momentum", 1.0)
+
+
+def test_wd_protocols_and_schedule_shapes():
+    # the protocols whose second hyperparameter is the weight decay (module docstring)
+    assert spec.WD_PROTOCOLS == ("lr", "elr")
+    from thermosgd.schedules import make_schedule
+
+    for kind in spec.SCHEDULES:  # every registered shape is one make_schedule builds
+        v = make_schedule(kind, 10, 2.0, milestones=(5,), final=0.5)
+        assert v.shape == (10,) and v[0] == 2.0
+    with pytest.raises(ValueError, match="schedule == 'linear'"):
+        make_schedule("linear", 10, 2.0)
+
+
+def test_registry_names_reexported_by_their_old_modules_wiring():
+    from thermosgd import train
+    from thermosgd.nn import models
+    from thermosgd.schedules import shapes
+    from thermosgd.train import config
+
+    for module, names in ((models, ("MLP_VARIANTS", "CONVNET_VARIANTS")),
+                          (config, ("MODELS", "DATASETS", "DEVICES")),
+                          (train, ("MODELS", "DATASETS", "DEVICES")),
+                          (shapes, ("SCHEDULES", "WD_PROTOCOLS"))):
+        for name in names:
+            assert name in module.__all__ and getattr(module, name) is getattr(spec, name)
+    assert set(spec.CONVNET_VARIANTS) < set(spec.MLP_VARIANTS)
+
+
+def test_spec_imports_no_heavy_module():
+    # a fresh interpreter: the command line builds its parser from spec
+    code = ("import sys, thermosgd.spec; print([m for m in ('torch', 'numba', 'scipy', "
+            "'matplotlib') if m in sys.modules])")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, timeout=120).stdout
+    assert out.strip() == "[]", out

@@ -2,6 +2,9 @@
 
 Every other module asks this one which hyperparameters a protocol takes, which optimizers run
 which protocols, and what a column or grid axis is called; nothing else keeps such a table.
+It also names the models, data sets, devices, model variants and schedule shapes the package
+knows (their implementations live in nn/, train/, schedules/): the command line builds its
+options from this light module alone.
 
 Protocols (design.md):
 
@@ -25,14 +28,21 @@ from thermosgd._validate import check_fraction
 
 __all__ = [
     "AXIS_COLUMNS",
+    "CONVNET_VARIANTS",
+    "DATASETS",
     "DEFAULT_BETA2",
     "DEFAULT_EPS",
     "DEFAULT_MOMENTUM",
+    "DEVICES",
     "HYPERPARAMETERS",
+    "MLP_VARIANTS",
+    "MODELS",
     "OPTIMIZERS",
     "OPTIMIZER_HYPERPARAMETERS",
     "OPTIMIZER_PROTOCOLS",
     "PROTOCOLS",
+    "SCHEDULES",
+    "WD_PROTOCOLS",
     "axes",
     "check_optimizer",
     "check_optimizer_settings",
@@ -81,6 +91,44 @@ OPTIMIZER_HYPERPARAMETERS: dict[str, tuple[str, ...]] = {
 DEFAULT_MOMENTUM = 0.9
 DEFAULT_BETA2 = 0.999
 DEFAULT_EPS = 1e-8
+
+#: the protocols whose second hyperparameter is the weight decay (a rate and wd per step):
+#: the ones a schedule of (rate, wd) can drive (`thermosgd.schedules`)
+WD_PROTOCOLS: tuple[str, ...] = tuple(p for p in PROTOCOLS if HYPERPARAMETERS[p][1] == "wd")
+
+#: the schedule shapes `thermosgd.schedules.make_schedule` knows by name
+SCHEDULES: tuple[str, ...] = ("constant", "step", "cosine")
+
+#: the networks `thermosgd.train` trains (`thermosgd.nn.models`): BN-MLP, the paper's
+#: ConvNet, pre-activation ResNet-18
+MODELS: tuple[str, ...] = ("mlp", "convnet", "resnet18")
+
+#: the data sets of `thermosgd.train` (`thermosgd.train.nets`)
+DATASETS: tuple[str, ...] = ("digits", "fashion-mnist", "cifar10", "cifar100", "synthetic")
+
+#: the devices a training run takes ("auto": CUDA when available)
+DEVICES: tuple[str, ...] = ("auto", "cpu", "cuda")
+
+#: BN-MLP variants (`thermosgd.nn.models.variant_mlp`), issue 6: non-SI networks.
+#: variant -> (normalization, trainable norm affine, trainable biases, trainable head, note)
+MLP_VARIANTS: dict[str, tuple[str, bool, bool, bool, str]] = {
+    "si": ("batch", False, False, False, "the paper's BN-MLP: every trainable weight SI"),
+    "bn-affine": ("batch", True, False, False, "BatchNorm gamma, beta trained"),
+    "bias": (
+        "batch",
+        False,
+        True,
+        False,
+        "a trainable bias after every BatchNorm and in the head (a bias before a BatchNorm "
+        "would be cancelled by its mean subtraction)",
+    ),
+    "head": ("batch", False, False, True, "the Linear head (no bias) trained"),
+    "layernorm": ("layer", False, False, False, "LayerNorm without affine: still SI"),
+    "layernorm-affine": ("layer", True, False, False, "LayerNorm gamma, beta trained"),
+}
+
+#: ConvNet variants (the BN-MLP's without the LayerNorm ones)
+CONVNET_VARIANTS: tuple[str, ...] = ("si", "bn-affine", "bias", "head")
 
 
 def check_protocol(protocol) -> str:

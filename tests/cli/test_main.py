@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import runpy
+import subprocess
 import sys
 
 import numpy as np
@@ -27,6 +28,29 @@ def test_every_command_is_listed_in_order():
     assert list(_subparsers(build_parser())) == NAMES
     res = run_main(["--help"])
     assert res.rc == 0 and all(n in res.out for n in NAMES)
+
+
+def _python(*args: str) -> str:
+    """stdout of ``python ARGS`` in a fresh interpreter (nothing imported by the tests)."""
+    res = subprocess.run([sys.executable, *args], capture_output=True, text=True, check=True,
+                         timeout=120)
+    return res.stdout
+
+
+def test_the_parser_imports_no_heavy_module():
+    # a fresh interpreter: this test session has torch, scipy, ... loaded already
+    loaded = _python("-c", "import sys, thermosgd.cli; thermosgd.cli.build_parser(); "
+                           "print([m for m in ('torch', 'numba', 'scipy', 'matplotlib') "
+                           "if m in sys.modules])")
+    assert loaded.strip() == "[]", loaded
+
+
+def test_thermosgd_help_lists_every_command_in_a_fresh_process():
+    out = _python("-m", "thermosgd.cli", "--help")
+    commands = out.split("positional arguments:")[1].split("options:")[0]
+    listed = [line.split()[0] for line in commands.splitlines() if line.startswith("    ")
+              and not line.startswith("     ")]
+    assert listed == NAMES, out
 
 
 def test_every_option_of_every_command_has_a_help_text():

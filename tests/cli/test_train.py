@@ -6,7 +6,6 @@ from __future__ import annotations
 import pytest
 
 from tests.cli.conftest import assert_usage_error, run_main
-from thermosgd.cli import train as cli_train
 from thermosgd.io import read_csv
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -47,7 +46,8 @@ def test_interrupt_exits_130_and_says_how_to_resume(tmp_path, monkeypatch):
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(cli_train, "run_grid", interrupted)
+    # the command imports its workflow when it runs, so the workflow's run_grid is patched
+    monkeypatch.setattr("thermosgd.workflows.train.run_grid", interrupted)
     res = run_main(["train", "--protocol", "elr", "--elr", "0.01", "--wd", "0.01", "--out",
                     str(tmp_path / "o")])
     assert res.rc == 130 and "run the same command again to resume" in res.err

@@ -1,5 +1,10 @@
 """What the command modules share: the parser class with one-line errors, `UsageError`, the
-LIST syntax and the other option types, the optimizer options of ``train`` and ``sweep``."""
+LIST syntax and the other option types, the optimizer options of ``train`` and ``sweep``.
+
+The parser is light: its choices and defaults come from `thermosgd.spec` (and the other light
+modules: `thermosgd.sweep`, `thermosgd.workflows.preset_table`), and every command module
+imports its workflow inside ``run()``, so that ``thermosgd --help`` loads no torch, numba,
+scipy or matplotlib (tests/cli/test_main.py checks it)."""
 
 from __future__ import annotations
 
@@ -7,8 +12,7 @@ import argparse
 import sys
 from typing import NoReturn
 
-from thermosgd.nn.models import MLP_VARIANTS
-from thermosgd.spec import OPTIMIZERS, PROTOCOLS
+from thermosgd.spec import MLP_VARIANTS, OPTIMIZERS, PROTOCOLS
 from thermosgd.sweep import parse_list as _parse_list
 
 __all__ = [
@@ -59,7 +63,7 @@ def parse_hidden(text: str) -> tuple[int, ...]:
 
 
 def parse_variants(text: str) -> tuple[str, ...]:
-    """'si,bias' -> ("si", "bias"): mlp variants (`thermosgd.nn.models.MLP_VARIANTS`)."""
+    """'si,bias' -> ("si", "bias"): mlp variants (`thermosgd.spec.MLP_VARIANTS`)."""
     names = tuple(v.strip() for v in text.split(",") if v.strip())
     bad = [v for v in names if v not in MLP_VARIANTS]
     if not names or bad:

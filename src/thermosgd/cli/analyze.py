@@ -6,8 +6,6 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from thermosgd.workflows.analyze import format_analysis, run_analysis
-
 __all__ = ["add_parser", "run"]
 
 
@@ -41,6 +39,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
 
 def run(args: argparse.Namespace) -> int:
     """Analyze the directory and print the summary."""
+    # the workflow is imported here, not at module level: the parser must stay light (no
+    # torch / numba / scipy for --help); heavy modules load only when a command runs
+    from thermosgd.workflows.analyze import format_analysis, run_analysis
+
     result = run_analysis(args.dir, args.out, figures=not args.no_figures,
                           strict=not args.lenient)
     print(format_analysis(result))

@@ -11,12 +11,8 @@ import argparse
 from pathlib import Path
 
 from thermosgd.cli._common import UsageError, add_grid_options
-from thermosgd.sim.isotropic import IsotropicConfig
 from thermosgd.spec import OPTIMIZERS
-from thermosgd.workflows.analyze import format_analysis
-from thermosgd.workflows.isotropic import run_momentum_study, run_study
-from thermosgd.workflows.presets import ISOTROPIC_PRESETS
-from thermosgd.workflows.reproduce import run_isotropic_preset
+from thermosgd.workflows.preset_table import ISOTROPIC_PRESETS
 
 __all__ = ["add_parser", "format_summary", "run"]
 
@@ -97,6 +93,12 @@ def _init_radius(text: str) -> float | str:
 
 def run(args: argparse.Namespace) -> int:
     """Run the study (or the preset's three) and print its summary."""
+    # the workflow is imported here, not at module level: the parser must stay light (no
+    # torch / numba / scipy for --help); heavy modules load only when a command runs
+    from thermosgd.sim.isotropic import IsotropicConfig
+    from thermosgd.workflows.isotropic import run_study
+    from thermosgd.workflows.reproduce import run_isotropic_preset
+
     if args.optimizer != "sgd":
         return _run_optimizer(args)
     if args.preset:
@@ -126,6 +128,10 @@ def _print_summary(summary: dict, out: Path) -> None:
 
 def _run_optimizer(args: argparse.Namespace) -> int:
     """Heavy-ball momentum or AdamW on an (lr x wd) grid of the fixed-LR protocol."""
+    # the workflow (as in `run`) is imported here: the parser must stay light
+    from thermosgd.workflows.analyze import format_analysis
+    from thermosgd.workflows.isotropic import run_momentum_study
+
     if args.preset or args.protocol != "lr" or args.elr or args.radius:
         raise UsageError(f"--optimizer {args.optimizer} runs the fixed-LR protocol: give "
                          "--protocol lr with --lr and --wd (no --preset)")

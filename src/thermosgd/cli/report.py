@@ -6,8 +6,6 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from thermosgd.workflows.analyze import write_report
-
 __all__ = ["add_parser", "run"]
 
 
@@ -31,6 +29,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
 
 def run(args: argparse.Namespace) -> int:
     """Write the page."""
+    # the workflow is imported here, not at module level: the parser must stay light (no
+    # torch / numba / scipy for --help); heavy modules load only when a command runs
+    from thermosgd.workflows.analyze import write_report
+
     out = write_report(args.dir, args.out or args.dir / "report.html", title=args.title)
     print(f"wrote {out}")
     return 0

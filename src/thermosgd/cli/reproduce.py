@@ -7,8 +7,7 @@ import argparse
 from pathlib import Path
 
 from thermosgd.sweep import EXECUTORS
-from thermosgd.workflows.presets import PRESETS
-from thermosgd.workflows.reproduce import reproduce
+from thermosgd.workflows.preset_table import PRESETS
 
 __all__ = ["add_parser", "run"]
 
@@ -48,6 +47,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
 
 def run(args: argparse.Namespace) -> int:
     """Run the preset into OUT (default runs/<preset>)."""
+    # the workflow is imported here, not at module level: the parser must stay light (no
+    # torch / numba / scipy for --help); heavy modules load only when a command runs
+    from thermosgd.workflows.reproduce import reproduce
+
     out = args.out or Path("runs") / args.preset
     reproduce(args.preset, out, data_dir=args.data_dir, executor=args.executor,
               workers=args.workers, ray_address=args.ray_address, progress=args.progress,

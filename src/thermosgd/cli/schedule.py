@@ -5,25 +5,20 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from thermosgd._validate import positive_array
 from thermosgd.cli._common import LISTS, UsageError, parse_hidden, parse_list
-from thermosgd.schedules import (
-    SCHEDULES,
-    WD_PROTOCOLS,
-    TrackConfig,
-    format_columns,
-    format_track,
-)
-from thermosgd.workflows.schedule_studies import (
-    NoiseSource,
-    predict_states,
-    process_states,
-    track_schedule,
-    validate_table,
-)
+from thermosgd.spec import SCHEDULES, WD_PROTOCOLS
+
+if TYPE_CHECKING:
+    from thermosgd.workflows.schedule_studies import NoiseSource
 
 __all__ = ["add_parser", "run_predict", "run_process", "run_track", "run_validate"]
+
+# Each run_* imports its workflow (thermosgd.workflows.schedule_studies, thermosgd.schedules:
+# scipy, torch) inside the function, not at module level: the parser must stay light; heavy
+# modules load only when a command runs.
 
 _RATE_HELP = "lr: fixed learning rate + weight decay; elr: fixed effective LR"
 
@@ -194,6 +189,9 @@ def _add_track(ssub: argparse._SubParsersAction) -> None:
 def _noise(args: argparse.Namespace) -> NoiseSource:
     """The noise curve the options name: fitted to --table, else (process) the constant
     --sigma2 in dimension --dim."""
+    # the workflow is imported here: the parser must stay light (see the note above)
+    from thermosgd.workflows.schedule_studies import NoiseSource
+
     protocols = tuple(s.strip() for s in args.fit_protocols.split(",") if s.strip())
     return NoiseSource(table=args.table, fit_protocols=protocols, degree=args.degree,
                        q_column=args.q_column, sigma2=getattr(args, "sigma2", None),
@@ -209,6 +207,10 @@ def _check_rate(args: argparse.Namespace) -> None:
 
 def run_predict(args: argparse.Namespace) -> int:
     """Print (and with --out write) the predicted states or recommended pairs."""
+    # the workflow is imported here: the parser must stay light (see the note above)
+    from thermosgd.schedules import format_columns
+    from thermosgd.workflows.schedule_studies import predict_states
+
     _check_rate(args)
     rate = args.protocol
     given = {"target_temperature": args.target_temperature,
@@ -238,6 +240,10 @@ def run_predict(args: argparse.Namespace) -> int:
 
 def run_process(args: argparse.Namespace) -> int:
     """Print a process's path and its equilibrium states."""
+    # the workflow is imported here: the parser must stay light (see the note above)
+    from thermosgd.schedules import format_columns
+    from thermosgd.workflows.schedule_studies import process_states
+
     if not args.table and (args.sigma2 is None or args.dim is None):
         raise UsageError("give --table, or a constant noise with --sigma2 and --dim")
     _check_rate(args)
@@ -255,6 +261,9 @@ def run_process(args: argparse.Namespace) -> int:
 
 def run_validate(args: argparse.Namespace) -> int:
     """Print the cross-protocol prediction errors (and with --out write them)."""
+    # the workflow is imported here: the parser must stay light (see the note above)
+    from thermosgd.workflows.schedule_studies import validate_table
+
     done = validate_table(args.table, degree=args.degree, q_column=args.q_column,
                           exact=not args.no_exact, out=args.out)
     for v in done:
@@ -275,6 +284,10 @@ def run_validate(args: argparse.Namespace) -> int:
 
 def run_track(args: argparse.Namespace) -> int:
     """Train and track the scheduled run, print its summary."""
+    # the workflow is imported here: the parser must stay light (see the note above)
+    from thermosgd.schedules import TrackConfig, format_track
+    from thermosgd.workflows.schedule_studies import track_schedule
+
     if args.threads < 1:
         raise UsageError(f"--threads must be >= 1, got {args.threads}")
     try:

@@ -8,7 +8,6 @@ from pathlib import Path
 
 from thermosgd.cli._common import UsageError, add_optimizer_options, parse_variants
 from thermosgd.sweep import EXECUTORS
-from thermosgd.workflows.sweep import override_train_spec, run_sweep, sweep_spec
 
 __all__ = ["EPILOG", "add_parser", "run"]
 
@@ -96,6 +95,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
 
 def run(args: argparse.Namespace) -> int:
     """Execute the sweep and collect its table; 1 when a run failed."""
+    # the workflow is imported here, not at module level: the parser must stay light (no
+    # torch / numba / scipy for --help); heavy modules load only when a command runs
+    from thermosgd.workflows.sweep import override_train_spec, run_sweep, sweep_spec
+
     spec = sweep_spec(args.config, executor=args.executor, workers=args.workers,
                       ray_address=args.ray_address, cpus_per_task=args.cpus_per_task,
                       gpus_per_task=args.gpus_per_task)

@@ -14,8 +14,7 @@ from thermosgd.cli._common import (
     parse_hidden,
     parse_variants,
 )
-from thermosgd.train import DATASETS, DEVICES, MODELS
-from thermosgd.workflows.train import GRID_AXES, grid_configs, run_grid
+from thermosgd.spec import DATASETS, DEVICES, MODELS
 
 __all__ = ["add_parser", "run"]
 
@@ -126,6 +125,10 @@ _COMMON = ("model", "hidden", "width", "data", "data_dir", "label_noise", "test_
 
 def run(args: argparse.Namespace) -> int:
     """Train the grid into OUT, print each run's summary; 130 when interrupted."""
+    # the workflow is imported here, not at module level: the parser must stay light (no
+    # torch / numba / scipy for --help); heavy modules load only when a command runs
+    from thermosgd.workflows.train import GRID_AXES, grid_configs, run_grid
+
     optimizer = args.optimizer or "sgd"
     if optimizer == "sgd" and (args.momentum or args.beta2 is not None):
         raise UsageError("--momentum and --beta2 need --optimizer momentum or adamw")

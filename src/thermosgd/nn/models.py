@@ -47,6 +47,7 @@ from torch import Tensor, nn
 
 from thermosgd._validate import check_choice, check_int, check_number
 from thermosgd.nn.conv_layout import LayoutBatchNorm2d, set_channels_last, torch_memory_format
+from thermosgd.spec import CONVNET_VARIANTS, MLP_VARIANTS
 
 __all__ = [
     "BNMLP",
@@ -512,26 +513,8 @@ def preact_resnet18(
 # MLP variants that break scale invariance (issue 6: non-SI networks)
 # --------------------------------------------------------------------------------------------
 
-#: variant -> (normalization, trainable norm affine, trainable biases, trainable head, note)
-MLP_VARIANTS: dict[str, tuple[str, bool, bool, bool, str]] = {
-    "si": ("batch", False, False, False, "the paper's BN-MLP: every trainable weight SI"),
-    "bn-affine": ("batch", True, False, False, "BatchNorm gamma, beta trained"),
-    "bias": (
-        "batch",
-        False,
-        True,
-        False,
-        "a trainable bias after every BatchNorm and in the head (a bias before a BatchNorm "
-        "would be cancelled by its mean subtraction)",
-    ),
-    "head": ("batch", False, False, True, "the Linear head (no bias) trained"),
-    "layernorm": ("layer", False, False, False, "LayerNorm without affine: still SI"),
-    "layernorm-affine": ("layer", True, False, False, "LayerNorm gamma, beta trained"),
-}
-
-
-#: ConvNet variants (the BN-MLP's without the LayerNorm ones)
-CONVNET_VARIANTS = ("si", "bn-affine", "bias", "head")
+# MLP_VARIANTS (variant -> (normalization, trainable norm affine, trainable biases, trainable
+# head, note)) and CONVNET_VARIANTS: the registry's (`thermosgd.spec`)
 
 
 class _Shift(nn.Module):

@@ -21,17 +21,13 @@ from thermosgd._validate import (
     finite_array,
     positive_array,
 )
-from thermosgd.spec import HYPERPARAMETERS, PROTOCOLS
+from thermosgd.spec import SCHEDULES, WD_PROTOCOLS
 
 __all__ = ["SCHEDULES", "WD_PROTOCOLS", "check_wd_protocol", "constant", "cosine", "linear_warmup",
            "make_schedule", "step_decay"]
 
-#: the schedule shapes `make_schedule` knows by name
-SCHEDULES: tuple[str, ...] = ("constant", "step", "cosine")
-
-#: the protocols whose second hyperparameter is the weight decay (a rate and wd per step):
-#: the ones a schedule of (rate, wd) can drive (`thermosgd.spec.HYPERPARAMETERS`)
-WD_PROTOCOLS: tuple[str, ...] = tuple(p for p in PROTOCOLS if HYPERPARAMETERS[p][1] == "wd")
+# SCHEDULES (the shapes `make_schedule` knows by name) and WD_PROTOCOLS (the protocols a
+# schedule of (rate, wd) can drive): the registry's (`thermosgd.spec`)
 
 
 def check_wd_protocol(protocol) -> str:

@@ -17,10 +17,14 @@ from typing import Any
 import numpy as np
 
 from thermosgd._validate import check_choice, check_fraction, check_int, check_number
-from thermosgd.nn.models import CONVNET_VARIANTS, MLP_VARIANTS
 from thermosgd.spec import (
+    CONVNET_VARIANTS,
+    DATASETS,
     DEFAULT_BETA2,
+    DEVICES,
     HYPERPARAMETERS,
+    MLP_VARIANTS,
+    MODELS,
     check_optimizer_settings,
     check_protocol,
     optimizer_betas,
@@ -38,9 +42,6 @@ __all__ = [
     "validate_config",
 ]
 
-MODELS = ("mlp", "convnet", "resnet18")
-DATASETS = ("digits", "fashion-mnist", "cifar10", "cifar100", "synthetic")
-DEVICES = ("auto", "cpu", "cuda")
 #: mlp variants that are scale-invariant (checked before training; the others are not)
 SI_VARIANTS = ("si", "layernorm")
 #: default widths of the convolutional models (the paper's ConvNet-8 and ResNet-18 with k = 4)

@@ -14,7 +14,8 @@ workflow does not load the others' dependencies):
 * `thermosgd.workflows.schedule_studies`: the schedule commands' chains (noise curve of a
   sweep table, predictions, processes, validation, tracking);
 * `thermosgd.workflows.presets` and `thermosgd.workflows.reproduce`: the named studies of the
-  paper and `reproduce`, which runs one end to end.
+  paper and `reproduce`, which runs one end to end (the preset tables alone, light:
+  `thermosgd.workflows.preset_table`).
 """
 
 __all__: list[str] = []
