@@ -5,6 +5,10 @@ Commands (in the order ``thermosgd --help`` lists them): `isotropic`, `train`, `
 `collect`, `reproduce`, `analyze`, `report`, `schedule` (predict, process, validate, track).
 Bad input (an option argparse refuses, or a ValueError of the library) is one line
 ``thermosgd: error: ...`` on stderr with exit status 2, never a traceback.
+
+Building the parser is light (``thermosgd --help`` loads no torch, numba, scipy or
+matplotlib): options take their choices from `thermosgd.spec`, `thermosgd.sweep` and
+`thermosgd.workflows.preset_table`, and each command imports its workflow when it runs.
 """
 
 from __future__ import annotations
