@@ -62,6 +62,7 @@ from thermosgd._validate import check_choice, check_number
 from thermosgd.estimators.noise import noise_from_gradients
 from thermosgd.io import atomic_torch_save, write_csv
 from thermosgd.nn.batched import BUFFERS, BatchedProtocol
+from thermosgd.nn.batched_convnet import BatchedConvNet
 from thermosgd.nn.data import Dataset
 from thermosgd.nn.models import BNMLP, BatchedBNMLP, thermo_named_parameters
 from thermosgd.nn.optim import make_optimizer
@@ -86,14 +87,50 @@ from thermosgd.train.nets import (
     opt_args,
     probe_seed,
     si_params,
+    single_layout,
     verify_si,
 )
 from thermosgd.train.physics import probe_temperature
 
-__all__ = ["Engine", "HyperparameterHook", "batched_engine", "hook_keys", "single_engine"]
+__all__ = [
+    "CPU_CONV_BATCHING",
+    "Engine",
+    "HyperparameterHook",
+    "batch_limit",
+    "batched_engine",
+    "hook_keys",
+    "single_engine",
+]
 
 #: hyperparameters of step ``step`` of ``config``: see the module docstring
 HyperparameterHook = Callable[[int, TrainConfig], Mapping[str, float]]
+
+
+#: CPU: the conv models that batch (grouped convolutions) because
+#: ``benchmarks/bench_batched_conv.py`` measured them faster than one config at a time there:
+#: model -> (largest width, most configs per batched model). Wider models run one at a time
+#: on CPU: oneDNN's grouped convolutions are slower than G plain ones (ConvNet-8: 0.6-0.75x
+#: at G = 4-16, docs/benchmarks.md); narrow ones are overhead-bound and gain (ResNet-18 k = 4:
+#: 1.3-1.4x at G = 4-16).
+CPU_CONV_BATCHING = {"convnet": (2, 4), "resnet18": (4, 16)}
+
+#: ``batched`` of `batch_limit` / ``train_grid``: True (where it pays), False, "always"
+BATCHED_CHOICES = (True, False, "always")
+
+
+def batch_limit(c: TrainConfig, device, batched: bool | str = True) -> int:
+    """How many configs like ``c`` may train as one batched model on ``device`` (1: one at a
+    time; 0: no limit). Only SI configs batch (mlp "si", convnet / resnet18 "si"). ``batched``
+    True: the BN-MLP always, conv models on CUDA always, on CPU as `CPU_CONV_BATCHING` says;
+    "always": every SI config, on every device; False: none."""
+    if batched not in BATCHED_CHOICES or not isinstance(batched, (bool, str)):
+        raise ValueError(f"batched == {batched!r}, must be True, False or 'always'")
+    if batched is False or c.variant != "si":
+        return 1
+    if c.model == "mlp" or batched == "always" or torch.device(device).type == "cuda":
+        return 0
+    width, most = CPU_CONV_BATCHING.get(c.model, (0, 1))
+    return most if c.model_width <= width else 1
 
 
 def hook_keys(protocol: str) -> tuple[str, ...]:
@@ -469,9 +506,11 @@ def single_engine(
     return Engine(SingleNet(model, params, opt), [run], ds, [ckpt], device, hook)
 
 
-def _restore_batched_optimizer(opt: BatchedProtocol, ckpts: list[dict], device) -> None:
+def _restore_batched_optimizer(opt: BatchedProtocol, ckpts: list[dict], device,
+                               model: nn.Module) -> None:
     """Config g's saved single-model optimizer state into the batched optimizer: last radius
-    / norm, and the buffers (the single models' (out, in) as config g's (in, out))."""
+    / norm, and the buffers (in the batched ``model``'s layout: a BN-MLP's (out, in) as
+    config g's (in, out), a conv weight's as it is)."""
     group = opt.param_groups[0]
     params = group["params"]
     for key in ("last_radius", "last_norm"):
@@ -484,11 +523,45 @@ def _restore_batched_optimizer(opt: BatchedProtocol, ckpts: list[dict], device) 
     if all(states):
         for i, p in enumerate(params):
             for name in BUFFERS[opt.optimizer]:
-                opt.state[p][name] = torch.stack(
-                    [st[i][name].T for st in states]
+                opt.state[p][name] = torch.stack(  # single_layout is its own inverse
+                    [single_layout(model, st[i][name].unsqueeze(0))[0] for st in states]
                 ).to(device=device, dtype=p.dtype)
         if opt.optimizer == "adamw":
             group["step"] = int(float(states[0][0]["step"]))
+
+
+def _batched_model(cs: list[TrainConfig], ds: Dataset, ckpts: list[dict | None],
+                   device) -> BatchedBNMLP | BatchedConvNet:
+    """The batched model of G configs: a `BatchedBNMLP` (mlp) or a `BatchedConvNet` stacked
+    from each config's own single model (``build_model``, its init seed), resumed from
+    ``ckpts`` (single-model states) when given."""
+    c0 = cs[0]
+    if c0.model == "mlp":
+        in_features = int(np.prod(ds.input_shape))
+        if ckpts[0] is None:
+            return BatchedBNMLP(
+                len(cs), in_features, c0.hidden, ds.num_classes,
+                init_seed=[c.init_seed for c in cs],
+            ).to(device)
+        models = []
+        for ck in ckpts:
+            m = BNMLP(in_features, c0.hidden, ds.num_classes)
+            m.load_state_dict(ck["model"])
+            models.append(m)
+        return BatchedBNMLP.from_models(models).to(device)
+    if ckpts[0] is None:  # one model per distinct init seed, stacked
+        by_seed: dict[int, nn.Module] = {}
+        for c in cs:
+            if c.init_seed not in by_seed:
+                by_seed[c.init_seed] = build_model(c, ds)
+        models = [by_seed[c.init_seed] for c in cs]
+    else:
+        models = []
+        for c, ck in zip(cs, ckpts, strict=True):
+            m = build_model(c, ds)
+            m.load_state_dict(ck["model"])
+            models.append(m)
+    return BatchedConvNet.from_models(models).to(device)
 
 
 def batched_engine(
@@ -499,22 +572,11 @@ def batched_engine(
     device,
     hook: HyperparameterHook | None = None,
 ) -> Engine:
-    """The engine of G BN-MLP configs that share data, architecture, protocol and schedule,
-    as one `BatchedBNMLP` (resumed from ``ckpts`` when given)."""
+    """The engine of G SI configs (BN-MLP, ConvNet or ResNet) that share data, architecture,
+    protocol, optimizer and schedule, as one batched model (`BatchedBNMLP` /
+    `BatchedConvNet`; resumed from ``ckpts`` when given)."""
     c0 = cs[0]
-    G = len(cs)
-    in_features = int(np.prod(ds.input_shape))
-    if ckpts[0] is not None:
-        models = []
-        for ck in ckpts:
-            m = BNMLP(in_features, c0.hidden, ds.num_classes)
-            m.load_state_dict(ck["model"])
-            models.append(m)
-        bm = BatchedBNMLP.from_models(models).to(device)
-    else:
-        bm = BatchedBNMLP(
-            G, in_features, c0.hidden, ds.num_classes, init_seed=[c.init_seed for c in cs]
-        ).to(device)
+    bm = _batched_model(cs, ds, ckpts, device)
     m0 = bm.to_model(0)
     verify_si(m0, m0.si_parameters(), ds, c0.batch_size)
     hyper = {
@@ -539,6 +601,6 @@ def batched_engine(
         with torch.no_grad():  # resume bit-exactly: undo the constructor's projection
             for w, sw in zip(params, saved, strict=True):
                 w.copy_(sw)
-        _restore_batched_optimizer(opt, ckpts, device)
+        _restore_batched_optimizer(opt, ckpts, device, bm)
     runs = [RunRecord(c, o, bm.dim, ck) for c, o, ck in zip(cs, outs, ckpts, strict=True)]
     return Engine(BatchedNet(bm, opt, cs), runs, ds, ckpts, device, hook)

@@ -1,5 +1,6 @@
 """The networks of a training run: data and model of a `TrainConfig`, and the two adapters the
-engine steps, one model (`SingleNet`, G = 1) or G BN-MLP configs batched (`BatchedNet`).
+engine steps, one model (`SingleNet`, G = 1) or G configs batched (`BatchedNet`: G BN-MLPs as
+one `BatchedBNMLP`, or G ConvNets / ResNets as one `thermosgd.nn.batched_convnet.BatchedConvNet`).
 
 Both adapters expose the same methods, each returning per-config values with a leading axis
 of length G: ``train_step`` (loss, radius before the step, pre-projection norm, Q = r^2
@@ -20,6 +21,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from thermosgd.nn.batched import BUFFERS, BatchedProtocol
+from thermosgd.nn.batched_convnet import BatchedConvNet
 from thermosgd.nn.data import (
     FASHION_MNIST_DIR,
     Dataset,
@@ -55,6 +57,7 @@ __all__ = [
     "probe_seed",
     "resolve_device",
     "si_params",
+    "single_layout",
     "verify_si",
 ]
 
@@ -145,6 +148,13 @@ def verify_si(model: nn.Module, params, ds: Dataset, batch_size: int) -> None:
 
 def _flat(tensors: Sequence[Tensor]) -> Tensor:
     return torch.cat([t.reshape(-1) for t in tensors])
+
+
+def single_layout(model: nn.Module, t: Tensor) -> Tensor:
+    """A stacked (G, ...) parameter-shaped tensor of a batched ``model`` with each config's
+    slice in its single model's layout: a `BatchedBNMLP` stores config g's Linear weight
+    transposed, (G, in, out) -> (G, out, in) (a view); a `BatchedConvNet` stores it as it is."""
+    return t.transpose(-2, -1) if isinstance(model, BatchedBNMLP) else t
 
 
 @torch.no_grad()
@@ -254,9 +264,11 @@ class SingleNet:
 
 
 class BatchedNet:
-    """G BN-MLP configs as one `BatchedBNMLP` stepped by `BatchedProtocol`."""
+    """G configs as one batched model (`BatchedBNMLP` or `BatchedConvNet`: SI parameters with a
+    leading config axis, ``to_model(g)``) stepped by `BatchedProtocol`."""
 
-    def __init__(self, model: BatchedBNMLP, opt: BatchedProtocol, configs) -> None:
+    def __init__(self, model: BatchedBNMLP | BatchedConvNet, opt: BatchedProtocol,
+                 configs) -> None:
         self.model, self.opt, self.configs = model, opt, configs
         self.G = model.num_configs
         self.params = model.si_parameters()
@@ -289,13 +301,14 @@ class BatchedNet:
         """(G, d) minibatch gradients, each config's in its single model's order."""
         losses = batched_cross_entropy(self.model(x), y)
         gs = torch.autograd.grad(losses.sum(), self.params)
-        # config g's gradient in BNMLP order: each layer's (out, in) weight flattened
-        return torch.cat([t.transpose(1, 2).reshape(self.G, -1) for t in gs], dim=1)
+        # config g's gradient in its single model's order (a BNMLP: each (out, in) flattened)
+        return torch.cat([single_layout(self.model, t).reshape(self.G, -1) for t in gs], dim=1)
 
     def weights(self) -> Tensor:
         """(G, d) weights, each config's in its single model's order."""
         return torch.cat(
-            [w.detach().transpose(1, 2).reshape(self.G, -1) for w in self.params], dim=1
+            [single_layout(self.model, w.detach()).reshape(self.G, -1) for w in self.params],
+            dim=1,
         )
 
     def radius(self) -> Tensor:
@@ -326,8 +339,9 @@ class BatchedNet:
         names = BUFFERS[self.opt.optimizer]
         started = group["last_radius"] is not None  # torch makes buffers at the first step
         for p, q in zip(self.params, m.si_parameters(), strict=True):
-            if started and names:  # config g's (in, out) buffers as the model's (out, in)
-                st = {n: self.opt.state[p][n][g].T.contiguous() for n in names}
+            if started and names:  # config g's buffers in the single model's layout
+                st = {n: single_layout(self.model, self.opt.state[p][n])[g].contiguous()
+                      for n in names}
                 if self.opt.optimizer == "adamw":
                     st["step"] = torch.tensor(float(group["step"]), dtype=torch.float32)
                 opt.state[q] = st

@@ -24,7 +24,13 @@ from thermosgd.records import stationary_table
 from thermosgd.train.checkpoint import inspect_dir, remove_checkpoint, start_fresh
 from thermosgd.train.config import TrainConfig
 from thermosgd.train.document import finished_doc
-from thermosgd.train.engine import Engine, HyperparameterHook, batched_engine, single_engine
+from thermosgd.train.engine import (
+    Engine,
+    HyperparameterHook,
+    batch_limit,
+    batched_engine,
+    single_engine,
+)
 from thermosgd.train.nets import load_data, resolve_device
 
 __all__ = ["grid_table", "train", "train_grid"]
@@ -49,6 +55,8 @@ def _batch_key(c: TrainConfig, device: torch.device, ckpt: dict | None) -> tuple
     s = c.schedule
     return (
         *_data_key(c, device),
+        c.model,
+        c.model_width,
         c.hidden,
         c.protocol,
         c.optimizer,
@@ -79,18 +87,21 @@ def _check_grid_args(configs: list, outs: list[Path], threads: int | None,
         check_int("max_steps_this_call", max_steps_this_call, min_val=1)
 
 
-def _groups(configs: list[TrainConfig], todo: list[int], devices, ckpts, batched: bool,
+def _groups(configs: list[TrainConfig], todo: list[int], devices, ckpts, batched: bool | str,
             model_fn) -> dict[tuple, list[int]]:
-    """The configs to train, grouped: BN-MLP SI configs sharing data, architecture, protocol,
-    optimizer, schedule and resume step train batched; every other config alone."""
+    """The configs to train, grouped: SI configs sharing data, architecture, protocol,
+    optimizer, schedule and resume step train batched where `batch_limit` allows it (at most
+    that many per batch); every other config alone."""
     groups: dict[tuple, list[int]] = {}
     for i in todo:
         c = configs[i]
-        if batched and model_fn is None and c.model == "mlp" and c.variant == "si":
-            key = _batch_key(c, devices[i], ckpts[i])
-        else:
-            key = ("single", i)
-        groups.setdefault(key, []).append(i)
+        limit = batch_limit(c, devices[i], batched) if model_fn is None else 1
+        key = ("single", i) if limit == 1 else _batch_key(c, devices[i], ckpts[i])
+        members = groups.setdefault(key, [])
+        if limit > 1 and len(members) == limit:  # full: the next ones start another batch
+            groups[(*key, i)] = groups.pop(key)
+            members = groups.setdefault(key, [])
+        members.append(i)
     return groups
 
 
@@ -109,7 +120,7 @@ def train_grid(
     configs: Sequence[TrainConfig],
     out_dirs: Sequence[str | os.PathLike],
     *,
-    batched: bool = True,
+    batched: bool | str = True,
     progress: bool | None = None,
     resume: bool = True,
     overwrite: bool = False,
@@ -121,9 +132,12 @@ def train_grid(
 ) -> list[dict]:
     """Train every config into its directory; returns their stationary.json documents.
 
-    BN-MLP configs sharing data, hidden widths, protocol, steps, batch size and schedule (and,
-    when resuming, the step reached) train at once as one batched model (``batched=False``:
-    one at a time). Every directory is written exactly as `train` writes it, so a grid can be
+    SI configs sharing data, model, widths, protocol, optimizer, steps, batch size and
+    schedule (and, when resuming, the step reached) train at once as one batched model:
+    BN-MLPs always, ConvNets / ResNets on CUDA, and on CPU where it measured faster
+    (`thermosgd.train.engine.batch_limit`); ``batched=False``: one at a time; ``"always"``:
+    conv grids batched on CPU too.
+    Every directory is written exactly as `train` writes it, so a grid can be
     resumed batched or not. Runs already complete or diverged are not retrained; their
     documents are returned. Everything is checked (configs, directories, data, SI) before any
     file is written; a directory holding a different config raises ValueError unless
