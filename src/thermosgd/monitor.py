@@ -28,22 +28,11 @@ from thermosgd._validate import check_int, check_number
 from thermosgd.estimators.noise import NoiseEstimate
 from thermosgd.estimators.readout import live_scalars
 from thermosgd.estimators.snapshots import DEFAULT_MEMORY_BUDGET, EntropyQueue
-from thermosgd.estimators.stationarity import (
-    StationarityCriteria,
-    _batch_means,
-    _combine_probes,
-    _mean_se,
-    divergence,
-    even_blocks,
-    select_window,
-    step_blocks,
-    verdict,
-    window_mean_se,
-)
+from thermosgd.estimators.stationarity import StationarityCriteria, verdict
+from thermosgd.estimators.window_state import measure_window
 from thermosgd.nn.attach import AttachedMonitor, attach
 from thermosgd.nn.probes import LossFn
 from thermosgd.nn.scale_invariance import NOT_SI, SI_RADIAL_TOLERANCE, si_findings
-from thermosgd.theory.predict import predict
 
 __all__ = ["ThermoMonitor"]
 
@@ -319,28 +308,25 @@ class ThermoMonitor:
 
     def stationary_state(self, window_start: int | None = None, *, entropy: bool = True) -> dict:
         """Measured state over the window [window_start, last step] (default: the second half
-        of the recorded steps), the theory's predictions and the stationarity verdict.
+        of the records since the last hyperparameter change), the theory's predictions and the
+        stationarity verdict: the keys of a stationary record (`thermosgd.records.FIELDS`
+        gives each one's meaning; ``*_se`` standard errors).
 
-        Keys (floats unless said): protocol, optimizer, momentum, beta2, dim, hyperparameters,
-        window_start, window_end, n_records, n_noise, n_snapshots, ``diverged`` (a non-finite
-        record); radius (mean), volume r^2/2, energy U (mean loss), trace_sigma, grad_norm2,
-        trace_total Q (means of the probes in the window), sigma2 = trace_sigma / (d-1);
-        elr_measured (the direction's Langevin step at the measured radius: lr: lr / r^2) and
-        the `thermosgd.theory.predict.Prediction` of the measured noise: temperature,
-        temperature_measured (elr_measured sigma2 / 2), pressure (lr, elr: wd; AdamW lambda
-        sqrt(s); sphere: (mean r' - r) / (elr r^3), measured), pressure_sde, pressure_discrete,
-        radius_sde, radius_discrete (NaN on the sphere), relaxation_time; entropy_dir
-        (`EntropyQueue.entropy`, chord k-NN, NaN below 3 snapshots) and entropy (+ (d-1) mean
-        log r of the snapshots); si_radial_gradient, si_radial_gradient_rms (window means of
-        `record_si_distance`; NaN without records); ``*_se`` standard errors (block means for
-        step records, probe spread / jackknife for noise, k-NN jackknife for entropy); the
-        test statistics of `thermosgd.estimators.stationarity.verdict` (window_tau,
-        burn_in_tau, radius_drift or pressure_drift, loss_change, noise_change);
-        ``stationary`` and ``reasons`` (empty when stationary), ``warnings`` (tests not run).
+        The window's means and prediction come from
+        `thermosgd.estimators.window_state.measure_window` (radius, volume, energy, noise,
+        elr_measured, the `thermosgd.theory.predict.Prediction`); entropy_dir (chord k-NN of
+        the snapshot queue, NaN below 3 snapshots or with ``entropy=False``) and entropy;
+        si_radial_gradient(_rms), window means of `record_si_distance`; the test statistics
+        of `thermosgd.estimators.stationarity.verdict`; ``stationary``, ``reasons`` (empty when
+        stationary) and ``warnings`` (tests not run, a group that is not scale-invariant).
         """
         since = self._changes[-1][0] if self._changes else 0
         with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
-            out, w = self._measure(window_start)
+            out, w = measure_window(
+                self.history(), self.noise_history(), protocol=self.protocol,
+                optimizer=self.optimizer, dim=self.dim, hyper=self.hyper,
+                momentum=self.momentum, beta2=self.beta2, criteria=self.criteria,
+                since=since, window_start=window_start, n_snapshots=len(self.queue))
             if out["window_start"] < since:
                 w["reasons"].append(
                     f"the hyperparameters changed at step {since} inside the window "
@@ -366,74 +352,6 @@ class ThermoMonitor:
         reasons, warnings = w["reasons"] + v.pop("reasons"), w["warnings"] + v.pop("warnings")
         out.update(v, stationary=not reasons, reasons=reasons, warnings=warnings)
         return out
-
-    def _measure(self, window_start: int | None) -> tuple[dict, dict]:
-        """The window's measured means (the state's first keys), the prediction at the
-        measured noise and what the verdict needs: noise means, probes, block means, reasons
-        and warnings so far. radius_se: `window_mean_se` of the radius block means with the
-        predicted relaxation time (batch means where it is unknown)."""
-        c, h, nz = self.criteria, self.history(), self.noise_history()
-        steps = h["step"]
-        since = self._changes[-1][0] if self._changes else 0
-        start = select_window(steps, window_start, since)
-        sel = steps >= start
-        nsel = (nz["step"] >= start) if nz["step"].size else np.zeros(0, bool)
-        sphere = self.protocol == "sphere"
-        diverged, reasons = divergence(steps, h["radius"], h["loss"], nz["step"],
-                                       nz["trace_sigma"], nz["grad_norm2"],
-                                       h["preprojection_norm"] if sphere else None)
-        t, r, loss = steps[sel].astype(np.float64), h["radius"][sel], h["loss"][sel]
-        blocks, why = step_blocks(t, r, loss, c)
-        reasons += why
-        rbar = float(r.mean())
-        out: dict[str, Any] = {
-            "protocol": self.protocol, "optimizer": self.optimizer, "momentum": self.momentum,
-            "beta2": self.beta2, "dim": self.dim, **self.hyper, "window_start": start,
-            "window_end": int(steps[-1]), "n_records": int(sel.sum()),
-            "n_noise": int(nsel.sum()), "n_snapshots": len(self.queue), "diverged": diverged,
-            "radius": rbar, "volume": rbar**2 / 2, "energy": float(loss.mean()),
-            "radius_se": _NAN, "energy_se": _NAN if blocks is None else _mean_se(blocks.loss),
-            "volume_se": _NAN,  # radius_se and volume_se: below, with the relaxation time
-        }
-        noise = {}
-        for k in ("trace_sigma", "grad_norm2", "trace_total"):
-            noise[k], noise[k + "_se"] = (
-                _combine_probes(nz[k][nsel], nz[k + "_se"][nsel]) if nsel.any() else (_NAN, _NAN)
-            )
-        if not nsel.any():
-            # the fixed-LR relaxation time 1/(4 eta lambda) needs no noise; the ELR one does
-            unknown = "T and the relaxation time are" if self.protocol == "elr" else "T is"
-            reasons.append(f"no gradient-noise probe in the window ({unknown} unknown)")
-        out.update(noise)
-        out["sigma2"] = noise["trace_sigma"] / (self.dim - 1)
-        out["sigma2_se"] = noise["trace_sigma_se"] / (self.dim - 1)
-        w = {"noise": {k: v for k, v in noise.items() if k != "grad_norm2_se"},
-             "blocks": blocks, "reasons": reasons, "warnings": [], "pressure_blocks": None,
-             "preprojection": {},
-             "probes": {"noise_steps": nz["step"][nsel], "trace_sigma": nz["trace_sigma"][nsel],
-                        "trace_sigma_se": nz["trace_sigma_se"][nsel]}}
-        if sphere:  # the measured pressure: block means of the pre-projection norm r'
-            pn = h["preprojection_norm"][sel]
-            fin = np.isfinite(pn)
-            if not fin.any():
-                w["warnings"].append(
-                    "no pre-projection norms recorded: the sphere's pressure is unknown")
-            else:
-                kp = even_blocks(int(fin.sum()), c.n_blocks)
-                if kp >= 4:
-                    w["pressure_blocks"], _ = _batch_means(pn[fin], t[fin], kp)
-                w["preprojection"] = {"preprojection_norm": pn[fin].mean(), "preprojection_norm_se":
-                                      None if kp < 4 else _mean_se(w["pressure_blocks"])}
-        w["prediction"] = pred = predict(
-            self.protocol, self.optimizer, dim=self.dim, **self.hyper, momentum=self.momentum,
-            beta2=self.beta2, **w["noise"], radius_measured=rbar, **w["preprojection"])
-        # the radius relaxes over tau = the prediction's relaxation time: its block means are
-        # correlated when tau reaches the block (exp(-|t|/tau) model; the sphere: no dynamics)
-        tau = None if sphere else pred.relaxation_time
-        out["radius_se"] = _NAN if blocks is None else window_mean_se(blocks.radius,
-                                                                       blocks.window, tau)
-        out["volume_se"] = rbar * out["radius_se"]
-        return out, w
 
     def _entropy(self, entropy: bool, warnings: list[str]) -> dict[str, float]:
         """entropy_dir, entropy and their SEs from the snapshot queue (NaN when not computed,
