@@ -37,7 +37,8 @@ from torch.func import functional_call, vmap
 
 from thermosgd.nn.batched import BatchedProtocol
 from thermosgd.nn.batched_convnet import BatchedConvNet
-from thermosgd.nn.models import batched_cross_entropy, convnet, preact_resnet18
+from thermosgd.nn.conv_models import convnet, preact_resnet18
+from thermosgd.nn.models import batched_cross_entropy
 from thermosgd.nn.optim import FixedELR
 
 MARK = ("<!-- bench_batched_conv:start -->", "<!-- bench_batched_conv:end -->")

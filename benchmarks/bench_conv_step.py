@@ -43,13 +43,8 @@ from torch import nn
 from docsection import write_heading_section
 from thermosgd.nn.batched import BatchedProtocol
 from thermosgd.nn.batched_conv import BatchedConvModel
-from thermosgd.nn.models import (
-    ConvNet,
-    batched_cross_entropy,
-    convnet,
-    preact_resnet18,
-    si_parameters,
-)
+from thermosgd.nn.conv_models import ConvNet, convnet, preact_resnet18
+from thermosgd.nn.models import batched_cross_entropy, si_parameters
 from thermosgd.nn.optim import FixedELR
 from thermosgd.train.nets import SingleNet
 

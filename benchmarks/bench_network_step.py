@@ -15,7 +15,8 @@ import time
 import torch
 import torch.nn.functional as F
 
-from thermosgd.nn.models import convnet, preact_resnet18, si_dim, si_parameters
+from thermosgd.nn.conv_models import convnet, preact_resnet18
+from thermosgd.nn.models import si_dim, si_parameters
 from thermosgd.nn.optim import FixedELR
 
 

@@ -99,8 +99,8 @@ WD_PROTOCOLS: tuple[str, ...] = tuple(p for p in PROTOCOLS if HYPERPARAMETERS[p]
 #: the schedule shapes `thermosgd.schedules.make_schedule` knows by name
 SCHEDULES: tuple[str, ...] = ("constant", "step", "cosine")
 
-#: the networks `thermosgd.train` trains (`thermosgd.nn.models`): BN-MLP, the paper's
-#: ConvNet, pre-activation ResNet-18
+#: the networks `thermosgd.train` trains (`thermosgd.nn.models`: BN-MLP;
+#: `thermosgd.nn.conv_models`: the paper's ConvNet, pre-activation ResNet-18)
 MODELS: tuple[str, ...] = ("mlp", "convnet", "resnet18")
 
 #: the data sets of `thermosgd.train` (`thermosgd.train.nets`)

@@ -6,7 +6,8 @@ import torch.nn.functional as F
 
 from thermosgd.nn.batched import BatchedProtocol
 from thermosgd.nn.batched_conv import BatchedConvModel
-from thermosgd.nn.models import batched_cross_entropy, convnet, preact_resnet18
+from thermosgd.nn.conv_models import convnet, preact_resnet18
+from thermosgd.nn.models import batched_cross_entropy
 from thermosgd.nn.optim import FixedELR
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")  # see conftest.py

@@ -14,7 +14,8 @@ from tests.reference import assert_matches_reference
 from tests.reference.batched_conv import SeparateConvConfigs, batched_conv_state
 from thermosgd.nn.batched import BatchedProtocol
 from thermosgd.nn.batched_convnet import BatchedConvNet
-from thermosgd.nn.models import batched_cross_entropy, convnet, preact_resnet18
+from thermosgd.nn.conv_models import convnet, preact_resnet18
+from thermosgd.nn.models import batched_cross_entropy
 from thermosgd.nn.scale_invariance import batched_group_radius, set_group_radius
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")  # see conftest.py

@@ -5,6 +5,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from thermosgd.nn.conv_models import convnet, preact_resnet18
 from thermosgd.nn.models import (
     BNMLP,
     MLP_VARIANTS,
@@ -12,9 +13,7 @@ from thermosgd.nn.models import (
     VariantMLP,
     batched_cross_entropy,
     bn_mlp,
-    convnet,
     frozen_linear,
-    preact_resnet18,
     si_dim,
     si_named_parameters,
     si_parameters,

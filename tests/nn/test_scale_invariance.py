@@ -14,14 +14,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from thermosgd.nn.models import (
-    BatchedBNMLP,
-    batched_cross_entropy,
-    bn_mlp,
-    convnet,
-    preact_resnet18,
-    variant_mlp,
-)
+from thermosgd.nn.conv_models import convnet, preact_resnet18
+from thermosgd.nn.models import BatchedBNMLP, batched_cross_entropy, bn_mlp, variant_mlp
 from thermosgd.nn.scale_invariance import (
     batched_group_radius,
     check_scale_invariance,

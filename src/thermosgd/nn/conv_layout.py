@@ -1,6 +1,6 @@
 """Memory layout of the conv models (issue 10, fast single-config CPU step).
 
-``memory_format`` of `thermosgd.nn.models.ConvNet` / `PreActResNet18`: ``"contiguous"`` (NCHW,
+``memory_format`` of `thermosgd.nn.conv_models.ConvNet` / `PreActResNet18`: ``"contiguous"`` (NCHW,
 PyTorch's default) or ``"channels_last"`` (NHWC strides, same logical shape). Channels-last
 runs the oneDNN convolutions without layout reorders: on one CPU thread the ConvNet-8 step is
 about 1.6x faster (``benchmarks/bench_conv_step.py``). The values are the same function: only

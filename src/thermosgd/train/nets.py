@@ -22,6 +22,7 @@ from torch import Tensor, nn
 
 from thermosgd.nn.batched import BUFFERS, BatchedProtocol
 from thermosgd.nn.batched_convnet import BatchedConvNet
+from thermosgd.nn.conv_models import convnet, preact_resnet18
 from thermosgd.nn.data import (
     FASHION_MNIST_DIR,
     Dataset,
@@ -31,13 +32,7 @@ from thermosgd.nn.data import (
     load_fashion_mnist,
     make_teacher_student,
 )
-from thermosgd.nn.models import (
-    BatchedBNMLP,
-    batched_cross_entropy,
-    convnet,
-    preact_resnet18,
-    variant_mlp,
-)
+from thermosgd.nn.models import BatchedBNMLP, batched_cross_entropy, variant_mlp
 from thermosgd.nn.optim import make_optimizer
 from thermosgd.nn.scale_invariance import (
     SIDistance,
