@@ -33,7 +33,8 @@ def test_quick_run_prints_ratios_and_writes_sections(bench, tmp_path, capsys):
     assert bench.main(["--device", "cpu", "--quick", "--doc", str(doc)]) == 0
     out = capsys.readouterr().out
     assert "SGEMM" in out and "of SGEMM" in out and "today's steps/s" in out
-    assert "batched G = 4" in out and "projected paper ConvNet-2/CIFAR-10 study" in out
+    assert "grouped: G = 4" in out and "vmap: G = 4" in out
+    assert "projected paper ConvNet-2/CIFAR-10 study" in out
     text = doc.read_text()
     assert "## Other\n\nkept" in text
     assert "## Conv step on CPU (issue 10)" in text and "| ConvNet-2 |" in text
@@ -46,10 +47,11 @@ def test_gpu_flow_on_cpu_writes_the_gpu_section(bench, tmp_path, capsys):
     doc = tmp_path / "benchmarks.md"
     assert bench.main(["--device", "cpu", "--quick", "--gpu-flow", "--doc", str(doc)]) == 0
     out = capsys.readouterr().out
-    assert "device: cpu" in out and "batched G = 4" in out
+    assert "device: cpu" in out and "grouped: G = 4" in out
     text = doc.read_text()
     assert "## Batched conv grid on GPU (issue 10)" in text
-    assert "Pending" not in text and "| batched (`BatchedConvModel`, G = 4) |" in text
+    assert "Pending" not in text and "| batched vmap (`BatchedConvModel`, G = 4) |" in text
+    assert "| batched grouped (`BatchedConvNet`, G = 4) |" in text
     assert "One config's step on the same GPU" in text and "| ConvNet-2 |" in text
 
 
