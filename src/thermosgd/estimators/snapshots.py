@@ -16,9 +16,10 @@ Storage (``storage="auto"``, the default, picks the first that fits ``memory_bud
   (seeded, stored as one int32 code per coordinate: 4 d bytes), in float32: capacity * k * 4
   bytes, stored as y_t - y_ref (y_ref: the first push since the start or `clear`, float64),
   so that the rows are centred and the Gram matrix needs no centred copy (`chord_entropy`
-  with centred=True): summary() adds one Gram block, not a second copy of the queue. k (``sketch_dim``) is the largest multiple of 64 that fits the budget. A push costs
-  O(d) time and no O(d) temporary; the entropy costs O(capacity^2 k) instead of
-  O(capacity^2 d). N = 4,000 snapshots at d = 1e7 fit 256 MiB with k = 14,208 (see
+  with centred=True): summary() adds one Gram block, not a second copy of the queue.
+  k (``sketch_dim``) is the largest multiple of 64 that fits the budget. A push costs O(d)
+  time and no O(d) temporary; the entropy costs O(capacity^2 k) instead of O(capacity^2 d).
+  N = 4,000 snapshots at d = 1e7 fit 256 MiB with k = 14,208 (see
   benchmarks/bench_snapshot_queue.py for the measured memory and accuracy).
 
 What the sketch does to the estimator. For a fixed x (here u_i - u_j), E|Sx|^2 = |x|^2 and
