@@ -35,6 +35,7 @@ __all__ = [
     "DEFAULT_MOMENTUM",
     "DEVICES",
     "HYPERPARAMETERS",
+    "MEMORY_FORMATS",
     "MLP_VARIANTS",
     "MODELS",
     "OPTIMIZERS",
@@ -129,6 +130,10 @@ MLP_VARIANTS: dict[str, tuple[str, bool, bool, bool, str]] = {
 
 #: ConvNet variants (the BN-MLP's without the LayerNorm ones)
 CONVNET_VARIANTS: tuple[str, ...] = ("si", "bn-affine", "bias", "head")
+
+#: the memory layouts a conv model runs in (`thermosgd.nn.conv_layout`): NCHW, or NHWC strides
+#: (channels_last: faster oneDNN convolutions on CPU, equal to float32 round-off)
+MEMORY_FORMATS: tuple[str, ...] = ("contiguous", "channels_last")
 
 
 def check_protocol(protocol) -> str:

@@ -132,3 +132,27 @@ def test_bad_hidden_widths(hidden, msg):
     with pytest.raises(ValueError, match=msg):
         TrainConfig(protocol="elr", elr=0.1, wd=0.1, hidden=hidden)
     assert TrainConfig(protocol="elr", elr=1, wd=0.1, hidden=np.int64(8)).hidden == (8,)
+
+
+def test_memory_format_reaches_the_conv_model_and_is_not_batched():
+    """channels_last is a conv option: the built model runs channels-last (its 4-d weights
+    have NHWC strides), the mlp refuses it, and such configs train one at a time."""
+    import torch
+
+    from thermosgd.train import build_model, load_data
+    from thermosgd.train.engine import batch_limit
+
+    c = TrainConfig(protocol="elr", elr=0.01, wd=0.01, model="convnet", width=2,
+                    memory_format="channels_last", steps=100, device="cpu")
+    model = build_model(c, load_data(c))
+    # the second conv (C_in = 2): with one input channel NHWC and NCHW strides coincide
+    conv = [m for m in model.modules() if isinstance(m, torch.nn.Conv2d)][1]
+    assert conv.weight.is_contiguous(memory_format=torch.channels_last)
+    assert not conv.weight.is_contiguous()
+    assert batch_limit(c, "cpu", "always") == 1
+    assert batch_limit(TrainConfig(protocol="elr", elr=0.01, wd=0.01, model="convnet", width=2,
+                                   steps=100, device="cpu"), "cpu", "always") == 0
+    with pytest.raises(ValueError, match="memory_format is for the convnet and resnet18"):
+        TrainConfig(protocol="elr", elr=0.01, wd=0.01, memory_format="channels_last")
+    with pytest.raises(ValueError, match="memory_format == 'nhwc'"):
+        TrainConfig(protocol="elr", elr=0.01, wd=0.01, model="convnet", memory_format="nhwc")

@@ -23,10 +23,10 @@ written with underscores):
   and optionally the options of this command: executor, workers, ray-address,
   cpus-per-task, gpus-per-task, batch (false: one run at a time), max-batch.
 settings of a train run: the options of `thermosgd train` (protocol, lr, elr, wd,
-  radius, optimizer, momentum, beta2, steps, model, hidden, width, variant, data,
-  data-dir, label-noise, test-fraction, batch-size, seed, init-radius, log-every,
-  noise-every, noise-batches, queue-size, window, checkpoint-every, test-evals,
-  device, threads, keep-checkpoints) and data-seed, init-seed; a grid lists single
+  radius, optimizer, momentum, beta2, steps, model, hidden, width, memory-format,
+  variant, data, data-dir, label-noise, test-fraction, batch-size, seed, init-radius,
+  log-every, noise-every, noise-batches, queue-size, window, checkpoint-every,
+  test-evals, device, threads, keep-checkpoints) and data-seed, init-seed; a grid lists single
   values (elr: [0.01, 0.03], not LIST strings). Settings of an isotropic run (one
   study; its lr, elr, wd, radius are lists of values): protocol, lr, elr, wd, radius,
   dim, sigma, steps, seed, replicas, burn-in, queue-size, init-radius, n-blocks,

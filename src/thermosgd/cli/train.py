@@ -14,7 +14,7 @@ from thermosgd.cli._common import (
     parse_hidden,
     parse_variants,
 )
-from thermosgd.spec import DATASETS, DEVICES, MODELS
+from thermosgd.spec import DATASETS, DEVICES, MEMORY_FORMATS, MODELS
 
 __all__ = ["add_parser", "run"]
 
@@ -44,6 +44,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
                    help="hidden widths of the BN-MLP, e.g. 32,32 (d = in*h1 + h1*h2 + ...)")
     p.add_argument("--width", type=int, default=None,
                    help="channel width of the convnet (default 8) or resnet18 (default 4)")
+    p.add_argument("--memory-format", choices=list(MEMORY_FORMATS), default="contiguous",
+                   help="layout of the convnet / resnet18 activations and weights: contiguous "
+                        "(NCHW) or channels_last (faster CPU steps, equal to float32 round-off; "
+                        "such runs are not batched)")
     p.add_argument("--variant", type=parse_variants, default="si",
                    help="model variants, comma-separated (a grid axis): si (the paper's "
                         "networks), layernorm (mlp; also scale-invariant), or non-scale-"
@@ -117,8 +121,8 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
                                                            "per run)")
 
 
-_COMMON = ("model", "hidden", "width", "data", "data_dir", "label_noise", "test_fraction",
-           "test_evals", "steps", "batch_size", "seed", "init_radius", "log_every",
+_COMMON = ("model", "hidden", "width", "memory_format", "data", "data_dir", "label_noise",
+           "test_fraction", "test_evals", "steps", "batch_size", "seed", "init_radius", "log_every",
            "noise_every", "noise_batches", "window", "queue_size", "checkpoint_every", "device",
            "beta2")
 

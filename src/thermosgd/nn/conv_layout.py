@@ -20,6 +20,7 @@ import torch
 from torch import Tensor, nn
 
 from thermosgd._validate import check_choice
+from thermosgd.spec import MEMORY_FORMATS
 
 __all__ = [
     "MEMORY_FORMATS",
@@ -29,9 +30,6 @@ __all__ = [
     "set_channels_last",
     "torch_memory_format",
 ]
-
-#: the memory layouts a conv model can run in
-MEMORY_FORMATS = ("contiguous", "channels_last")
 
 #: channels-last batch norm with fewer channels than this goes through an NCHW copy (measured:
 #: C = 4 at 32x32 is 3.6x slower channels-last than NCHW on one thread, C = 8 is not slower)

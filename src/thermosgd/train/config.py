@@ -23,6 +23,7 @@ from thermosgd.spec import (
     DEFAULT_BETA2,
     DEVICES,
     HYPERPARAMETERS,
+    MEMORY_FORMATS,
     MLP_VARIANTS,
     MODELS,
     check_optimizer_settings,
@@ -88,6 +89,9 @@ class TrainConfig:
       ``elr`` and ``radius`` (no weight decay) (`thermosgd.spec.HYPERPARAMETERS`).
     * model "mlp" (BN-MLP with hidden widths ``hidden``), "convnet" (width ``width``, default
       8) or "resnet18" (pre-activation, width ``width``, default 4); every head frozen.
+      ``memory_format`` of the conv models (`thermosgd.spec.MEMORY_FORMATS`): "contiguous" or
+      "channels_last" (about 1.4-1.6x faster steps on CPU, the same function to float32
+      round-off; such configs train one at a time, never batched).
     * ``variant`` (see `thermosgd.nn.models.MLP_VARIANTS`): "si" (the paper's networks),
       "layernorm" (mlp; also SI), or a model that breaks scale invariance: "bn-affine", "bias",
       "head" (mlp and convnet), "layernorm-affine" (mlp). For those the protocol trains *all*
@@ -130,6 +134,7 @@ class TrainConfig:
     model: str = "mlp"
     hidden: tuple[int, ...] = (32, 32)
     width: int | None = None
+    memory_format: str = "contiguous"
     variant: str = "si"
     data: str = "digits"
     data_dir: str | None = None
@@ -280,6 +285,10 @@ def _check_model_and_data(c: TrainConfig) -> None:
         if c.model == "mlp":
             raise ValueError("width is for the convnet and resnet18 models; the mlp takes hidden")
         check_int("width", c.width, min_val=1)
+    check_choice("memory_format", c.memory_format, MEMORY_FORMATS)
+    if c.memory_format != "contiguous" and c.model == "mlp":
+        raise ValueError("memory_format is for the convnet and resnet18 models; the mlp has no "
+                         "image layout")
     if c.data == "synthetic" and c.model != "mlp":
         raise ValueError("the synthetic teacher-student data are vectors: use model 'mlp'")
     if c.data in ("cifar10", "cifar100") and not c.data_dir:

@@ -120,12 +120,13 @@ BATCHED_CHOICES = (True, False, "always")
 
 def batch_limit(c: TrainConfig, device, batched: bool | str = True) -> int:
     """How many configs like ``c`` may train as one batched model on ``device`` (1: one at a
-    time; 0: no limit). Only SI configs batch (mlp "si", convnet / resnet18 "si"). ``batched``
-    True: the BN-MLP always, conv models on CUDA always, on CPU as `CPU_CONV_BATCHING` says;
-    "always": every SI config, on every device; False: none."""
+    time; 0: no limit). Only SI configs batch (mlp "si", convnet / resnet18 "si" in the
+    contiguous memory format: the batched conv model stacks NCHW weights). ``batched`` True:
+    the BN-MLP always, conv models on CUDA always, on CPU as `CPU_CONV_BATCHING` says;
+    "always": every such config, on every device; False: none."""
     if batched not in BATCHED_CHOICES or not isinstance(batched, (bool, str)):
         raise ValueError(f"batched == {batched!r}, must be True, False or 'always'")
-    if batched is False or c.variant != "si":
+    if batched is False or c.variant != "si" or c.memory_format != "contiguous":
         return 1
     if c.model == "mlp" or batched == "always" or torch.device(device).type == "cuda":
         return 0

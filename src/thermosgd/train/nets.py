@@ -105,9 +105,15 @@ def build_model(c: TrainConfig, ds: Dataset) -> nn.Module:
             input_size=shape[1:],
             init_seed=c.init_seed,
             variant=c.variant,
+            memory_format=c.memory_format,
         )
     return preact_resnet18(
-        c.model_width, shape[0], ds.num_classes, input_size=shape[1:], init_seed=c.init_seed
+        c.model_width,
+        shape[0],
+        ds.num_classes,
+        input_size=shape[1:],
+        init_seed=c.init_seed,
+        memory_format=c.memory_format,
     )
 
 
