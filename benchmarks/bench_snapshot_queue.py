@@ -50,6 +50,12 @@ def _rss_mb() -> float:
 
 
 def _peak_mb() -> float:
+    """Peak RSS of this process image (VmHWM: reset by exec, unlike ru_maxrss, which a child
+    inherits from the parent it was forked from)."""
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
@@ -296,7 +302,7 @@ def section(mem: list[dict], acc: list[dict], rss: dict, seconds: float, quick: 
               f"**N = {rss['n']:,} snapshots at d = {rss['d']:,}** (default budget): queue "
               f"{rss['nbytes_mb']:.0f} MiB (sketch k = {rss['sketch_dim']:,}), RSS "
               f"{rss['rss_base_mb']:.0f} MiB before the monitor, {rss['rss_pushed_mb']:.0f} MiB "
-              f"after the pushes, peak {rss['rss_peak_mb']:.0f} MiB including summary() "
+              f"after the pushes, peak (VmHWM) {rss['rss_peak_mb']:.0f} MiB including summary() "
               f"({rss['summary_s']:.1f} s); push {rss['push_ms']:.1f} ms per snapshot (O(d)). "
               "Target: <= 1 GB at d = 1e7."]
     if rss["d"] < 10_000_000:
