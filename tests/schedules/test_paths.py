@@ -51,8 +51,14 @@ def test_equilibrium_matches_theory_constant_noise(exact):
     np.testing.assert_allclose(eq["tau"], theory.relaxation_time("lr", lr=lr, wd=wd))
     elr = np.array([0.004, 0.01, 0.04])
     eq = S.equilibrium(S.Process("elr", elr, wd), curve, exact=exact)
-    r = theory.radius_discrete("elr", trace_sigma=(D - 1) * sigma2, grad_norm2=gn2, elr=elr,
-                               wd=wd, exact=exact)
+    if exact:  # the fixed point of the mean radial map, written out: c = elr^2 Q,
+        # r^2 = (1 - sqrt(1 - c)) / (elr wd) (theory refuses it as the *stationary* radius: it
+        # ignores the multiplicative noise of ||g||^2, a -5 c v / 16 shift, v = 2 / (d-1))
+        c = elr**2 * q
+        r = np.sqrt((1 - np.sqrt(1 - c)) / (elr * wd))
+    else:
+        r = theory.radius_discrete("elr", trace_sigma=(D - 1) * sigma2, grad_norm2=gn2,
+                                   elr=elr, wd=wd)
     np.testing.assert_allclose(eq["radius"], r, rtol=1e-12)
     np.testing.assert_allclose(eq["temperature"], theory.temperature_elr(elr, sigma2))
     np.testing.assert_allclose(eq["tau"], theory.relaxation_time("elr", elr=elr,

@@ -108,7 +108,11 @@ def _psi(curve: NoiseCurve, elr: np.ndarray) -> np.ndarray:
 
 def _phi(psi: np.ndarray, exact: bool) -> np.ndarray:
     """eta lambda at the stationary state of effective LR elr, from psi = elr^2 Q(elr):
-    psi / 2, or (exact) 1 - sqrt(1 - psi) = psi / (1 + sqrt(1 - psi)), NaN for psi >= 1."""
+    psi / 2, or (exact) 1 - sqrt(1 - psi) = psi / (1 + sqrt(1 - psi)), NaN for psi >= 1: the
+    fixed point of the mean one-step radial map the paths iterate. It ignores the
+    multiplicative noise of ||g||^2 (relative variance v, 2 / (d-1) for isotropic noise), which
+    moves the mean radius by about -5 psi v / 16: negligible for the networks (d in the
+    thousands), and why `thermosgd.theory.radius_discrete` refuses it for "elr"."""
     if not exact:
         return psi / 2.0
     ok = psi < 1.0
