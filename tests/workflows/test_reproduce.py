@@ -3,6 +3,7 @@
 
 import pytest
 
+from thermosgd.workflows import preset_table
 from thermosgd.workflows import presets as P
 from thermosgd.workflows import reproduce as rp
 
@@ -14,7 +15,7 @@ def test_tiny_preset_end_to_end_and_resume(tmp_path, monkeypatch):
         "lr": {"lr": "0.05,0.1", "wd": "0.05,0.1"}, "elr": {"elr": "0.05,0.1", "wd": "0.05,0.1"},
         "sphere": {"elr": "0.05,0.1", "radius": "1,2"},
         "steps": 5000, "dim": 3, "sigma": 1.0, "queue_size": 100})
-    grid = P._nn_grids([0.01, 0.02, 0.04], [0.01, 0.03], [0.5, 1.0], [0.01, 0.03],
+    grid = preset_table._nn_grids([0.01, 0.02, 0.04], [0.01, 0.03], [0.5, 1.0], [0.01, 0.03],
                         [0.01, 0.02, 0.04], [1.0, 2.0])
     monkeypatch.setitem(P.PRESETS, "tiny", P.Preset(
         "test", isotropic="tiny", grid=grid,
