@@ -259,10 +259,14 @@ def summary(cols: dict, a: dict, pairs: list[dict], bal: list[dict] | None) -> l
                 f"holds with max rel. error {_pct(mx('adamw'))} (R^2 "
                 f"{g['entropy_fit']['r2']:.4f}, {g['stationary_runs']} runs for 6 coefficients: "
                 f"{g['entropy_fit']['dof']} degrees of freedom, a small grid); SGD's (d-1)/2 "
-                "would be off by 50%. The gas "
-                "law with the coupled-equivalent pressure lambda sqrt(s) and the equal-moment "
-                "temperature is the SDE radius check in disguise (p V / ((d-1) T / 2) = r^2 / "
-                f"r_SDE^2): worst {_pct(e['gas_worst'])}, FAIL for the same reason.")
+                "would be off by 50%. The gas law with the coupled-equivalent pressure "
+                "lambda sqrt(s) and the all-orders temperature (T = lambda sigma r_F / "
+                "sqrt(d (d-1)), r_F^2 = eta d F / (2 lambda), docs/theory.md) compares the "
+                "measured radius with r_F, the all-orders radius without the mean-gradient "
+                "factor (p V / ((d-1) T / 2) = r / r_F): worst "
+                f"{_pct(e['gas_worst'])}, median {_pct(e['gas_median'])}; the rest is the mean "
+                "gradient's share of the second moment, which the discrete radius above "
+                "includes.")
     excl = [(g["label"], x) for g in a.get("optimizers", []) for x in g.get("excluded", [])]
     if excl:
         where = ", ".join(f"{lab} lr {x.get('lr'):.3g} wd {x.get('wd'):.3g}" for lab, x in excl)
@@ -299,7 +303,8 @@ def section(out: Path, timing: dict | None) -> str:
              "|grad L|^2 (1-b1)/(1+b1)) / (tr Sigma + |grad L|^2) (all orders in eta lambda); "
              "SGD as in the paper. "
              "Temperatures: SGD sqrt(eta lambda sigma^2 / (2 (d-1))), heavy ball the same with "
-             "eta / (1-beta), AdamW the SGD expression (equal second moments assumed). Maxwell "
+             "eta / (1-beta), AdamW the SGD expression times sqrt(F), F the all-orders radius "
+             "factor (equal second moments assumed; docs/theory.md). Maxwell "
              "relation dS/dlog(eta) - dS/dlog(lambda): (d-1)/2 for SGD and heavy ball, d-1 for "
              "AdamW (r*^2, not r*^4, is proportional to eta / lambda).", "",
              "### Radius (equation of state)", "",
