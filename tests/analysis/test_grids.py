@@ -15,6 +15,7 @@ from tests.analysis.tables import (
     optimizer_gas_table,
 )
 from thermosgd import analysis as A
+from thermosgd.analysis.grids import potential_cells_needed
 from thermosgd.io import write_csv
 from thermosgd.workflows.analyze import ACCEPTANCE
 
@@ -53,7 +54,9 @@ def test_too_few_stationary_runs_leave_out_the_fit_with_the_reason():
     assert r["acceptance"]["all_passed"] is False
     (m,) = [c for c in r["acceptance"]["checks"]
             if c["protocol"] == "elr" and c["check"].startswith("Maxwell")]
-    assert m["passed"] is False and m["note"].startswith("not computed: Maxwell relation")
+    assert m["passed"] is None and m["assessed"] is False  # no verdict at this size
+    assert m["note"].startswith("not assessed at this size: Maxwell relation")
+    assert "elr Maxwell max relative error" in r["acceptance"]["not_assessed"]
 
 
 @pytest.mark.parametrize("n_stationary", [0, 1, 2])
@@ -96,7 +99,8 @@ def test_six_runs_interpolate_and_do_not_pass():
     fit = r["protocols"]["elr"]["entropy_fit"]
     assert fit["dof"] == 0 and fit["r2"] == pytest.approx(1.0) and "interpolates" in fit["warning"]
     check = r["acceptance"]["checks"][0]
-    assert check["check"] == "Maxwell max relative error" and check["passed"] is False
+    assert check["check"] == "Maxwell max relative error" and check["passed"] is None
+    assert "not assessed at this size" in check["note"] and "have 6" in check["note"]
 
 
 def test_acceptance_and_checks_only_with_thresholds():
@@ -241,7 +245,7 @@ def test_optimizer_group_errors_are_recorded_when_not_strict():
     t["stationary"][:] = False
     res = A.analyze(t, thresholds=ACCEPTANCE)
     (g,) = res["optimizers"]
-    assert g["stationary_runs"] == 0 and g["checks"][0]["passed"] is False
+    assert g["stationary_runs"] == 0 and g["checks"][0]["passed"] is None  # not assessed
     assert "have 0" in g["checks"][0]["note"] and "have 0" in g["checks"][1]["note"]
     # a group that cannot be analyzed at all (its runs have no momentum) is an error
     t["momentum"][:] = np.nan
@@ -249,3 +253,33 @@ def test_optimizer_group_errors_are_recorded_when_not_strict():
     assert "no momentum" in res["optimizers"][0]["error"]
     with pytest.raises(ValueError, match="no momentum"):
         A.analyze(t)
+
+
+def test_potential_check_needs_five_values_per_axis():
+    # on a 3x3 grid the +-1-cell window around the central target is the whole grid and
+    # reaches 2/3 of each axis from a corner: any argmin passes, so the check gets no verdict;
+    # on 5x5 (the default ideal-gas grid) it is assessed (the ideal gas's argmin is exact)
+    assert potential_cells_needed(1) == 5 and potential_cells_needed(2) == 7
+    small = ideal_gas_table("elr", rates=(1e-3, 3e-3, 1e-2), second=(1e-3, 1e-2, 1e-1))
+    acc = A.analyze(small, thresholds=ACCEPTANCE)["acceptance"]
+    pot = {c["check"].split(" ")[0]: c for c in acc["checks"]}["potential"]
+    assert pot["value"] is not None and pot["passed"] is None and pot["assessed"] is False
+    assert "needs >= 5 values per axis of stationary runs, have 3" in pot["note"]
+    assert acc["not_assessed"] == ["elr potential argmin distance to target (cells)"]
+    assert acc["failed"] == [] and acc["all_passed"] is False
+    big = A.analyze(ideal_gas_table("elr"), thresholds=ACCEPTANCE)["acceptance"]
+    pot = {c["check"].split(" ")[0]: c for c in big["checks"]}["potential"]
+    assert pot["passed"] is True and pot["assessed"] is True
+    assert big["not_assessed"] == [] and big["all_passed"] is True
+
+
+def test_a_failed_check_stays_failed_beside_unassessed_ones():
+    # a Maxwell violation the fit resolves (20% > 15% on a 5x5 lr grid) is FAILED whatever
+    # else is not assessed; the sphere has no Maxwell threshold (reported only)
+    lr = ideal_gas_table("lr", delta=0.2)
+    small = ideal_gas_table("elr", rates=(1e-3, 3e-3, 1e-2), second=(1e-3, 1e-2, 1e-1))
+    acc = A.analyze(_merge(lr, small), thresholds=ACCEPTANCE)["acceptance"]
+    assert "lr Maxwell max relative error" in acc["failed"]
+    assert not any(f.startswith("elr") for f in acc["failed"])
+    assert acc["not_assessed"] == ["elr potential argmin distance to target (cells)"]
+    assert acc["all_passed"] is False

@@ -24,6 +24,7 @@ from thermosgd.sim.isotropic import IsotropicConfig
 from thermosgd.viz.plots import optimizer_figures
 from thermosgd.workflows.analyze import (
     ACCEPTANCE,
+    acceptance_lines,
     find_sections,
     format_analysis,
     render_report,
@@ -209,7 +210,7 @@ def test_report_of_a_failed_protocol(tmp_path):
     page = render_report(d)
     assert ("<li>Maxwell relation (quadratic entropy fit): needs &gt;= 6 stationary runs on a "
             "2-D grid (&gt;= 3 values per axis), have 3") in page
-    assert "some checks failed" in page
+    assert "not assessed at this size" in page  # no verdict on parts the runs do not give
     t["dim"][0] = 7.0
     write_csv(d / "results.csv", t)
     assert "Not analyzed: protocol &#x27;elr&#x27;: the runs have dim" in render_report(d)
@@ -378,3 +379,22 @@ def test_report_of_a_small_sweep_shows_what_there_is(tmp_path, grid, n_stationar
     assert ("<h4>Equation of state" in text) == (n_stationary > 0)
     assert text.count("data:image/png;base64,") == 1  # the equation-of-state figure
     assert "lr: equation of state</figcaption>" in text
+
+
+def test_acceptance_lines_never_fail_what_the_size_cannot_resolve():
+    # issue 10, item 6: a 3x3 elr grid (the quick preset's size) passes what it resolves and
+    # lists the potential check as not assessed, with what it needs; a resolved violation
+    # (lr, 20% Maxwell error on 7x5) is FAILED
+    small = ideal_gas_table("elr", rates=(1e-3, 3e-3, 1e-2), second=(1e-3, 1e-2, 1e-1))
+    lines = acceptance_lines(A.analyze(small, thresholds=ACCEPTANCE)["acceptance"])
+    assert lines[0] == ("acceptance: 2 check(s) passed, none failed; 1 not assessed at this "
+                        "size:")
+    assert lines[1].startswith("   not assessed: elr potential argmin distance to target "
+                               "(cells): on a 3-value axis")
+    assert "FAILED" not in "\n".join(lines)
+    bad = acceptance_lines(A.analyze(_merge(small, ideal_gas_table("lr", delta=0.2)),
+                                   thresholds=ACCEPTANCE)["acceptance"])
+    assert bad[0].startswith("acceptance: FAILED lr Maxwell max relative error")
+    assert bad[0].endswith("; 1 not assessed at this size:")
+    assert acceptance_lines(A.analyze(ideal_gas_table("elr"), thresholds=ACCEPTANCE)[
+        "acceptance"]) == ["acceptance: all checks passed"]

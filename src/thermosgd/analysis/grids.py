@@ -36,6 +36,7 @@ from thermosgd.analysis.table import (
 )
 from thermosgd.analysis.thermo import (
     EOS_TOLERANCE,
+    MIN_FIT_RUNS,
     analyze_protocol,
     equation_of_state,
     fit_quadratic,
@@ -54,6 +55,7 @@ __all__ = [
     "optimizer_column",
     "optimizer_groups",
     "paper_rows",
+    "potential_cells_needed",
     "variant_column",
 ]
 
@@ -189,7 +191,8 @@ def optimizer_checks(r: dict, thresholds: Mapping) -> list[dict]:
         c = {"check": f"Maxwell max relative error ({r['maxwell']['relation']})", "value": v,
              "threshold": f"<= {lim}", "passed": bool(v <= lim)}
         if r["entropy_fit"].get("warning"):
-            c.update(passed=False, note=r["entropy_fit"]["warning"])
+            c = _not_assessed(c, f"{r['entropy_fit']['warning']} (needs >= {MIN_FIT_RUNS + 1} "
+                                 f"stationary runs, have {r['entropy_fit']['n_points']})")
     else:
         c = _not_computed("Maxwell max relative error", f"<= {lim}", r)
     lim_e = thresholds["eos_fraction_within_5pct"]
@@ -209,14 +212,26 @@ _CHECK_PART = {"Maxwell": "Maxwell relation", "radius": "equation of state",
 
 
 def _not_computed(check: str, threshold: str | None, r: dict) -> dict:
-    """A failed check (reported only when it has no threshold) whose part of the analysis
-    was not computed, with the reason as its note."""
+    """A check whose part of the analysis was not computed (too few stationary runs or grid
+    values for it): not assessed at this size (``passed`` None, ``assessed`` False), the
+    reason (what it needs, what the sweep has) as its note."""
     part = _CHECK_PART[check.split(" ")[0]]
     why = next((u["reason"] for u in r.get("unavailable", [])
                 if u["section"].startswith(part)), "not computed")
-    return {"check": check, "value": None, "threshold": threshold,
-            "passed": False if threshold is not None else None,
-            "note": f"not computed: {part} {why}"}
+    return {"check": check, "value": None, "threshold": threshold, "passed": None,
+            "assessed": False, "note": f"not assessed at this size: {part} {why}"}
+
+
+def _not_assessed(c: dict, why: str) -> dict:
+    """``c`` with its value kept but no verdict: not assessed at this size, because ``why``."""
+    return {**c, "passed": None, "assessed": False, "note": f"not assessed at this size: {why}"}
+
+
+def potential_cells_needed(max_distance: int) -> int:
+    """Values per grid axis the potential check needs to say anything: 2 m + 3 for a
+    tolerance of m cells (with fewer, the +-m window around a central target covers the
+    whole axis, so any argmin passes)."""
+    return 2 * int(max_distance) + 3
 
 
 # --------------------------------------------------------------------------------------------
@@ -228,7 +243,14 @@ def acceptance_checks(result: dict, thresholds: Mapping) -> dict:
     (``thresholds["maxwell_max_rel_error"][protocol]``), discretization-corrected equation of
     state within 5% for a fraction of the stationary runs (``"eos_fraction_within_5pct"``),
     potential argmin near the target (``"potential_max_distance_cells"``), and the sigma2
-    collapse ratio (reported, no threshold)."""
+    collapse ratio (reported, no threshold).
+
+    A check the sweep's size cannot resolve gets no verdict (``passed`` None, ``assessed``
+    False, the note says what it needs): its part of the analysis was not computed (too few
+    stationary runs or grid values), the entropy fit interpolates (6 runs, no error bars), or
+    the potential grid has fewer than `potential_cells_needed` values per axis. Returns
+    {"checks", "failed", "not_assessed" (the "protocol check" names), "all_passed" (nothing
+    failed and everything assessed)}."""
     checks = []
     for proto, r in result["protocols"].items():
         if "error" in r:
@@ -236,13 +258,19 @@ def acceptance_checks(result: dict, thresholds: Mapping) -> dict:
                            "threshold": None, "passed": False, "note": r["error"]})
             continue
         checks += [{"protocol": proto, **c} for c in _protocol_checks(proto, r, thresholds)]
-    return {"checks": checks,
-            "all_passed": all(c["passed"] for c in checks if c["passed"] is not None)}
+    for c in checks:
+        c.setdefault("assessed", True)
+    failed = [f"{c['protocol']} {c['check']}" for c in checks if c["passed"] is False]
+    missing = [f"{c['protocol']} {c['check']}" for c in checks
+               if not c["assessed"] and c["threshold"] is not None]
+    return {"checks": checks, "failed": failed, "not_assessed": missing,
+            "all_passed": not failed and not missing}
 
 
 def _protocol_checks(proto: str, r: dict, thresholds: Mapping) -> list[dict]:
     """The acceptance checks of one analyzed protocol (`acceptance_checks`); a check whose
-    part was not computed fails with the reason (`_not_computed`)."""
+    part was not computed, or that the sweep's size cannot resolve, is not assessed
+    (`_not_computed`, `_not_assessed`)."""
     checks = []
     lim = thresholds["maxwell_max_rel_error"].get(proto)
     if lim is not None and "maxwell" in r:
@@ -250,7 +278,8 @@ def _protocol_checks(proto: str, r: dict, thresholds: Mapping) -> list[dict]:
         c = {"check": "Maxwell max relative error", "value": v, "threshold": f"<= {lim}",
              "passed": bool(v <= lim)}
         if r["entropy_fit"].get("warning"):  # an interpolating fit proves nothing
-            c.update(passed=False, note=r["entropy_fit"]["warning"])
+            c = _not_assessed(c, f"{r['entropy_fit']['warning']} (needs >= {MIN_FIT_RUNS + 1} "
+                                 f"stationary runs, have {r['entropy_fit']['n_points']})")
         checks.append(c)
     elif lim is not None:
         checks.append(_not_computed("Maxwell max relative error", f"<= {lim}", r))
@@ -268,8 +297,13 @@ def _protocol_checks(proto: str, r: dict, thresholds: Mapping) -> list[dict]:
     name = "potential argmin distance to target (cells)"
     if "potential" in r:
         v = r["potential"]["max_distance_cells"]
-        checks.append({"check": name, "value": v, "threshold": f"<= {lim}",
-                       "passed": bool(v <= lim)})
+        c = {"check": name, "value": v, "threshold": f"<= {lim}", "passed": bool(v <= lim)}
+        need, have = potential_cells_needed(lim), min(len(g) for g in r["grid"].values())
+        if have < need:
+            c = _not_assessed(c, f"on a {have}-value axis a {lim}-cell tolerance passes almost "
+                                 f"any argmin (needs >= {need} values per axis of stationary "
+                                 f"runs, have {have})")
+        checks.append(c)
     else:
         checks.append(_not_computed(name, f"<= {lim}", r))
     if "collapse" in r:

@@ -341,9 +341,11 @@ def _acceptance(result: dict) -> str:
         return ""
     rows = [[_e(c["protocol"]), _e(c["check"]) + (f"<br><small>{_e(c['note'])}</small>"
                                                     if c.get("note") else ""), _num(c["value"]),
-             _e(c["threshold"] or ""), _verdict(c["passed"])] for c in acc["checks"]]
+             _e(c["threshold"] or ""), _verdict(c["passed"]) if c.get("assessed", True)
+             else '<span class="na">not assessed</span>'] for c in acc["checks"]]
     head = ('<span class="pass">all checks passed</span>' if acc["all_passed"]
-            else '<span class="fail">some checks failed</span>')
+            else '<span class="fail">some checks failed</span>' if acc.get("failed", True)
+            else f'none failed; {len(acc["not_assessed"])} not assessed at this size')
     return (f"<h3>Acceptance checks</h3><p>{head}</p>"
             + _table(["protocol", "check", "value", "threshold", "result"], rows, left=2))
 

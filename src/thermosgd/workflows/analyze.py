@@ -28,6 +28,7 @@ from thermosgd.viz import report as _report
 
 __all__ = [
     "ACCEPTANCE",
+    "acceptance_lines",
     "draw_figures",
     "find_sections",
     "format_analysis",
@@ -128,11 +129,33 @@ def format_analysis(result: dict) -> str:
                      f"(R^2 {r['entropy_fit']['r2']:.4f})")
         lines += [head, *_unavailable_lines(r)]
     if "acceptance" in result:
-        bad = [c for c in result["acceptance"]["checks"] if c["passed"] is False]
-        lines.append("acceptance: " + ("all checks passed" if not bad else
-                                       "FAILED " + "; ".join(f"{c['protocol']} {c['check']}"
-                                                             for c in bad)))
+        lines += acceptance_lines(result["acceptance"])
     return "\n".join(lines)
+
+
+def acceptance_lines(acc: dict) -> list[str]:
+    """The acceptance verdict (`thermosgd.analysis.acceptance_checks`) for the command line:
+    one line (all passed, or FAILED and the failed checks, with how many passed), then one
+    indented line per check the sweep's size cannot resolve, with what it needs."""
+    checks = acc["checks"]
+    passed = sum(c["passed"] is True for c in checks)
+    failed = [c for c in checks if c["passed"] is False]
+    missing = [c for c in checks if not c.get("assessed", True) and c["threshold"] is not None]
+    if failed:
+        head = "acceptance: FAILED " + "; ".join(f"{c['protocol']} {c['check']}"
+                                                 for c in failed)
+        head += f" ({passed} passed)"
+    elif missing:
+        head = f"acceptance: {passed} check(s) passed, none failed"
+    else:
+        head = "acceptance: all checks passed"
+    if missing:
+        head += f"; {len(missing)} not assessed at this size:"
+    out = [head]
+    for c in missing:
+        why = (c.get("note") or "").removeprefix("not assessed at this size: ")
+        out.append(f"   not assessed: {c['protocol']} {c['check']}: {why}")
+    return out
 
 
 def _unavailable_lines(r: dict) -> list[str]:
