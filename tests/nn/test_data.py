@@ -2,25 +2,24 @@
 
 Fixtures: `_write_idx` writes IDX files byte for byte as the Fashion-MNIST distribution does
 (magic 0x00000803 / 0x00000801, big-endian uint32 sizes, uint8 data, optionally gzip), and
-`_write_cifar` writes CIFAR batches as the official archives do (protocol-2 pickles of dicts
-with bytes keys b'data' (uint8 N x 3072, channel-major rows) and b'labels' (a list) or
-b'fine_labels' / b'coarse_labels'), as a directory or a .tar.gz.
+`tests.nn.fixtures.write_cifar` writes CIFAR batches as the official archives do.
 """
 
 import gzip
-import io
 import os
 import pickle
 import struct
-import tarfile
 
 import numpy as np
 import pytest
 import torch
 
+from tests.nn.fixtures import cifar_pickle as _cifar_pickle
+from tests.nn.fixtures import write_cifar as _write_cifar
 from thermosgd.nn.data import (
     FASHION_MNIST_DIR,
     Dataset,
+    data_location,
     iid_batches,
     load_cifar10,
     load_cifar100,
@@ -58,53 +57,6 @@ def _fmnist_dir(tmp_path, n_train=30, n_test=12, gz=True, seed=0):
         _write_idx(tmp_path / f"{prefix}-labels-idx1-ubyte", labels, gz)
         arrays[prefix] = (images, labels)
     return arrays
-
-
-def _cifar_pickle(x, labels, label_key):
-    return pickle.dumps(
-        {b"batch_label": b"x", label_key: list(map(int, labels)), b"data": x}, protocol=2
-    )
-
-
-def _write_cifar(tmp_path, which="cifar10", n=8, as_tar=False, seed=0):
-    rng = np.random.default_rng(seed)
-    if which == "cifar10":
-        folder, names, files = (
-            "cifar-10-batches-py",
-            [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"],
-            {},
-        )
-    else:
-        folder, names, files = "cifar-100-python", ["train", "test"], {}
-    truth = {}
-    for name in names:
-        x = rng.integers(0, 256, size=(n, 3072), dtype=np.uint8)
-        if which == "cifar10":
-            y = rng.integers(0, 10, size=n)
-            files[name] = _cifar_pickle(x, y, b"labels")
-        else:
-            y = rng.integers(0, 100, size=n)
-            d = {
-                b"data": x,
-                b"fine_labels": list(map(int, y)),
-                b"coarse_labels": list(map(int, y // 5)),
-            }
-            files[name] = pickle.dumps(d, protocol=2)
-        truth[name] = (x, y)
-    if as_tar:
-        archive = {"cifar10": "cifar-10-python.tar.gz", "cifar100": "cifar-100-python.tar.gz"}[
-            which
-        ]
-        with tarfile.open(tmp_path / archive, "w:gz") as tar:
-            for name, data in files.items():
-                info = tarfile.TarInfo(f"{folder}/{name}")
-                info.size = len(data)
-                tar.addfile(info, io.BytesIO(data))
-    else:
-        (tmp_path / folder).mkdir()
-        for name, data in files.items():
-            (tmp_path / folder / name).write_bytes(data)
-    return truth
 
 
 # ------------------------------------------------------------------ IDX / Fashion-MNIST
@@ -246,6 +198,29 @@ def test_cifar_errors(tmp_path):
     )
     with pytest.raises(ValueError, match="labels outside"):
         load_cifar10(tmp_path)
+
+
+def test_cifar_not_found_says_where_to_put_it(tmp_path):
+    with pytest.raises(ValueError) as e:
+        load_cifar10(tmp_path / "nowhere")
+    msg = str(e.value)
+    assert "\n" not in msg and "put cifar-10-python.tar.gz" in msg and "--data-dir" in msg
+    assert "cifar.html" in msg
+    _write_cifar(tmp_path, "cifar100", as_tar=True)  # the other CIFAR is there
+    with pytest.raises(ValueError, match=r"CIFAR-100 is there, this run needs CIFAR-10"):
+        load_cifar10(tmp_path)
+    with pytest.raises(ValueError, match=r"CIFAR-10 is there, this run needs CIFAR-100"):
+        _cifar100_in_cifar10_dir(tmp_path)
+    assert "cifar-100-python.tar.gz" in data_location("cifar100")
+    assert FASHION_MNIST_DIR in data_location("fashion-mnist")
+    assert data_location("digits") == "digits needs no files"
+
+
+def _cifar100_in_cifar10_dir(tmp_path):
+    d = tmp_path / "c10"
+    d.mkdir()
+    _write_cifar(d, "cifar10")
+    load_cifar100(d)
 
 
 class _Evil:

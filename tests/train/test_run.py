@@ -236,3 +236,66 @@ def test_cli_train_momentum_grid_and_errors(tmp_path, capsys):
     for opt in ("--optimizer", "--momentum", "--beta2"):
         assert opt in help_text
 
+
+
+# ---------------------------------------------------------------------------------------------
+# bad input (issue 10): a model that does not fit its data, a grid of several architectures
+
+
+def test_a_model_that_does_not_fit_the_data_is_one_line_before_training(tmp_path):
+    from thermosgd.nn.conv_models import convnet
+    from thermosgd.train import train_grid
+    from thermosgd.train.nets import build_model
+
+    small = dict(steps=8, log_every=2, noise_every=4, noise_batches=3, queue_size=3, window=4,
+                 test_evals=0, device="cpu")
+    c = TrainConfig(protocol="elr", elr=0.01, wd=0.01, model="convnet", width=2, data="digits",
+                    **small)
+    bad = TrainConfig(protocol="elr", elr=0.02, wd=0.01, model="convnet", width=2,
+                      data="digits", **small)
+    # a ConvNet built for 3-channel images on the 1-channel digits: refused before any run
+    # (the fitting config first in the grid is not trained either)
+    with pytest.raises(ValueError) as e:
+        train_grid([c, bad], [tmp_path / "ok", tmp_path / "c"], progress=False,
+                   model_fn=lambda cfg, ds: convnet(2, 3, ds.num_classes, input_size=8)
+                   if cfg.elr == 0.02 else build_model(cfg, ds))
+    msg = str(e.value)
+    assert msg.startswith("the model of model_fn does not fit the digits data (inputs "
+                          "(1, 8, 8), 10 classes): ") and "\n" not in msg
+    assert not (tmp_path / "ok").exists() and not (tmp_path / "c").exists()
+    # wrong number of classes: the output shape is named
+    from thermosgd.train.nets import load_data
+    from thermosgd.train.run import check_fit
+
+    ds = load_data(c)
+    with pytest.raises(ValueError, match=r"two samples give outputs \(2, 7\), need \(2, 10\)"):
+        check_fit(c, ds, lambda cfg, d: convnet(2, 1, 7, input_size=8))
+    check_fit(c, ds)  # the built-in model fits: nothing raised
+    rng = torch.get_rng_state()
+    check_fit(c, ds, lambda cfg, d: convnet(2, 1, 10, input_size=8))
+    assert torch.equal(rng, torch.get_rng_state())  # the global RNG is left as it was
+
+
+def test_a_grid_of_several_architectures_is_split_into_batches(tmp_path, monkeypatch):
+    # ConvNet widths 1 and 2 and a ResNet, 2 configs each, batched on CPU ("always"): three
+    # batched models of 2, one per architecture, not a refusal; each run's document equals
+    # the run trained alone
+    from thermosgd.train import run as R
+    from thermosgd.train import train_grid
+
+    sizes = []
+    real = R.batched_engine
+    monkeypatch.setattr(R, "batched_engine",
+                        lambda cs, *a, **k: sizes.append((cs[0].model, cs[0].width, len(cs)))
+                        or real(cs, *a, **k))
+    arch = [("convnet", 1), ("convnet", 2), ("resnet18", 1)]
+    configs = [TrainConfig(protocol="elr", elr=e, wd=0.01, model=m, width=w, data="digits",
+                           steps=6, log_every=2, noise_every=6, noise_batches=3, queue_size=3,
+                           window=4, test_evals=0, batch_size=16, device="cpu")
+               for m, w in arch for e in (0.01, 0.02)]
+    outs = [tmp_path / f"g{i}" for i in range(len(configs))]
+    docs = train_grid(configs, outs, batched="always", progress=False)
+    assert sorted(sizes) == [("convnet", 1, 2), ("convnet", 2, 2), ("resnet18", 1, 2)]
+    assert [d["status"] for d in docs] == ["complete"] * 6
+    alone = train(configs[4], tmp_path / "alone", progress=False)
+    assert alone["radius"] == pytest.approx(docs[4]["radius"], rel=1e-5)  # float32 batched

@@ -41,8 +41,10 @@ from thermosgd._validate import check_fraction, check_int
 __all__ = [
     "CIFAR10_DIR",
     "CIFAR100_DIR",
+    "CIFAR_DATA",
     "FASHION_MNIST_DIR",
     "Dataset",
+    "data_location",
     "iid_batches",
     "load_cifar10",
     "load_cifar100",
@@ -57,6 +59,9 @@ __all__ = [
 FASHION_MNIST_DIR = "/usr/share/datasets/fashion-mnist"
 CIFAR10_DIR = "cifar-10-batches-py"
 CIFAR100_DIR = "cifar-100-python"
+#: the CIFAR data sets: never on the machine unless the user puts them there
+CIFAR_DATA = ("cifar10", "cifar100")
+_CIFAR_PAGE = "https://www.cs.toronto.edu/~kriz/cifar.html"
 
 _CIFAR = {
     "cifar10": {
@@ -424,11 +429,30 @@ def _cifar_sources(root: Path, spec: dict) -> dict[str, bytes]:
             raise ValueError(f"{archive}: archive lacks {missing}")
         return out
     missing = [n for n in names if not (folder / n).is_file()]
+    other = next((o for o in _CIFAR.values() if o is not spec
+                  and ((root / o["archive"]).is_file() or (root / o["dir"]).is_dir())), None)
+    wrong = (f" ({other['archive'].split('-python')[0].upper()} is there, this run needs "
+             f"{spec['archive'].split('-python')[0].upper()})" if other else "")
     raise ValueError(
-        f"CIFAR files not found under {root}: need {spec['dir']}/ with {missing} or "
-        f"{spec['archive']}: put the archive there (the CLI's --data-dir names the directory), "
-        "or call the loader with download=True to fetch it (needs internet)"
+        f"CIFAR files not found under {root}{wrong}: put {spec['archive']} (or its extracted "
+        f"{spec['dir']}/ with {', '.join(missing)}) in that directory, the one --data-dir "
+        f"names (the archive: {_CIFAR_PAGE}), or call the loader with download=True to fetch "
+        "it (needs internet)"
     )
+
+
+def data_location(name: str) -> str:
+    """Where the files of the data set ``name`` go, in words (for error messages): the CIFAR
+    archive in the ``--data-dir`` directory, the Fashion-MNIST IDX files, or that the set
+    needs no files."""
+    if name in _CIFAR:
+        spec = _CIFAR[name]
+        return (f"the directory holding {spec['archive']} or its extracted {spec['dir']}/ "
+                f"(the archive: {_CIFAR_PAGE}; nothing is downloaded)")
+    if name == "fashion-mnist":
+        return (f"the directory holding the four Fashion-MNIST IDX files (default "
+                f"{FASHION_MNIST_DIR}, the Debian package dataset-fashion-mnist)")
+    return f"{name} needs no files"
 
 
 def _download(spec: dict, root: Path) -> None:

@@ -31,9 +31,9 @@ from thermosgd.train.engine import (
     batched_engine,
     single_engine,
 )
-from thermosgd.train.nets import load_data, resolve_device
+from thermosgd.train.nets import build_model, load_data, resolve_device
 
-__all__ = ["grid_table", "train", "train_grid"]
+__all__ = ["check_fit", "grid_table", "train", "train_grid"]
 
 #: run-level messages (resuming a run); the CLI shows them on stderr
 _log = logging.getLogger("thermosgd.train")
@@ -91,7 +91,8 @@ def _groups(configs: list[TrainConfig], todo: list[int], devices, ckpts, batched
             model_fn) -> dict[tuple, list[int]]:
     """The configs to train, grouped: SI configs sharing data, architecture, protocol,
     optimizer, schedule and resume step train batched where `batch_limit` allows it (at most
-    that many per batch); every other config alone."""
+    that many per batch); every other config alone. A grid of several architectures (models,
+    widths) is split into one or more batches per architecture, never refused."""
     groups: dict[tuple, list[int]] = {}
     for i in todo:
         c = configs[i]
@@ -103,6 +104,37 @@ def _groups(configs: list[TrainConfig], todo: list[int], devices, ckpts, batched
             members = groups.setdefault(key, [])
         members.append(i)
     return groups
+
+
+def check_fit(c: TrainConfig, ds: Dataset,
+              model_fn: Callable[[TrainConfig, Dataset], nn.Module] | None = None) -> None:
+    """Raise a one-line ValueError unless the model of ``c`` (``model_fn(c, ds)``, default
+    the built-in one) takes the inputs of ``ds`` and gives one logit per class: its forward
+    pass on two training samples (eval mode, no gradient, global RNG state restored) must
+    return shape (2, K)."""
+    shape, k = tuple(ds.input_shape), ds.num_classes
+    what = (f"model {c.model!r}" + (f" (width {c.model_width})" if c.model_width else "")
+            if model_fn is None else "the model of model_fn")
+    where = f"the {ds.name} data (inputs {shape}, {k} classes)"
+    with torch.random.fork_rng(devices=[]):
+        try:
+            model = model_fn(c, ds) if model_fn is not None else build_model(c, ds)
+            was = model.training
+            p0 = next(iter(model.parameters()), None)
+            x = ds.x_train[:2].to(p0.device if p0 is not None else ds.device)
+            model.eval()
+            try:
+                with torch.no_grad():
+                    out = model(x)
+            finally:
+                model.train(was)
+        except (RuntimeError, ValueError) as e:
+            msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise ValueError(f"{what} does not fit {where}: {msg}") from None
+    if not isinstance(out, torch.Tensor) or tuple(out.shape) != (2, k):
+        got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+        raise ValueError(f"{what} does not fit {where}: two samples give outputs {got}, "
+                         f"need (2, {k})")
 
 
 def _engine(idxs: list[int], configs, outs, ckpts, ds, dev, model_fn,
@@ -169,6 +201,13 @@ def train_grid(
         if key not in data:
             data[key] = load_data(configs[i], devices[i])
     groups = _groups(configs, todo, devices, ckpts, batched, model_fn)
+    fits = {}  # every architecture is checked before any training
+    for idxs in groups.values():
+        c = configs[idxs[0]]
+        key = ((_data_key(c, devices[idxs[0]]), c.model, c.model_width, c.hidden, c.variant)
+               if model_fn is None else idxs[0])
+        if key not in fits:
+            fits[key] = check_fit(c, data[_data_key(c, devices[idxs[0]])], model_fn)
     prev = torch.get_num_threads()
     if threads is not None:
         torch.set_num_threads(threads)

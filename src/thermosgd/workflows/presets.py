@@ -14,11 +14,17 @@ command line's ``--preset`` choices come from there); this module re-exports the
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from thermosgd._validate import check_int
+from thermosgd.nn.data import CIFAR_DATA, data_location
 from thermosgd.sim.isotropic import IsotropicConfig
 from thermosgd.sweep import SweepSpec, parse_list
 from thermosgd.workflows.preset_table import ISOTROPIC_PRESETS, PRESETS, Preset
 
-__all__ = ["ISOTROPIC_PRESETS", "PRESETS", "Preset", "isotropic_configs", "nn_spec"]
+__all__ = ["ISOTROPIC_PRESETS", "PRESETS", "Preset", "isotropic_configs", "nn_spec",
+           "thin_axis"]
 
 
 def isotropic_configs(name: str, **overrides) -> list[IsotropicConfig]:
@@ -34,21 +40,42 @@ def isotropic_configs(name: str, **overrides) -> list[IsotropicConfig]:
 
 def nn_spec(name: str, *, data_dir: str | None = None, executor: str = "local",
             workers: int = 1, ray_address: str | None = None,
-            steps: int | None = None) -> SweepSpec:
-    """The `SweepSpec` of a preset's network sweep (``kind`` train, named ``<name>-nn``);
-    ``steps`` replaces the preset's steps per run."""
+            steps: int | None = None, grid_values: int | None = None,
+            settings: Mapping[str, Any] | None = None) -> SweepSpec:
+    """The `SweepSpec` of a preset's network sweep (``kind`` train, named ``<name>-nn``).
+
+    The preset itself is never changed; to run it at another size (a smoke test, a first
+    look) ``steps`` replaces its steps per run, ``grid_values`` keeps at most that many values
+    of every grid axis (`thin_axis`: evenly spread, both ends kept) and ``settings`` replaces
+    (or adds) shared settings, e.g. ``{"batch_size": 16, "noise_batches": 4}``. A preset on
+    CIFAR needs ``data_dir`` (unless ``settings`` switch its data to another set)."""
     p = PRESETS[name]
     base = dict(p.base)
-    if p.needs_data_dir:
-        if not data_dir:
-            raise ValueError(f"preset {name!r} needs --data-dir (the directory holding the "
-                             f"{base['data']} python-pickle archive)")
-        base["data_dir"] = str(data_dir)
-    elif data_dir:
-        base["data_dir"] = str(data_dir)
+    base.update(settings or {})
     if steps is not None:
         base["steps"] = int(steps)
+    if data_dir:
+        base["data_dir"] = str(data_dir)
+    elif p.needs_data_dir and base.get("data") in CIFAR_DATA and not base.get("data_dir"):
+        raise ValueError(f"preset {name!r} needs --data-dir: {data_location(base['data'])}")
+    grid = p.grid
+    if grid_values is not None:
+        check_int("grid_values", grid_values, min_val=1)
+        grid = [{k: thin_axis(v, grid_values) if isinstance(v, list | tuple) else v
+                 for k, v in g.items()} for g in p.grid]
     gpus = 1.0 if base.get("device") == "auto" and executor == "ray" else 0.0
-    return SweepSpec(kind="train", name=f"{name}-nn", base=base, grid=p.grid,
+    return SweepSpec(kind="train", name=f"{name}-nn", base=base, grid=grid,
                      executor=executor, workers=workers, ray_address=ray_address,
                      gpus_per_task=gpus)
+
+
+def thin_axis(values: Sequence, k: int) -> list:
+    """At most ``k`` of ``values``, evenly spread: indices round(i (n-1) / (k-1)), i < k, so
+    both ends are kept (k = 1: the first value)."""
+    values = list(values)
+    n = len(values)
+    if n <= k:
+        return values
+    if k == 1:
+        return values[:1]
+    return [values[round(i * (n - 1) / (k - 1))] for i in range(k)]
