@@ -15,7 +15,7 @@ from tests.analysis.tables import (
     optimizer_gas_table,
 )
 from thermosgd import analysis as A
-from thermosgd.analysis.grids import potential_cells_needed
+from thermosgd.analysis.grids import MIN_STATIONARY_FRACTION, potential_cells_needed
 from thermosgd.io import write_csv
 from thermosgd.workflows.analyze import ACCEPTANCE
 
@@ -54,9 +54,12 @@ def test_too_few_stationary_runs_leave_out_the_fit_with_the_reason():
     assert r["acceptance"]["all_passed"] is False
     (m,) = [c for c in r["acceptance"]["checks"]
             if c["protocol"] == "elr" and c["check"].startswith("Maxwell")]
-    assert m["passed"] is None and m["assessed"] is False  # no verdict at this size
-    assert m["note"].startswith("not assessed at this size: Maxwell relation")
-    assert "elr Maxwell max relative error" in r["acceptance"]["not_assessed"]
+    # 5 of 30 runs stationary: the runs did not equilibrate (below MIN_STATIONARY_FRACTION),
+    # a failed reproduction rather than a sweep too small to assess
+    assert m["passed"] is False and m["assessed"] is True
+    assert m["note"].startswith("only 5 of 30 runs stationary") and "Maxwell relation" in (
+        m["note"])
+    assert "elr Maxwell max relative error" in r["acceptance"]["failed"]
 
 
 @pytest.mark.parametrize("n_stationary", [0, 1, 2])
@@ -245,8 +248,9 @@ def test_optimizer_group_errors_are_recorded_when_not_strict():
     t["stationary"][:] = False
     res = A.analyze(t, thresholds=ACCEPTANCE)
     (g,) = res["optimizers"]
-    assert g["stationary_runs"] == 0 and g["checks"][0]["passed"] is None  # not assessed
-    assert "have 0" in g["checks"][0]["note"] and "have 0" in g["checks"][1]["note"]
+    # no run stationary: the runs, not the size, are the cause (MIN_STATIONARY_FRACTION)
+    assert g["stationary_runs"] == 0 and g["checks"][0]["passed"] is False
+    assert "only 0 of" in g["checks"][0]["note"] and "have 0" in g["checks"][1]["note"]
     # a group that cannot be analyzed at all (its runs have no momentum) is an error
     t["momentum"][:] = np.nan
     res = A.analyze(t, strict=False, thresholds=ACCEPTANCE)
@@ -283,3 +287,17 @@ def test_a_failed_check_stays_failed_beside_unassessed_ones():
     assert not any(f.startswith("elr") for f in acc["failed"])
     assert acc["not_assessed"] == ["elr potential argmin distance to target (cells)"]
     assert acc["all_passed"] is False
+
+
+def test_a_small_sweep_with_most_runs_stationary_is_not_assessed():
+    """5 of 9 runs stationary (at least MIN_STATIONARY_FRACTION) on a 3 x 3 design: too few
+    for the Maxwell fit, which the sweep's size explains: not assessed, with what it needs."""
+    t = ideal_gas_table("elr", rates=(1e-3, 3e-3, 1e-2), second=(1e-2, 3e-2, 1e-1))
+    t["stationary"][5:] = False
+    r = A.analyze(_merge(t, ideal_gas_table("lr")), thresholds=ACCEPTANCE)
+    (m,) = [c for c in r["acceptance"]["checks"]
+            if c["protocol"] == "elr" and c["check"].startswith("Maxwell")]
+    assert 5 >= MIN_STATIONARY_FRACTION * 9
+    assert m["passed"] is None and m["assessed"] is False  # no verdict at this size
+    assert m["note"].startswith("not assessed at this size: Maxwell relation")
+    assert "elr Maxwell max relative error" in r["acceptance"]["not_assessed"]

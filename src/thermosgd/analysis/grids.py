@@ -45,6 +45,7 @@ from thermosgd.analysis.thermo import (
 from thermosgd.estimators.generalization import OUTCOMES, bootstrap_rank_correlation, relate
 
 __all__ = [
+    "MIN_STATIONARY_FRACTION",
     "SI_DISTANCES",
     "acceptance_checks",
     "analyze",
@@ -211,13 +212,26 @@ _CHECK_PART = {"Maxwell": "Maxwell relation", "radius": "equation of state",
                "sigma2": "collapse"}
 
 
+#: below this fraction of stationary runs a part that could not be computed is a failed
+#: reproduction (the runs did not equilibrate), not a sweep too small to assess it
+MIN_STATIONARY_FRACTION = 0.5
+
+
 def _not_computed(check: str, threshold: str | None, r: dict) -> dict:
     """A check whose part of the analysis was not computed (too few stationary runs or grid
     values for it): not assessed at this size (``passed`` None, ``assessed`` False), the
-    reason (what it needs, what the sweep has) as its note."""
+    reason (what it needs, what the sweep has) as its note -- unless fewer than
+    `MIN_STATIONARY_FRACTION` of the protocol's runs are stationary: then the runs, not the
+    sweep's size, are the cause, and the check fails (``passed`` False) saying so."""
     part = _CHECK_PART[check.split(" ")[0]]
     why = next((u["reason"] for u in r.get("unavailable", [])
                 if u["section"].startswith(part)), "not computed")
+    runs, stationary = r.get("runs", 0), r.get("stationary_runs", 0)
+    if threshold is not None and runs and stationary < MIN_STATIONARY_FRACTION * runs:
+        return {"check": check, "value": None, "threshold": threshold, "passed": False,
+                "assessed": True,
+                "note": f"only {stationary} of {runs} runs stationary (train longer or check "
+                        f"their reasons): {part} {why}"}
     return {"check": check, "value": None, "threshold": threshold, "passed": None,
             "assessed": False, "note": f"not assessed at this size: {part} {why}"}
 
