@@ -42,3 +42,17 @@ def test_bad_input_is_one_line_exit_2(tiny_preset, tmp_path):
     assert_usage_error(run_main(["reproduce", "--preset", "paper-convnet-cifar10", "--out",
                                  out]), "needs --data-dir")
     assert not (tmp_path / "o").exists()
+
+
+def test_steps_and_grid_values_run_a_preset_small(tiny_preset, tmp_path):
+    """--steps / --grid-values: 40 steps per run instead of the preset's 60, at most 2 values
+    per axis (the tiny preset's two elr values are both ends: both kept); a bad size is one
+    line."""
+    out = tmp_path / "small"
+    res = run_main(["reproduce", "--preset", "tiny", "--steps", "40", "--grid-values", "2",
+                    "--no-progress", "--out", str(out)])
+    assert res.rc == 0, res.err
+    table = read_csv(out / "nn" / "results.csv")
+    assert list(table["state"]) == ["done", "done"] and set(table["steps"]) == {40}
+    assert_usage_error(run_main(["reproduce", "--preset", "tiny", "--grid-values", "0",
+                                 "--out", str(tmp_path / "bad")]), "grid_values == 0")

@@ -39,6 +39,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     p.add_argument("--keep-checkpoints", action="store_true",
                    help="keep each finished network run's checkpoint.pt (removed by default: "
                         "it is only needed to resume an interrupted run)")
+    p.add_argument("--steps", type=int, default=None,
+                   help="train every network run this many steps instead of the preset's (a "
+                        "smoke run of a paper preset; the analysis then says what it cannot "
+                        "assess at that size)")
+    p.add_argument("--grid-values", type=int, default=None,
+                   help="keep at most this many values per grid axis (both ends included)")
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                    help="progress bars (default: only when stderr is a terminal)")
     p.set_defaults(func=run)
@@ -54,5 +60,6 @@ def run(args: argparse.Namespace) -> int:
     out = args.out or Path("runs") / args.preset
     reproduce(args.preset, out, data_dir=args.data_dir, executor=args.executor,
               workers=args.workers, ray_address=args.ray_address, progress=args.progress,
-              keep_checkpoints=args.keep_checkpoints)
+              keep_checkpoints=args.keep_checkpoints, steps=args.steps,
+              grid_values=args.grid_values)
     return 0
