@@ -124,6 +124,30 @@ PRESETS: dict[str, Preset] = {
                "elr": [1e-2, 2e-2, 4e-2], "wd": [5e-3, 1e-2, 2e-2]}],
     ),
 }
+# fmnist-convnet (issue 10, item 4): pilots (2026-12-04, load 3-6 on the 2 cores) on ConvNet
+# width 2 (d = 1530; width 1 stalls at loss 1.7, width 4 costs ~1.5x per step): ~30-35 ms of CPU
+# per config-step (batched 4 at a time, probes and evaluations included); ELR >= 2.5e-2 diverges
+# and ELR 1e-2 has gradient spikes; the ELR radius relaxes over 1/(elr^2 Q) steps (Q ~ 80-110
+# measured: 600 steps at elr 4e-3), fixed LR over 1/(4 lr wd) <= 625; training loss 0.5-0.8,
+# far from interpolation (no label noise needed). Probes: 8 gradients every 90 steps (~33 in
+# the window), since the window's Q has spikes that the default 4-5 probes miss.
+_FMNIST = {"model": "convnet", "width": 2, "data": "fashion-mnist", "batch_size": 128,
+           "device": "cpu", "steps": 6_000, "noise_batches": 8, "noise_every": 90,
+           "test_evals": 2}
+PRESETS["fmnist-convnet"] = Preset(
+    "the paper's ConvNet (width 2, d = 1530) on the full Fashion-MNIST training set (per-channel "
+    "normalized, no augmentation, no label noise: the training loss stays 0.5-0.8), i.i.d. "
+    "batches of 128, 4x4 grids per protocol (ELR 4e-3..8e-3 x WD 3e-3..3e-2, ELR runs start at "
+    "r = 5 near their stationary radii; LR 0.1..0.4 x WD 4e-3..1.6e-2; sphere ELR 4e-3..8e-3 x "
+    "r 1..8), 6e3 steps: about 72 minutes of CPU on 2 free cores with 2 workers in batches of "
+    "8 (benchmarks/fmnist_convnet_acceptance.py; pilots measured, the full run's wall time is "
+    "in docs/results.md)",
+    isotropic=None,
+    base=dict(_FMNIST),
+    grid=[{**g, "init_radius": [5.0]} if g["protocol"] == ["elr"] else g
+          for g in _nn_grids(_geom(4e-3, 8e-3, 4), _geom(3e-3, 3e-2, 4), _geom(0.1, 0.4, 4),
+                             _geom(4e-3, 1.6e-2, 4), _geom(4e-3, 8e-3, 4), [1.0, 2.0, 4.0, 8.0])],
+)
 # the paper's network grids (paper.md 9.3), for users with a GPU and CIFAR on disk
 _PAPER_ELR = _geom(1e-4, 1e-2, 13)
 _PAPER_R = [0.25, 0.5, 1.0, 2.0, 4.0]
