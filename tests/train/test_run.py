@@ -299,3 +299,59 @@ def test_a_grid_of_several_architectures_is_split_into_batches(tmp_path, monkeyp
     assert [d["status"] for d in docs] == ["complete"] * 6
     alone = train(configs[4], tmp_path / "alone", progress=False)
     assert alone["radius"] == pytest.approx(docs[4]["radius"], rel=1e-5)  # float32 batched
+
+
+def test_out_of_memory_retries_in_smaller_batches_and_resumes(tmp_path, monkeypatch, caplog):
+    # a batch of 4 that runs out of memory after 50 of its 120 steps (its checkpoint and
+    # metrics written up to there) is retried as two batches of 2 that resume from the
+    # directories; the documents equal the uninterrupted grid's (float64 BN-MLP; the resumed
+    # halves take the same per-config arithmetic, so only summation order could differ)
+    from thermosgd.train import run as R
+    from thermosgd.train import train_grid
+
+    configs = [tiny(elr=e, wd=0.01) for e in (0.005, 0.01, 0.02, 0.04)]
+    ref = train_grid(configs, [tmp_path / f"ref{i}" for i in range(4)], progress=False)
+    sizes, real = [], R.batched_engine
+
+    def engine_that_fills_memory(cs, *a, **k):
+        sizes.append(len(cs))
+        engine = real(cs, *a, **k)
+        if len(cs) > 2:
+            run = engine.run
+
+            def run_then_oom(max_steps, progress, desc):
+                run(50, progress, desc)
+                raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+            engine.run = run_then_oom
+        return engine
+
+    monkeypatch.setattr(R, "batched_engine", engine_that_fills_memory)
+    with caplog.at_level("WARNING", logger="thermosgd.train"):
+        docs = train_grid(configs, [tmp_path / f"g{i}" for i in range(4)], progress=False)
+    assert sizes == [4, 2, 2]
+    assert "out of memory on cpu training 4 configs batched (batch size 128)" in caplog.text
+    assert "retrying in batches of 2" in caplog.text
+    for d, r in zip(docs, ref, strict=True):
+        assert d["status"] == "complete" and d["steps_done"] == 120
+        for k in ("radius", "temperature", "energy", "entropy"):
+            assert d[k] == pytest.approx(r[k], rel=1e-12), k
+
+
+def test_out_of_memory_of_one_config_names_the_batch_size(tmp_path, monkeypatch):
+    from thermosgd.train import run as R
+
+    real = R.single_engine
+
+    def oom_engine(*a, **k):
+        engine = real(*a, **k)
+
+        def run(*_):
+            raise RuntimeError("[enforce fail at alloc_cpu.cpp:119] DefaultCPUAllocator: "
+                               "can't allocate memory: you tried to allocate 9 GB")
+        engine.run = run
+        return engine
+
+    monkeypatch.setattr(R, "single_engine", oom_engine)
+    with pytest.raises(MemoryError, match=r"out of memory on cpu training one config of mlp "
+                                          r"with batch size 128 \(run\).*smaller batch_size"):
+        train(tiny(), tmp_path / "run", progress=False)

@@ -148,6 +148,58 @@ def _engine(idxs: list[int], configs, outs, ckpts, ds, dev, model_fn,
     return engine, f"{len(idxs)} configs"
 
 
+def _run_group(idxs: list[int], configs, outs, ckpts, ds, dev, model_fn, hook,
+               max_steps_this_call, progress) -> Engine:
+    """Build the group's engine, start or resume its directories and train it."""
+    engine, desc = _engine(idxs, configs, outs, ckpts, ds, dev, model_fn, hook)
+    for i in idxs:
+        if ckpts[i] is None:
+            start_fresh(configs[i], outs[i])
+        else:
+            _log.info("%s: resuming from step %d of %d", outs[i].name,
+                      int(ckpts[i]["step"]), configs[i].steps)
+    engine.run(max_steps_this_call, progress, desc)
+    return engine
+
+
+def _is_out_of_memory(e: BaseException) -> bool:
+    """torch's OutOfMemoryError (CUDA and other devices), Python's MemoryError, or the CPU
+    allocator's RuntimeError ("can't allocate memory")."""
+    if isinstance(e, (torch.OutOfMemoryError, MemoryError)):
+        return True
+    msg = str(e).lower()
+    return isinstance(e, RuntimeError) and ("out of memory" in msg
+                                            or "can't allocate memory" in msg)
+
+
+def _split_after_oom(e: BaseException, idxs: list[int], configs, outs, ckpts, results,
+                     dev: torch.device) -> list[list[int]]:
+    """After an out-of-memory error in a group of G configs: the groups to try instead (two
+    of about G/2, each resuming from whatever its directories hold now: a checkpoint written
+    before the error, a finished document, or nothing); a single config raises a one-line
+    MemoryError naming the batch size that failed."""
+    c = configs[idxs[0]]
+    if dev.type == "cuda":
+        torch.cuda.empty_cache()
+    first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+    if len(idxs) == 1:
+        raise MemoryError(
+            f"out of memory on {dev} training one config of {c.model} with batch size "
+            f"{c.batch_size} ({outs[idxs[0]].name}): {first}; use a smaller batch_size or "
+            "model, or another device") from None
+    half = (len(idxs) + 1) // 2
+    _log.warning("out of memory on %s training %d configs batched (batch size %d): %s; "
+                 "retrying in batches of %d", dev, len(idxs), c.batch_size, first, half)
+    left = []
+    for i in idxs:
+        ckpts[i] = inspect_dir(configs[i], outs[i], resume=True, overwrite=False)
+        if ckpts[i] is not None and ckpts[i]["status"] in ("complete", "diverged"):
+            results[i] = finished_doc(configs[i], outs[i], ckpts[i])
+        else:
+            left.append(i)
+    return [part for part in (left[:half], left[half:]) if part]
+
+
 def train_grid(
     configs: Sequence[TrainConfig],
     out_dirs: Sequence[str | os.PathLike],
@@ -168,7 +220,9 @@ def train_grid(
     schedule (and, when resuming, the step reached) train at once as one batched model:
     BN-MLPs always, ConvNets / ResNets on CUDA, and on CPU where it measured faster
     (`thermosgd.train.engine.batch_limit`); ``batched=False``: one at a time; ``"always"``:
-    conv grids batched on CPU too.
+    conv grids batched on CPU too. A batch of G configs that runs out of memory is retried
+    as two batches of about G/2 that resume from their directories (a warning names the G
+    and batch size that failed); one config that does not fit raises MemoryError.
     Every directory is written exactly as `train` writes it, so a grid can be
     resumed batched or not. Runs already complete or diverged are not retrained; their
     documents are returned. Everything is checked (configs, directories, data, SI) before any
@@ -212,17 +266,19 @@ def train_grid(
     if threads is not None:
         torch.set_num_threads(threads)
     try:
-        for idxs in groups.values():
+        pending = list(groups.values())
+        while pending:
+            idxs = pending.pop(0)
             ds = data[_data_key(configs[idxs[0]], devices[idxs[0]])]
-            engine, desc = _engine(idxs, configs, outs, ckpts, ds, devices[idxs[0]], model_fn,
-                                   hook)
-            for i in idxs:
-                if ckpts[i] is None:
-                    start_fresh(configs[i], outs[i])
-                else:
-                    _log.info("%s: resuming from step %d of %d", outs[i].name,
-                              int(ckpts[i]["step"]), configs[i].steps)
-            engine.run(max_steps_this_call, progress, desc)
+            try:
+                engine = _run_group(idxs, configs, outs, ckpts, ds, devices[idxs[0]],
+                                    model_fn, hook, max_steps_this_call, progress)
+            except Exception as e:
+                if not _is_out_of_memory(e):
+                    raise
+                pending[:0] = _split_after_oom(e, idxs, configs, outs, ckpts, results,
+                                               devices[idxs[0]])
+                continue
             for g, i in enumerate(idxs):
                 if engine.docs.get(g) is not None:
                     results[i] = engine.docs[g]
