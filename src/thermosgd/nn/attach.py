@@ -34,7 +34,7 @@ from thermosgd.nn.scale_invariance import SI_RADIAL_TOLERANCE, radial_gradient_s
 from thermosgd.spec import HYPERPARAMETERS
 
 __all__ = ["ACCEPTED", "AttachedMonitor", "Monitor", "OptimizerBinding", "attach",
-           "bind_optimizer", "group_settings"]
+           "bind_optimizer", "check_torch_group", "group_settings", "torch_kind"]
 
 _PROTOCOL_OPTIMIZERS = (FixedLR, FixedELR, FixedSphere, MomentumLR, AdamWLR)
 
@@ -116,7 +116,7 @@ ACCEPTED = (
 )
 
 
-def _torch_kind(optimizer) -> str | None:
+def torch_kind(optimizer) -> str | None:
     """"sgd" / "adamw" for the torch optimizers the closed forms cover (AdamW: also Adam with
     decoupled_weight_decay=True, the same algorithm), None otherwise."""
     if type(optimizer) is torch.optim.SGD:
@@ -129,7 +129,7 @@ def _torch_kind(optimizer) -> str | None:
     return None
 
 
-def _check_torch_group(kind: str, pg: dict) -> None:
+def check_torch_group(kind: str, pg: dict) -> None:
     """Refuse the settings of torch SGD / AdamW the closed forms do not cover."""
     if pg.get("maximize", False):
         raise ValueError("maximize == True, must be False (the monitor follows a descent)")
@@ -203,7 +203,7 @@ def _bind_torch(model, optimizer, kind, params, group) -> OptimizerBinding:
             f"{', '.join(map(str, matches))} of the optimizer's {len(optimizer.param_groups)}")
     gi = matches[0] if group is None else group
     pg = optimizer.param_groups[gi]
-    _check_torch_group(kind, pg)
+    check_torch_group(kind, pg)
     name = "adamw" if kind == "adamw" else ("momentum" if pg.get("momentum", 0) else "sgd")
     hyper, betas = group_settings(kind, "lr", name, pg)
     betas = {"optimizer": name, **betas} if betas else {}
@@ -226,7 +226,7 @@ def bind_optimizer(
     the lr protocol (lr, wd = weight_decay; SGD's coupled, AdamW's decoupled)."""
     if isinstance(optimizer, _PROTOCOL_OPTIMIZERS):
         return _bind_protocol_optimizer(optimizer, params, group)
-    kind = _torch_kind(optimizer)
+    kind = torch_kind(optimizer)
     if kind is not None:
         return _bind_torch(model, optimizer, kind, params, group)
     hint = ""

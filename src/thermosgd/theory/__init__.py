@@ -20,6 +20,7 @@ from thermosgd.theory.predict import (
 )
 from thermosgd.theory.sgd import (
     angular_mixing_time,
+    angular_update,
     discrete_energy,
     discrete_entropy_shift,
     elr_at_radius,
@@ -50,6 +51,7 @@ __all__ = [
     "Prediction",
     "adamw",
     "angular_mixing_time",
+    "angular_update",
     "discrete_energy",
     "discrete_entropy_shift",
     "elr_at_radius",

@@ -126,7 +126,10 @@ class FixedLRForms:
     * ``pressure(wd, radius, sigma2, dim)``: lambda (coupled WD); AdamW lambda sqrt(s);
     * ``relaxation_time(lr, wd, momentum, beta2=None)`` (beta2: AdamW's, default torch's
       0.999; the others ignore it); ``maxwell_slope(dim)``: dS/dlog(lr) -
-      dS/dlog(wd) ((d-1)/2; AdamW d-1).
+      dS/dlog(wd) ((d-1)/2; AdamW d-1);
+    * ``angular_update(lr, wd, momentum)``: the equilibrium RMS angular update per step,
+      sqrt(E||w_{t+1} - w_t||^2 / E r^2): sqrt(2 eta lambda) (SGD, exact), sqrt(2 eta lambda /
+      (1+beta)) (heavy ball), sqrt(2 eta lambda (1-b1)/(1+b1)) (AdamW, eta lambda -> 0).
     """
 
     radius_sde: Callable[..., Float]
@@ -137,6 +140,7 @@ class FixedLRForms:
     pressure: Callable[..., Float]
     relaxation_time: Callable[..., Float]
     maxwell_slope: Callable[..., Float]
+    angular_update: Callable[..., Float]
 
 
 def _needs(optimizer: str, momentum: Any) -> Any:
@@ -182,6 +186,7 @@ FIXED_LR_FORMS: dict[str, FixedLRForms] = {
         pressure=_coupled_lr_pressure,
         relaxation_time=lambda lr, wd, m, b2=None: _sgd.relaxation_time("lr", lr=lr, wd=wd),
         maxwell_slope=lambda dim: _sgd.maxwell_slope("lr", dim),
+        angular_update=lambda lr, wd, m: _sgd.angular_update(lr, wd),
     ),
     "momentum": FixedLRForms(
         radius_sde=lambda lr, wd, sigma2, dim, m: _momentum.momentum_radius(
@@ -196,6 +201,8 @@ FIXED_LR_FORMS: dict[str, FixedLRForms] = {
         relaxation_time=lambda lr, wd, m, b2=None: _momentum.momentum_relaxation_time(
             lr, wd, _needs("momentum", m)),
         maxwell_slope=_momentum.momentum_maxwell_slope,
+        angular_update=lambda lr, wd, m: _momentum.momentum_angular_update(
+            lr, wd, _needs("momentum", m)),
     ),
     "adamw": FixedLRForms(
         radius_sde=_adamw_lr_radius_sde,
@@ -209,6 +216,8 @@ FIXED_LR_FORMS: dict[str, FixedLRForms] = {
         pressure=_adamw.adamw_pressure,
         relaxation_time=_adamw_lr_relaxation_time,
         maxwell_slope=_adamw.adamw_maxwell_slope,
+        angular_update=lambda lr, wd, m: _adamw.adamw_angular_update(
+            lr, wd, _needs("adamw", m)),
     ),
 }
 

@@ -37,6 +37,7 @@ Float = np.float64 | np.ndarray
 
 __all__ = [
     "angular_mixing_time",
+    "angular_update",
     "discrete_energy",
     "discrete_entropy_shift",
     "elr_at_radius",
@@ -497,6 +498,19 @@ def isotropic_entropy_slopes(protocol: str, dim: ArrayLike) -> dict:
 
 
 # ----------------------------------------------------------------------------- time scales
+
+
+def angular_update(lr: ArrayLike, wd: ArrayLike) -> Float:
+    """Equilibrium angular update per step of SGD with coupled weight decay on an SI group:
+    sqrt(E||w_{t+1} - w_t||^2 / E||w_t||^2) = sqrt(2 eta lambda).
+
+    Exact at stationarity: ||w_{t+1} - w_t||^2 = eta^2 lambda^2 r^2 + eta^2 ||g||^2 (only
+    <w_t, g_t> = 0 is used) and the norm balance (2 eta lambda - eta^2 lambda^2) E r^2 =
+    eta^2 E||g||^2 sum to 2 eta lambda E r^2 (heavy ball's form at beta = 0).
+    """
+    lr = positive_array("lr", lr)
+    wd = positive_array("wd", wd)
+    return _out(np.sqrt(2.0 * lr * wd))
 
 
 def relaxation_time(
